@@ -1,0 +1,45 @@
+# kd-gat — `make help` lists the targets. Every target runs inside .venv, built from requirements.lock.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+export WANDB_MODE ?= offline
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## build the virtual environment from requirements.lock (exact pins)
+
+run: $(STAMP) ## run the pipeline (dvc repro) on the datasets in params.yaml (default: synth)
+	$(BIN)/dvc repro
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy kdgat stages
+
+bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/latest.json)
+	@mkdir -p bench
+	$(BIN)/python -m kdgat.bench | tee bench/latest.json
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
+	rm -rf /tmp/kdgat-lock && $(PY) -m venv /tmp/kdgat-lock
+	/tmp/kdgat-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+
+clean: ## remove the environment and caches (keeps data/ and the DVC cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

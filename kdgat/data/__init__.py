@@ -1,0 +1,1 @@
+"""CAN data: log formats, the dataset catalogue, the synthetic bus, windows → graphs."""

@@ -1,0 +1,29 @@
+"""DVC stage `ingest@<dataset>`: data/raw/<dataset>/ → data/frames/<dataset>.parquet (params: ingest).
+
+Writes the ingest report (files, frames, bad lines skipped) to reports/ingest/<dataset>.json.
+"""
+
+import sys
+
+from kdgat.config import load_params
+from kdgat.data import catalog
+from kdgat.data.formats import read_any
+from kdgat.data.frames import write_frames
+from kdgat.reports import write_json
+from kdgat.stage import run_stage
+
+
+def main(dataset: str) -> None:
+    opts = load_params().ingest
+    entry = catalog.get(dataset)
+    fmt = entry.format if opts.format == "auto" else opts.format
+    raw = entry.raw_dir()
+    if not raw.exists():
+        raise FileNotFoundError(f"{raw}: raw data for {dataset!r} missing (source: {entry.source})")
+    frames, report = read_any(raw, fmt=fmt, on_bad_line=opts.on_bad_line)
+    write_frames(frames, f"data/frames/{dataset}.parquet")
+    write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
+
+
+if __name__ == "__main__":
+    run_stage(main, *sys.argv[1:])
