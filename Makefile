@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
+export PATH := $(abspath $(BIN)):$(PATH)  # DVC stage commands call `python` from the venv
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help

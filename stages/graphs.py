@@ -4,6 +4,7 @@ Writes split counts, duplicates dropped and the vocabulary size to reports/graph
 """
 
 import sys
+from pathlib import Path
 
 from kdgat.config import load_params
 from kdgat.data.frames import read_frames
@@ -15,7 +16,7 @@ from kdgat.stage import run_stage
 def main(dataset: str) -> None:
     p = load_params()
     frames = read_frames(f"data/frames/{dataset}.parquet")
-    meta = build_graphs(frames, p.windows, p.split, p.vocab, f"data/graphs/{dataset}")
+    meta = build_graphs(frames, p.windows, p.split, p.vocab, Path(f"data/graphs/{dataset}"))
     write_json({k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}, f"reports/graphs/{dataset}.json")
 
 
