@@ -25,9 +25,17 @@ from kdgat.data.calibration import (
 from kdgat.data.formats import read_capture
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filename
-from kdgat.data.synth import MANIFEST, generate, to_cantt
+from kdgat.data.synth import MANIFEST, attack_roles, generate, plan_dataset, to_cantt
 from kdgat.data.synth_attacks import ATTACKS, inject_attacks, inject_attacks_with_plan
-from kdgat.data.synth_bus import STREAM_CAPTURE, make_vehicle, simulate_vehicle, stream
+from kdgat.data.synth_bus import (
+    STREAM_CAPTURE,
+    IdSpec,
+    make_vehicle,
+    payload_checksum,
+    read_counter,
+    simulate_vehicle,
+    stream,
+)
 
 WRX = Path(__file__).resolve().parents[2] / "shared/data/can/wrx-2016"
 PARAMS = SynthParams(seed=7, minutes=1.0, vehicles=3)
@@ -255,6 +263,47 @@ def test_masquerade_replaces_the_sender_at_its_period(dataset: tuple[Path, dict[
         assert forged == pytest.approx(legit, rel=0.05)
 
 
+def _payload(df: pl.DataFrame) -> np.ndarray:
+    return df.select(BYTE_COLUMNS).to_numpy().astype(np.int64)
+
+
+def _counter_steps(spec: IdSpec, pay: np.ndarray) -> np.ndarray:
+    return np.diff(read_counter(spec, pay)) % (1 << spec.counter[2]) if spec.counter else np.ones(1)
+
+
+def test_masquerade_frames_obey_the_ids_counter_and_checksum(dataset: tuple[Path, dict[str, Any]]) -> None:
+    root, manifest = dataset
+    plan = {f"{c.folder}/{c.name}": c for c in plan_dataset(PARAMS)}
+    rules_seen: set[str] = set()
+    for f in _files(manifest, "masquerade"):
+        df, _ = _capture(root, f)
+        cap = plan[f["path"]]
+        vehicle = make_vehicle(cap.vehicle, PARAMS.seed)
+        target, byte = attack_roles(vehicle)["masquerade"]
+        spec = next(s for s in vehicle.ids if s.can_id == target)
+        stream_ = df.filter(pl.col("can_id") == target)  # legitimate and forged frames of the ID, in order
+        forged = stream_.filter(pl.col("label") == 1)
+        assert forged.height == sum(b["frames"] for b in f["bursts"]) > 0
+        if spec.checksum is not None:
+            rules_seen.add("checksum")
+            assert (payload_checksum(spec, _payload(forged)) == _payload(forged)[:, spec.checksum[0]]).all()
+        if spec.counter is not None:  # one step per frame across the whole ID, bursts included
+            rules_seen.add("counter")
+            assert (_counter_steps(spec, _payload(stream_)) == 1).all(), f["path"]
+        # Against what the legitimate sender would have sent at the same instants (same seed stream):
+        # the forged byte differs in most frames; no byte but it and the checksum byte changes.
+        rng = stream(PARAMS.seed, STREAM_CAPTURE, cap.index)
+        legit = simulate_vehicle(vehicle, cap.duration_s, rng, t0=f["start_time"], source=f["path"])
+        us = (pl.col("timestamp") * 1e6).round().cast(pl.Int64).alias("us")
+        pair = forged.with_columns(us).join(legit.with_columns(us), on=["can_id", "us"], suffix="_legit")
+        assert pair.height == forged.height
+        a, b = _payload(pair), pair.select(f"{c}_legit" for c in BYTE_COLUMNS).to_numpy().astype(np.int64)
+        assert (a[:, byte] != b[:, byte]).mean() > 0.9, f["path"]
+        changed = set(np.flatnonzero((a != b).any(axis=0)).tolist())
+        assert changed <= {byte, *([spec.checksum[0]] if spec.checksum else [])}, f["path"]
+    assert rules_seen == {"checksum", "counter"}  # the dataset exercises both rules
+
+
 def test_suspension_removes_the_id_and_labels_its_interval(dataset: tuple[Path, dict[str, Any]]) -> None:
     root, manifest = dataset
     for f in _files(manifest, "suspension"):
@@ -312,6 +361,46 @@ def test_masquerade_and_suspension_touch_only_their_target(benign: pl.DataFrame)
         untouched = untouched & ~pl.col("timestamp").is_between(b.start, b.end, "left")
     assert _key(out.filter(untouched)).equals(_key(benign.filter(untouched)))
     assert (out.filter(untouched)["label"] == 0).all()
+
+
+def test_masquerade_keeps_payload_rules_only_when_the_layout_is_known(benign: pl.DataFrame) -> None:
+    vehicle = make_vehicle(1, 11)
+    specs = {s.can_id: s for s in vehicle.ids}
+    cid, byte = vehicle.roles["speed"]
+    spec = specs[cid]
+    assert spec.checksum is not None and spec.counter is not None  # the fixture's speed ID has both
+    roles = {"masquerade": (cid, byte)}
+
+    def forged(**kw: Any) -> np.ndarray:
+        out = inject_attacks(benign, ["masquerade"], np.random.default_rng(3), roles=roles, **kw)
+        return _payload(out.filter(pl.col("label") == 1))
+
+    valid, stale = forged(layouts=vehicle.ids), forged()
+    assert (payload_checksum(spec, valid) == valid[:, spec.checksum[0]]).all()
+    # Without a layout (as on real traffic) the checksum byte is left as the legitimate frame had it.
+    assert (payload_checksum(spec, stale) != stale[:, spec.checksum[0]]).mean() > 0.9
+    assert (valid[:, byte] == stale[:, byte]).all()
+    with pytest.raises(ValueError, match="counter or checksum byte"):
+        inject_attacks(
+            benign,
+            ["masquerade"],
+            np.random.default_rng(3),
+            roles={"masquerade": (cid, spec.checksum[0])},
+            layouts=vehicle.ids,
+        )
+    # Targets picked at random: never a rule byte, and the ID's rules hold over its whole stream.
+    for seed in range(8):
+        out, bursts = inject_attacks_with_plan(
+            benign, ["masquerade"], np.random.default_rng(seed), layouts=vehicle.ids
+        )
+        s = specs[bursts[0].target_ids[0]]
+        pay = _payload(out.filter(pl.col("can_id") == s.can_id))
+        if s.checksum is not None:
+            assert (payload_checksum(s, pay) == pay[:, s.checksum[0]]).all(), seed
+        assert (_counter_steps(s, pay) == 1).all(), seed
+        before = _payload(benign.filter(pl.col("can_id") == s.can_id))
+        changed = set(np.flatnonzero((pay != before).any(axis=0)).tolist())
+        assert changed and not changed & {s.counter[0] if s.counter else -1}, seed
 
 
 def test_injector_rejects_bad_input(benign: pl.DataFrame) -> None:

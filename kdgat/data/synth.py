@@ -14,7 +14,8 @@ unknown attack:
     test_04_unknown_vehicle_unknown_attack/  unknown vehicle × holdout attack
 
 Attack files also hold benign stretches (lead-in and gaps between bursts), so every test folder has
-benign traffic. See kdgat.data.synth_attacks for the labelling rules (suspension labels the frames
+benign traffic. Masquerade frames keep valid counters and checksums (the attacker knows the layout). See
+kdgat.data.synth_attacks for the labelling rules (suspension labels the frames
 inside its interval). `params.minutes` is split 60 % training (a third of it benign) / 40 % test, the
 test share over the four scenarios in proportion to the square root of their file counts. No file is
 shorter than MIN_FILE_S (room for a lead-in and a few bursts), so small `minutes` values yield more
@@ -148,7 +149,7 @@ def generate(out_dir: str | Path, params: SynthParams) -> dict[str, Any]:
             bursts: list[Burst] = []
             if cap.attack != BENIGN:
                 frames, bursts = inject_attacks_with_plan(
-                    frames, [cap.attack], rng, roles=attack_roles(vehicle)
+                    frames, [cap.attack], rng, roles=attack_roles(vehicle), layouts=vehicle.ids
                 )
             write_cantt(frames, tmp / rel)
             files.append(

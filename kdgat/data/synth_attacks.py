@@ -8,7 +8,9 @@ Harder kinds:
   replay      frames of 1–3 IDs recorded earlier in the same capture are sent again, shifted in time, on
               top of the legitimate traffic (so those IDs briefly run at double rate)
   masquerade  the legitimate sender of one ID falls silent and the attacker takes its place at the same
-              instants (timing stays normal), holding one payload byte at a forged constant value
+              instants (timing stays normal), holding one payload byte at a forged constant value; given
+              the ID's payload layout (`layouts`), the attacker continues the rolling counter and
+              recomputes the checksum, so every forged frame is valid under the ID's own rules
   suspension  one ID stops being sent
 
 Labels: every injected frame has label 1 and attack_type = the attack's name; benign frames keep label 0
@@ -22,7 +24,7 @@ Car-Hacking; the burst list with targets and frame counts is returned for the da
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from kdgat.data.frames import BYTE_COLUMNS, conform
+from kdgat.data.synth_bus import IdSpec, read_counter, seal_payload, write_counter
 
 ATTACKS = ("dos", "fuzzy", "gear", "rpm", "replay", "masquerade", "suspension")
 INJECTION_INTERVAL_S = {"dos": 0.0003, "fuzzy": 0.0005, "gear": 0.001, "rpm": 0.001}
@@ -84,9 +87,10 @@ def inject_attacks(
     *,
     roles: Mapping[str, tuple[int, int]] | None = None,
     schedule: BurstSchedule | None = None,
+    layouts: Iterable[IdSpec] | None = None,
 ) -> pl.DataFrame:
     """`frames` (one benign capture) with attack bursts added; see `inject_attacks_with_plan`."""
-    return inject_attacks_with_plan(frames, kinds, rng, roles=roles, schedule=schedule)[0]
+    return inject_attacks_with_plan(frames, kinds, rng, roles=roles, schedule=schedule, layouts=layouts)[0]
 
 
 def inject_attacks_with_plan(
@@ -96,12 +100,22 @@ def inject_attacks_with_plan(
     *,
     roles: Mapping[str, tuple[int, int]] | None = None,
     schedule: BurstSchedule | None = None,
+    layouts: Iterable[IdSpec] | None = None,
 ) -> tuple[pl.DataFrame, list[Burst]]:
     """Inject bursts of `kinds` (cycled burst by burst) into one benign capture.
 
     roles: optional attack kind → (CAN ID, payload byte) naming the ID to spoof and the byte holding
     its signal ("gear", "rpm", "masquerade", "suspension"); kinds without one pick a periodic ID of the
     capture at random. Returns the time-sorted frame table and the bursts as placed.
+
+    layouts: the payload layouts of the capture's IDs (`VehicleSpec.ids` for a synthetic capture). The
+    masquerade then never forges a counter or checksum byte, numbers its frames from the last counter
+    the legitimate sender put on the bus, and recomputes each frame's checksum; a role that names a
+    counter or checksum byte is a ValueError. Without a layout for the target ID (real traffic such as
+    the WRX logs, whose rules are unknown), the forged frames keep every other byte of the frames they
+    replace: the counter stays in sequence unless the forged byte holds it, and a checksum byte is left
+    stale, so a detector that knows the rule would see it. gear / rpm spoofing ignores layouts: as in
+    Car-Hacking it repeats one fixed payload.
     """
     bad = [k for k in kinds if k not in ATTACKS]
     if not kinds or bad:
@@ -112,6 +126,7 @@ def inject_attacks_with_plan(
     if int(frames["label"].max() or 0) > 0:  # type: ignore[arg-type]
         raise ValueError(f"{frames['source'][0]}: inject_attacks expects benign frames (label 0 only)")
     roles = roles or {}
+    rules = {s.can_id: s for s in layouts or ()}
     sched = schedule or BurstSchedule()
     t0, t1 = float(frames["timestamp"][0]), float(frames["timestamp"][-1])
     ids = _id_table(frames)
@@ -124,7 +139,7 @@ def inject_attacks_with_plan(
         kind = kinds[n % len(kinds)]
         if kind in INJECTION_INTERVAL_S:
             if kind in ("gear", "rpm") and kind not in spoof:
-                targets[kind] = _forge(frames, ids, kind, roles, rng)
+                targets[kind] = _forge(frames, ids, kind, roles, rng, {})  # fixed payload: no rules
                 cid, byte, value = targets[kind]
                 spoof[kind] = _sample_payload(frames, cid, rng)
                 spoof[kind][byte] = value
@@ -137,9 +152,10 @@ def inject_attacks_with_plan(
             blocks.append(block)
             bursts.append(burst)
         else:
+            masq = rules if kind == "masquerade" else {}
             if kind not in targets:
-                targets[kind] = _forge(frames, ids, kind, roles, rng)
-            work, count = _take_over(work, kind, start, end, targets[kind])
+                targets[kind] = _forge(frames, ids, kind, roles, rng, masq)
+            work, count = _take_over(work, kind, start, end, targets[kind], masq.get(targets[kind][0]))
             bursts.append(Burst(kind, start, end, (targets[kind][0],), count))
     out = pl.concat([work, *[conform(b) for b in blocks]], how="vertical")
     return out.sort("timestamp", maintain_order=True), bursts
@@ -192,13 +208,21 @@ def _replay(
 
 
 def _take_over(
-    work: pl.DataFrame, kind: str, start: float, end: float, target: tuple[int, int, int]
+    work: pl.DataFrame,
+    kind: str,
+    start: float,
+    end: float,
+    target: tuple[int, int, int],
+    spec: IdSpec | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """Masquerade (forge one byte of the target's frames) or suspension (drop them) inside the window."""
     cid, byte, value = target
     in_win = pl.col("timestamp").is_between(start, end, "left")
     hit = in_win & (pl.col("can_id") == cid)
-    if kind == "masquerade":
+    if kind == "masquerade" and spec is not None:
+        mark = hit
+        work = _masquerade_valid(work, start, end, target, spec)
+    elif kind == "masquerade":  # payload rules unknown: only the forged byte changes
         col = BYTE_COLUMNS[byte]
         mark = hit
         work = work.with_columns(pl.when(hit).then(pl.lit(value, pl.UInt8)).otherwise(pl.col(col)).alias(col))
@@ -210,6 +234,29 @@ def _take_over(
         pl.when(mark).then(pl.lit(kind)).otherwise(pl.col("attack_type")).alias("attack_type"),
     )
     return work, work.filter(mark).height
+
+
+def _masquerade_valid(
+    work: pl.DataFrame, start: float, end: float, target: tuple[int, int, int], spec: IdSpec
+) -> pl.DataFrame:
+    """Forge the target's frames in [start, end) keeping its counter sequence and checksum valid."""
+    cid, byte, value = target
+    rows = np.flatnonzero(work["can_id"].to_numpy() == cid)  # the ID's frames, in time order
+    ts = work["timestamp"].to_numpy()[rows]
+    win = (ts >= start) & (ts < end)
+    if not win.any():
+        return work
+    pay = work.select(BYTE_COLUMNS).to_numpy(writable=True)
+    forged = pay[rows[win]].astype(np.int64)
+    forged[:, byte] = value
+    if spec.counter is not None:
+        # The attacker counts on from the last frame it saw; the legitimate sender, silent meanwhile,
+        # resumes its own sequence after the burst, which lines up because both sent one frame per slot.
+        before = rows[ts < start]
+        first = read_counter(spec, pay[before[-1:]])[0] + 1 if before.size else read_counter(spec, forged)[0]
+        write_counter(spec, forged, first + np.arange(forged.shape[0]))
+    pay[rows[win]] = seal_payload(spec, forged)
+    return work.with_columns(pl.Series(c, pay[:, j], pl.UInt8) for j, c in enumerate(BYTE_COLUMNS))
 
 
 def _id_table(frames: pl.DataFrame) -> pl.DataFrame:
@@ -237,18 +284,39 @@ def _forge(
     kind: str,
     roles: Mapping[str, tuple[int, int]],
     rng: np.random.Generator,
+    rules: Mapping[int, IdSpec],
 ) -> tuple[int, int, int]:
-    """(target ID, byte, forged value) for a spoofing kind; the value differs from the byte's usual one."""
+    """(target ID, byte, forged value) for a spoofing kind; the value differs from the byte's usual one.
+
+    IDs with a layout in `rules` never have their counter or checksum byte forged.
+    """
     if kind in roles:
         cid, byte = roles[kind]
+        if byte in _reserved(rules.get(cid)):
+            raise ValueError(f"{kind} role: byte {byte} of ID {cid:03X} is its counter or checksum byte")
     else:
-        cid = int(rng.choice(_candidates(ids, kind)))
+        cands = _candidates(ids, kind)
+        dlc = dict(zip(ids["can_id"].to_list(), ids["dlc"].to_list(), strict=True))
+        free = [c for c in cands if set(range(max(1, dlc[int(c)]))) - _reserved(rules.get(int(c)))]
+        cid = int(rng.choice(free or cands))
         row = ids.filter(pl.col("can_id") == cid).row(0, named=True)
-        varying = [j for j in range(int(row["dlc"])) if row[BYTE_COLUMNS[j]]]
-        byte = int(rng.choice(varying or list(range(max(1, int(row["dlc"]))))))
+        reserved = _reserved(rules.get(cid))
+        varying = [j for j in range(int(row["dlc"])) if row[BYTE_COLUMNS[j]] and j not in reserved]
+        fallback = [j for j in range(max(1, int(row["dlc"]))) if j not in reserved]
+        byte = int(rng.choice(varying or fallback or [0]))
     usual = frames.filter(pl.col("can_id") == cid)[BYTE_COLUMNS[byte]].mode().sort()
     base = int(usual[0]) if usual.len() else 0
     return int(cid), int(byte), (base + int(rng.integers(64, 192))) & 0xFF
+
+
+def _reserved(spec: IdSpec | None) -> set[int]:
+    """Bytes of an ID that a rule recomputes (counter, checksum): forging them would be undone."""
+    out: set[int] = set()
+    if spec is not None and spec.counter is not None:
+        out.add(spec.counter[0])
+    if spec is not None and spec.checksum is not None:
+        out.add(spec.checksum[0])
+    return out
 
 
 def _sample_payload(frames: pl.DataFrame, cid: int, rng: np.random.Generator) -> np.ndarray:

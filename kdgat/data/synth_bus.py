@@ -14,6 +14,8 @@ phases differ per capture. Distributions come from kdgat.data.calibration (WRX_*
   throttle, brake); `VehicleSpec.roles` names them, so gear/RPM spoofing can target the right ID.
 
 Everything is vectorized per ID (numpy arrays of timestamps and payload bytes), then merge-sorted.
+The counter and checksum rules of an ID (`read_counter`, `write_counter`, `payload_checksum`,
+`seal_payload`) are public: the masquerade attack in kdgat.data.synth_attacks keeps them valid.
 """
 
 from __future__ import annotations
@@ -87,6 +89,46 @@ class VehicleSpec:
             "roles": {r: {"id": f"{i:03X}", "byte": b} for r, (i, b) in self.roles.items()},
             "frames_per_s": round(sum(1.0 / s.period_s for s in self.ids), 2),
         }
+
+
+# Payload rules of one ID, shared by the simulator and the attack injector (a masquerading attacker
+# keeps them valid). `pay` is an (n, 8) integer array of payload bytes, one row per frame.
+
+
+def read_counter(spec: IdSpec, pay: np.ndarray) -> np.ndarray:
+    """The rolling counter of each row (int64); ValueError if the ID has none."""
+    if spec.counter is None:
+        raise ValueError(f"ID {spec.can_id:03X} has no rolling counter")
+    byte, shift, bits = spec.counter
+    return (pay[:, byte].astype(np.int64) >> shift) & ((1 << bits) - 1)
+
+
+def write_counter(spec: IdSpec, pay: np.ndarray, values: np.ndarray) -> None:
+    """Set the counter field of every row of `pay` in place (values taken modulo the field width)."""
+    if spec.counter is None:
+        raise ValueError(f"ID {spec.can_id:03X} has no rolling counter")
+    byte, shift, bits = spec.counter
+    mask = ((1 << bits) - 1) << shift
+    packed = (np.asarray(values, dtype=np.int64) << shift) & mask
+    pay[:, byte] = (pay[:, byte].astype(np.int64) & ~mask & 0xFF) | packed
+
+
+def payload_checksum(spec: IdSpec, pay: np.ndarray) -> np.ndarray:
+    """The checksum byte each row must carry: sum or XOR of the ID's other bytes, seeded by the ID."""
+    if spec.checksum is None:
+        raise ValueError(f"ID {spec.can_id:03X} has no checksum byte")
+    byte, how = spec.checksum
+    others = np.delete(pay[:, : spec.dlc].astype(np.int64), byte, axis=1)
+    if how == "sum":
+        return (others.sum(axis=1) + spec.can_id) & 0xFF
+    return np.bitwise_xor.reduce(others, axis=1) ^ (spec.can_id & 0xFF)
+
+
+def seal_payload(spec: IdSpec, pay: np.ndarray) -> np.ndarray:
+    """`pay` with its checksum byte recomputed in place (unchanged if the ID has none); returns `pay`."""
+    if spec.checksum is not None:
+        pay[:, spec.checksum[0]] = payload_checksum(spec, pay)
+    return pay
 
 
 def make_vehicle(index: int, seed: int) -> VehicleSpec:
@@ -234,17 +276,9 @@ def _payloads(
         for k in range(s.nbytes):
             p[:, s.byte + k] = (v >> (8 * (s.nbytes - 1 - k))) & 0xFF
     if spec.counter is not None:
-        byte, shift, bits = spec.counter
-        c = (int(rng.integers(0, 2**bits)) + np.arange(n)) % (2**bits)
-        p[:, byte] = (p[:, byte] & ~(((1 << bits) - 1) << shift) & 0xFF) | (c << shift)
-    if spec.checksum is not None:
-        byte, how = spec.checksum
-        others = np.delete(p[:, : spec.dlc], byte, axis=1)
-        if how == "sum":
-            p[:, byte] = (others.sum(axis=1) + spec.can_id) & 0xFF
-        else:
-            p[:, byte] = np.bitwise_xor.reduce(others, axis=1) ^ (spec.can_id & 0xFF)
-    return p.astype(np.uint8)
+        bits = spec.counter[2]
+        write_counter(spec, p, (int(rng.integers(0, 2**bits)) + np.arange(n)) % (2**bits))
+    return seal_payload(spec, p).astype(np.uint8)
 
 
 def simulate_vehicle(
