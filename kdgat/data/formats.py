@@ -1,0 +1,237 @@
+"""Every supported CAN log format → the canonical frame table (kdgat.data.frames).
+
+    frames, report = read_any("data/raw/set_01")            # a dataset folder or a single capture
+    frames, report = read_capture("gas-pedal.log", fmt="candump", on_bad_line="skip")
+
+Formats: candump logs; asc, blf, trc and python-can's csv (read by python-can); the HCRL Car-Hacking
+CSV and its normal_run_data.txt layout; the can-train-and-test CSV. "auto" detects the format from the
+BLF signature, the first non-blank line, and the extension.
+
+Bad input: with on_bad_line="error" the first bad line raises FrameError naming file and physical
+line; with "skip" bad lines are dropped and counted in the IngestReport. Timestamps must not go
+backwards within a file (skip mode drops each frame earlier than one before it). Remote and error
+frames carry no payload: they are dropped in both modes and counted as non_data. A file with no
+frame left, an empty file, or a file whose header or format cannot be read is an error in both modes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from tqdm import tqdm
+
+from kdgat.data.formats_core import MAX_EXAMPLES, FileCounts, finish
+from kdgat.data.formats_pycan import CANLOG_CSV_HEADER, read_blf, read_pycan_text
+from kdgat.data.formats_text import (
+    CANTT_HEADER,
+    read_candump,
+    read_cantt_fast,
+    read_cantt_lines,
+    read_hcrl,
+    read_hcrl_txt,
+)
+from kdgat.data.frames import BENIGN, FrameError, conform
+from kdgat.data.layout import attack_of_filename
+
+__all__ = [
+    "FORMATS",
+    "FrameError",
+    "IngestReport",
+    "capture_files",
+    "detect_format",
+    "read_any",
+    "read_capture",
+    "read_dataset",
+]
+
+FORMATS = ("candump", "asc", "blf", "trc", "canlog_csv", "hcrl", "hcrl_txt", "cantt")
+ON_BAD_LINE = ("error", "skip")
+CAPTURE_SUFFIXES = (".log", ".csv", ".txt", ".asc", ".blf", ".trc")
+_DOC_STEMS = ("readme", "license", "licence", "notice", "changelog", "citation")
+_SNIFF = [  # first non-blank line → format, tried in order
+    ("candump", re.compile(r"^\(\s*[0-9.]+\)\s+\S+\s+[^#\s]*#")),
+    ("hcrl_txt", re.compile(r"^Timestamp:\s*[0-9.]+\s+ID:")),
+    ("hcrl", re.compile(r"^[0-9]+(\.[0-9]+)?,[0-9A-Fa-f]+,[0-9],")),
+    ("asc", re.compile(r"^(date\s|base\s+(hex|dec)|//|begin\s+triggerblock)", re.IGNORECASE)),
+    ("trc", re.compile(r"^;")),
+]
+_BY_SUFFIX = {".asc": "asc", ".trc": "trc", ".blf": "blf"}
+
+
+@dataclass
+class IngestReport:
+    """What an ingest read: counts for the stage's JSON report."""
+
+    files: int = 0
+    frames: int = 0
+    bad_lines: int = 0  # dropped in skip mode (out_of_order included)
+    out_of_order: int = 0  # frames dropped because their timestamp went backwards
+    non_data: int = 0  # remote and error frames, which carry no payload
+    bad_examples: list[str] = field(default_factory=list)  # first few "file:line: reason"
+    files_by_format: dict[str, int] = field(default_factory=dict)
+    frames_by_format: dict[str, int] = field(default_factory=dict)
+
+    def add(self, fmt: str, counts: FileCounts) -> None:
+        self.files += 1
+        self.frames += counts.frames
+        self.bad_lines += counts.bad_lines
+        self.out_of_order += counts.out_of_order
+        self.non_data += counts.non_data
+        self.bad_examples = (self.bad_examples + counts.bad_examples)[:MAX_EXAMPLES]
+        self.files_by_format[fmt] = self.files_by_format.get(fmt, 0) + 1
+        self.frames_by_format[fmt] = self.frames_by_format.get(fmt, 0) + counts.frames
+
+    def merge(self, other: IngestReport) -> None:
+        for name in ("files", "frames", "bad_lines", "out_of_order", "non_data"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.bad_examples = (self.bad_examples + other.bad_examples)[:MAX_EXAMPLES]
+        for mine, theirs in (
+            (self.files_by_format, other.files_by_format),
+            (self.frames_by_format, other.frames_by_format),
+        ):
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a capture: BLF by its signature, text formats by their first non-blank line, then
+    by extension (asc, trc). Raises FrameError for missing, empty, binary or unrecognised files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FrameError(path, "no such file")
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    if not head:
+        raise FrameError(path, "empty file")
+    if head[:4] == b"LOGG":
+        return "blf"
+    if path.suffix.lower() == ".blf":
+        raise FrameError(path, "has the .blf extension but no BLF signature ('LOGG')")
+    if b"\0" in head:
+        raise FrameError(path, "binary data of unknown format (neither a text CAN log nor BLF)")
+    first = next((s.strip() for s in head.decode("utf-8-sig", "replace").splitlines() if s.strip()), None)
+    if first is None:
+        raise FrameError(path, "empty file (only blank lines)")
+    header = first.lower()
+    if header == CANTT_HEADER:
+        return "cantt"
+    if header == CANLOG_CSV_HEADER:
+        return "canlog_csv"
+    for fmt, pattern in _SNIFF:
+        if pattern.match(first):
+            return fmt
+    if path.suffix.lower() in _BY_SUFFIX:
+        return _BY_SUFFIX[path.suffix.lower()]
+    raise FrameError(
+        path, f"unknown log format (first line: {first[:80]!r}); pass one of {', '.join(FORMATS)}"
+    )
+
+
+def read_capture(
+    path: str | Path, fmt: str = "auto", on_bad_line: str = "error", source: str | None = None
+) -> tuple[pl.DataFrame, IngestReport]:
+    """One capture file → (canonical frame table, report). ``source`` defaults to the file name."""
+    path = Path(path)
+    _check_options(fmt, on_bad_line)
+    if not path.is_file():
+        raise FrameError(path, "no such file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    counts = FileCounts()
+    frames = _read(path, fmt, on_bad_line, counts, source or path.name)
+    report = IngestReport()
+    report.add(fmt, counts)
+    return frames, report
+
+
+def read_dataset(
+    root: str | Path, fmt: str = "auto", on_bad_line: str = "error", progress: bool | None = None
+) -> tuple[pl.DataFrame, IngestReport]:
+    """Every capture under a dataset folder (can-train-and-test layout, HCRL files, candump logs...),
+    concatenated with ``source`` = path relative to ``root``, sorted by (source, timestamp).
+
+    progress: show a tqdm bar over files (None: only on a terminal)."""
+    root = Path(root)
+    _check_options(fmt, on_bad_line)
+    files = capture_files(root)
+    if not files:
+        raise FrameError(root, f"no capture files ({' '.join(CAPTURE_SUFFIXES)}) under this folder")
+    parts, report = [], IngestReport()
+    bar = tqdm(
+        files, desc=f"ingest {root.name}", unit="file", disable=None if progress is None else not progress
+    )
+    for f in bar:
+        df, rep = read_capture(f, fmt, on_bad_line, source=f.relative_to(root).as_posix())
+        parts.append(df)
+        report.merge(rep)
+    # Files are in source order and each is sorted by time, so the concatenation is already sorted.
+    return conform(pl.concat(parts, how="vertical")), report
+
+
+def read_any(
+    path: str | Path, fmt: str = "auto", on_bad_line: str = "error"
+) -> tuple[pl.DataFrame, IngestReport]:
+    """A file → read_capture; a folder → read_dataset."""
+    path = Path(path)
+    if path.is_dir():
+        return read_dataset(path, fmt, on_bad_line)
+    if path.is_file():
+        return read_capture(path, fmt, on_bad_line)
+    raise FrameError(path, "no such file or folder")
+
+
+def capture_files(root: str | Path) -> list[Path]:
+    """Capture files under ``root`` (any depth), by relative path; hidden entries and docs left out."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FrameError(root, "not a folder")
+    found = []
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if (
+            p.is_file()
+            and p.suffix.lower() in CAPTURE_SUFFIXES
+            and not any(part.startswith(".") for part in rel.parts)
+            and not p.stem.lower().startswith(_DOC_STEMS)
+        ):
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _check_options(fmt: str, on_bad_line: str) -> None:
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: expected 'auto' or one of {', '.join(FORMATS)}")
+    if on_bad_line not in ON_BAD_LINE:
+        raise ValueError(f"on_bad_line must be 'error' or 'skip', got {on_bad_line!r}")
+
+
+def _attack_kind(path: Path) -> str:
+    """Attack type of a file's injected frames, from its name; 'unknown' where the name says benign."""
+    kind = attack_of_filename(path.name)
+    return kind if kind != BENIGN else "unknown"
+
+
+def _read(path: Path, fmt: str, on_bad_line: str, counts: FileCounts, source: str) -> pl.DataFrame:
+    if fmt == "cantt":
+        fast = read_cantt_fast(path, _attack_kind(path), source)
+        if fast is not None:
+            counts.frames += fast.height
+            return fast
+        cand = read_cantt_lines(path, _attack_kind(path))
+    elif fmt == "candump":
+        cand = read_candump(path)
+    elif fmt == "hcrl":
+        cand = read_hcrl(path, _attack_kind(path))
+    elif fmt == "hcrl_txt":
+        cand = read_hcrl_txt(path)
+    elif fmt == "blf":
+        return finish(read_blf(path, on_bad_line, counts), path, on_bad_line, counts, source, unit="frame")
+    else:
+        cand = read_pycan_text(path, fmt, on_bad_line, counts)
+    return finish(cand, path, on_bad_line, counts, source)
