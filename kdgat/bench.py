@@ -1,0 +1,131 @@
+"""Preprocessing benchmark: one can-train-and-test CSV → graph shards, on one core.
+
+    python -m kdgat.bench [--frames 1000000] [--repeats 3]
+
+Prints one JSON object on stdout. The timing runs in a child process started with POLARS_MAX_THREADS,
+OMP/MKL/OpenBLAS threads set to 1 (they must be set before polars and numpy load) and pinned to one
+CPU, so the figures compare across machines with different core counts. Reported: medians over the
+repeats of the bare ``pl.read_csv`` of the file (parse_s), the reader (read_capture_s), graph building
+and writing (graphs_s), plus preprocess_frames_per_s = frames / (read_capture_s + graphs_s) and
+preprocess_vs_parse = (read_capture_s + graphs_s) / parse_s. Goal: >= 1e6 frames/s and <= 4x the parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SINGLE_THREAD_ENV = {v: "1" for v in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                      "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
+CSV_NAME = "dos-1.csv"  # the reader takes the attack type from the file name
+
+
+def write_cantt_csv(path: Path, n_frames: int, seed: int = 0) -> None:
+    """A can-train-and-test CSV of ``n_frames`` frames: ~30 periodic IDs and a short DoS burst."""
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    n_ids = 30
+    ids = np.sort(rng.choice(np.arange(0x050, 0x7FF), n_ids, replace=False))
+    periods = rng.choice([0.01, 0.02, 0.02, 0.05, 0.1], n_ids)
+    seconds = n_frames / (1.0 / periods).sum() * 1.02
+    ts_parts, id_parts = [], []
+    for cid, period in zip(ids, periods, strict=True):
+        t = np.arange(rng.random() * period, seconds, period)
+        ts_parts.append(t + rng.normal(0.0, period * 0.01, len(t)))
+        id_parts.append(np.full(len(t), cid))
+    ts, can_id = np.concatenate(ts_parts), np.concatenate(id_parts)
+    order = np.argsort(ts, kind="stable")[:n_frames]
+    ts, can_id = ts[order], can_id[order]
+    # Payloads: a rolling counter, a slowly varying value, noise and constant bytes, per ID.
+    payload = np.zeros((n_frames, 8), dtype=np.uint8)
+    payload[:, 0] = np.arange(n_frames) % 16
+    payload[:, 1] = (128 + 100 * np.sin(ts / 7.0 + can_id)).astype(np.uint8)
+    payload[:, 2] = rng.integers(0, 256, n_frames)
+    payload[:, 3:] = (can_id[:, None] * np.arange(1, 6)) % 256
+    attack = np.zeros(n_frames, dtype=np.int64)
+    burst = np.arange(n_frames // 2, n_frames // 2 + min(300, n_frames // 10))
+    can_id[burst], payload[burst], attack[burst] = 0, 0, 1  # DoS: top-priority ID 0x000 flooding
+    hex_payload = np.frombuffer(payload.tobytes().hex().upper().encode(), dtype="S16").astype(str)
+    pl.DataFrame({
+        "timestamp": np.round(1.6e9 + ts, 6),
+        "arbitration_id": [f"{i:03X}" for i in can_id.tolist()],
+        "data_field": hex_payload,
+        "attack": attack,
+    }).write_csv(path, float_precision=6)
+
+
+def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
+    """Runs inside the single-threaded child process."""
+    import polars as pl
+
+    from kdgat.config import SplitParams, VocabParams, WindowParams
+    from kdgat.data.formats import read_capture
+    from kdgat.data.graphs import build_graphs
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # cpu 0 takes most interrupts
+    times: dict[str, list[float]] = {"parse_s": [], "read_capture_s": [], "graphs_s": []}
+    n_frames, meta = 0, {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pl.read_csv(csv)
+        t1 = time.perf_counter()
+        frames, _ = read_capture(csv, fmt="cantt")
+        t2 = time.perf_counter()
+        meta = build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), out, progress=False)
+        t3 = time.perf_counter()
+        n_frames = len(frames)
+        times["parse_s"].append(t1 - t0)
+        times["read_capture_s"].append(t2 - t1)
+        times["graphs_s"].append(t3 - t2)
+        del frames
+    med = {k: statistics.median(v) for k, v in times.items()}
+    total = med["read_capture_s"] + med["graphs_s"]
+    return {
+        "frames": n_frames,
+        "repeats": repeats,
+        "preprocess_frames_per_s": round(n_frames / total),
+        "preprocess_vs_parse": round(total / med["parse_s"], 3),
+        **{k: round(v, 4) for k, v in med.items()},
+        "graphs": sum(s["graphs"] for s in meta["counts"].values()),
+        "threads": {k: os.environ.get(k) for k in SINGLE_THREAD_ENV},
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.repeats < 1 or args.frames < 1000:
+        ap.error("--repeats must be >= 1 and --frames >= 1000")
+    if args.worker:
+        print(json.dumps(_worker(Path(args.worker[0]), Path(args.worker[1]), args.repeats)))
+        return
+    with tempfile.TemporaryDirectory(prefix="kdgat-bench-") as tmp:
+        csv = Path(tmp) / CSV_NAME
+        write_cantt_csv(csv, args.frames)
+        cmd = [sys.executable, "-m", "kdgat.bench", "--repeats", str(args.repeats),
+               "--worker", str(csv), str(Path(tmp) / "graphs")]
+        done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD_ENV}, capture_output=True, text=True)
+        if done.returncode:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"benchmark worker failed with exit status {done.returncode}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result["csv_mb"] = round(csv.stat().st_size / 2**20, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Which split each window belongs to, chosen so that no information crosses from evaluation to training.
+
+The original work split windows at random after pooling folders that held the same benign capture
+twice, so identical windows sat in train and validation. Here:
+
+- test captures (layout.role_of) form one split per scenario and never touch training;
+- training captures split into train/val either by contiguous time blocks (the last ``val_fraction`` of
+  each capture's windows, after an embargo gap of ceil(size / stride) windows so that no overlapping
+  window straddles the boundary) or by whole captures (chosen from the seed, stratified by whether a
+  capture holds attacks);
+- a dataset without test captures holds out the last ``val_fraction`` of each training capture's windows
+  as "test_known" (same embargo), whichever way train/val is then split; meta.json says so;
+- windows whose exact content (content_hashes) also occurs in train, or for a test window in val, are
+  dropped and counted. The embargo gap is one window wider than strictly needed, which also leaves a
+  stride of frames between the blocks.
+
+Windows are addressed in file-major order: the windows of file 0, then of file 1, and so on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kdgat.config import SplitParams, WindowParams
+from kdgat.data.layout import SCENARIOS, TRAIN
+
+NOT_STORED = -1  # split code of a window that is stored nowhere (embargo gap or cross-split duplicate)
+TRAIN_SPLIT = "train"
+VAL_SPLIT = "val"
+
+
+def scenario_split(scenario: str) -> str:
+    return f"test_{scenario}"
+
+
+@dataclass
+class SplitPlan:
+    names: list[str]  # split code i means names[i]
+    code: np.ndarray  # int8 per window; NOT_STORED for windows in no split
+    heldout_test: bool  # test_known was cut from the training captures (the dataset had no test captures)
+    embargo_windows: int
+    embargo_dropped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def embargo(windows: WindowParams) -> int:
+    """Windows left out between two blocks: enough that no frame is shared across the gap."""
+    return math.ceil(windows.size / windows.stride)
+
+
+def _cut_tail(n: int, fraction: float, gap: int) -> tuple[int, int]:
+    """(head, tail) window counts for a block of n windows; tail = 0 when n is too short to split."""
+    tail = max(1, round(fraction * n))
+    head = n - tail - gap
+    return (n, 0) if head < 1 else (head, tail)
+
+
+def _val_files(files: list[int], has_attack: np.ndarray, params: SplitParams, notes: list[str]) -> set[int]:
+    picked: set[int] = set()
+    for stratum, kind in ((False, "benign"), (True, "attack")):
+        members = [f for f in files if bool(has_attack[f]) == stratum]
+        if len(members) < 2:
+            if members:
+                notes.append(f"only one {kind} training capture: it stays in train, so val has no {kind} "
+                             "capture")
+            continue
+        k = min(len(members) - 1, max(1, round(params.val_fraction * len(members))))
+        rng = np.random.default_rng([params.seed, int(stratum)])
+        picked.update(members[i] for i in rng.choice(len(members), size=k, replace=False))
+    return picked
+
+
+def assign_splits(
+    roles: Sequence[str],
+    n_windows: Sequence[int] | np.ndarray,
+    has_attack: Sequence[bool] | np.ndarray,
+    windows: WindowParams,
+    params: SplitParams,
+    sources: Sequence[str] | None = None,
+) -> SplitPlan:
+    """Split code per window, for files given in the order their windows are laid out.
+
+    ``roles`` are layout.role_of(source) per file, ``has_attack`` whether the file holds any attack frame.
+    """
+    n_windows = np.asarray(n_windows, dtype=np.int64)
+    has_attack = np.asarray(has_attack, dtype=bool)
+    names_of = list(sources) if sources is not None else [f"file {i}" for i in range(len(roles))]
+    scenario_order = list(SCENARIOS.values())
+    scenarios = sorted({r for r in roles if r != TRAIN}, key=scenario_order.index)
+    heldout = not scenarios
+    names = [TRAIN_SPLIT, VAL_SPLIT] + [scenario_split(s) for s in (scenarios or ["known"])]
+    gap = embargo(windows)
+    plan = SplitPlan(names, np.full(int(n_windows.sum()), NOT_STORED, np.int8), heldout, gap)
+    offsets = np.concatenate([[0], np.cumsum(n_windows)])
+
+    usable: dict[int, int] = {}  # training file → leading windows left for train/val
+    for f, role in enumerate(roles):
+        lo, n = int(offsets[f]), int(n_windows[f])
+        if role != TRAIN:
+            plan.code[lo : lo + n] = names.index(scenario_split(role))
+        elif heldout:
+            head, tail = _cut_tail(n, params.val_fraction, gap)
+            plan.code[lo + n - tail : lo + n] = names.index(scenario_split("known"))
+            usable[f] = head if tail else n
+            if n and not tail:
+                plan.notes.append(f"{names_of[f]}: too short to hold out a test block")
+        else:
+            usable[f] = n
+
+    val_files = _val_files(list(usable), has_attack, params, plan.notes) if params.by == "file" else set()
+    for f, n in usable.items():
+        lo = int(offsets[f])
+        if params.by == "file":
+            plan.code[lo : lo + n] = 1 if f in val_files else 0
+            continue
+        head, tail = _cut_tail(n, params.val_fraction, gap)
+        plan.code[lo : lo + head] = 0
+        plan.code[lo + n - tail : lo + n] = 1
+        if n and not tail:
+            plan.notes.append(f"{names_of[f]}: too short for a validation block, all in train")
+    plan.embargo_dropped = int((plan.code == NOT_STORED).sum())
+    return plan
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, elementwise (uint64 arithmetic wraps by design)."""
+    z = z ^ (z >> np.uint64(30))
+    z *= _M1
+    z ^= z >> np.uint64(27)
+    z *= _M2
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def content_hashes(key: np.ndarray, dlc: np.ndarray, payload: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """128-bit hash [W, 2] uint64 of windows given per frame as [W, S] arrays.
+
+    ``key`` int64 ID keys, ``dlc``, ``payload`` (the 8 bytes as one uint64) and ``gaps`` [W, S - 1], the
+    seconds between consecutive frames, rounded here to µs so that a replayed window matches whatever
+    its absolute time. Each frame's fields and position are combined with odd multipliers and mixed
+    into 64 bits; the window's hash is the wrapping sum and the xor of those, two different combiners
+    that equal windows share and unequal ones almost surely do not.
+    """
+    W, S = key.shape
+    h = np.zeros((W, S), dtype=np.int64)
+    h[:, 1:] = np.rint(gaps * 1e6)
+    h = h.view(np.uint64)
+    h *= _M1
+    h += payload
+    h += key.view(np.uint64) * _M2
+    h += dlc.astype(np.uint64) << np.uint64(40)
+    h += np.arange(S, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    h = _mix(h)
+    return np.stack([h.sum(axis=1, dtype=np.uint64), np.bitwise_xor.reduce(h, axis=1)], axis=1)
+
+
+def drop_duplicates(hashes: np.ndarray, plan: SplitPlan) -> dict[str, int]:
+    """Drop val/test windows identical to a train window, and test windows identical to a val window.
+
+    ``hashes`` is [W, 2] uint64 (a 128-bit content hash per window). Duplicates within one split, and
+    across two test scenarios, are kept: neither lets training see evaluation data. Returns the number
+    dropped per split and marks them NOT_STORED in ``plan.code``.
+    """
+    keys = np.ascontiguousarray(hashes, dtype=np.uint64).view("V16").ravel()
+    reference = keys[plan.code == 0]
+    dropped: dict[str, int] = {}
+    for c, name in enumerate(plan.names[1:], start=1):
+        member = np.flatnonzero(plan.code == c)
+        dup = member[np.isin(keys[member], reference)]
+        plan.code[dup] = NOT_STORED
+        dropped[name] = len(dup)
+        if name == VAL_SPLIT:
+            reference = np.concatenate([reference, keys[plan.code == c]])
+    return dropped

@@ -1,0 +1,61 @@
+"""The `kdgat` command line: help, catalogue, synth → ingest → graphs, and bad input exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from kdgat.data.frames import FRAME_SCHEMA
+
+
+def kdgat(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "kdgat.cli", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_help_lists_commands() -> None:
+    out = kdgat("--help").stdout
+    for command in ("synth", "ingest", "datasets", "graphs"):
+        assert command in out
+
+
+def test_datasets_lists_catalogue() -> None:
+    out = kdgat("datasets").stdout
+    for name in ("synth", "hcrl_ch", "hcrl_sa", "set_01", "set_02", "set_03", "set_04"):
+        assert f"{name} " in out
+
+
+def test_synth_ingest_graphs(tmp_path: Path) -> None:
+    raw, frames, graphs = tmp_path / "raw", tmp_path / "frames.parquet", tmp_path / "graphs"
+    assert kdgat("synth", raw, "--seed", "3", "--minutes", "0.5").returncode == 0
+    assert (raw / "manifest.json").exists()
+    res = kdgat("ingest", raw, "-o", frames)
+    assert res.returncode == 0, res.stderr
+    df = pl.read_parquet(frames)
+    assert df.schema == pl.Schema(FRAME_SCHEMA)
+    assert df["label"].sum() > 0
+    res = kdgat("graphs", frames, "-o", graphs, "--params", Path(__file__).parents[1] / "params.yaml")
+    assert res.returncode == 0, res.stderr
+    assert (graphs / "meta.json").exists()
+
+
+def test_ingest_bad_line_names_file_and_line(tmp_path: Path) -> None:
+    log = tmp_path / "bad.log"
+    log.write_text("(1.000000) can0 123#0011\n(1.001000) can0 12Z#0011\n")
+    out = tmp_path / "frames.parquet"
+    res = kdgat("ingest", log, "-o", out, "--format", "candump")
+    assert res.returncode != 0
+    assert f"{log}:2" in res.stderr
+    assert not out.exists()
+    res = kdgat("ingest", log, "-o", out, "--format", "candump", "--on-bad-line", "skip")
+    assert res.returncode == 0, res.stderr
+    assert pl.read_parquet(out).height == 1
+
+
+def test_ingest_rejects_unknown_format(tmp_path: Path) -> None:
+    res = kdgat("ingest", tmp_path, "-o", tmp_path / "x.parquet", "--format", "pcap")
+    assert res.returncode != 0
+    assert "format: Input should be 'auto'" in res.stderr
