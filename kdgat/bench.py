@@ -23,8 +23,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-SINGLE_THREAD_ENV = {v: "1" for v in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                      "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
+SINGLE_THREAD_ENV = {
+    v: "1"
+    for v in (
+        "POLARS_MAX_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+    )
+}
 CSV_NAME = "dos-1.csv"  # the reader takes the attack type from the file name
 
 
@@ -56,12 +64,14 @@ def write_cantt_csv(path: Path, n_frames: int, seed: int = 0) -> None:
     burst = np.arange(n_frames // 2, n_frames // 2 + min(300, n_frames // 10))
     can_id[burst], payload[burst], attack[burst] = 0, 0, 1  # DoS: top-priority ID 0x000 flooding
     hex_payload = np.frombuffer(payload.tobytes().hex().upper().encode(), dtype="S16").astype(str)
-    pl.DataFrame({
-        "timestamp": np.round(1.6e9 + ts, 6),
-        "arbitration_id": [f"{i:03X}" for i in can_id.tolist()],
-        "data_field": hex_payload,
-        "attack": attack,
-    }).write_csv(path, float_precision=6)
+    pl.DataFrame(
+        {
+            "timestamp": np.round(1.6e9 + ts, 6),
+            "arbitration_id": [f"{i:03X}" for i in can_id.tolist()],
+            "data_field": hex_payload,
+            "attack": attack,
+        }
+    ).write_csv(path, float_precision=6)
 
 
 def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
@@ -116,8 +126,16 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="kdgat-bench-") as tmp:
         csv = Path(tmp) / CSV_NAME
         write_cantt_csv(csv, args.frames)
-        cmd = [sys.executable, "-m", "kdgat.bench", "--repeats", str(args.repeats),
-               "--worker", str(csv), str(Path(tmp) / "graphs")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "kdgat.bench",
+            "--repeats",
+            str(args.repeats),
+            "--worker",
+            str(csv),
+            str(Path(tmp) / "graphs"),
+        ]
         done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD_ENV}, capture_output=True, text=True)
         if done.returncode:
             sys.stderr.write(done.stderr)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from pydantic import ValidationError
 
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
@@ -65,9 +64,9 @@ def ingest(
     fmt: Annotated[
         str, typer.Option("--format", help="auto|candump|asc|blf|trc|canlog_csv|hcrl|hcrl_txt|cantt")
     ] = "auto",
-    on_bad_line: Annotated[str, typer.Option(help="error: stop at the first bad line; skip: drop and count")] = (
-        "error"
-    ),
+    on_bad_line: Annotated[
+        str, typer.Option(help="error: stop at the first bad line; skip: drop and count")
+    ] = ("error"),
     report: Annotated[Path | None, typer.Option(help="Also write the ingest report (JSON) here.")] = None,
 ) -> None:
     """Read any supported CAN log or dataset folder into the canonical frame table (Parquet)."""

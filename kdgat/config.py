@@ -59,7 +59,7 @@ class VocabParams(_Strict):
 
 
 def catalogue_names() -> list[str]:
-    """Dataset names in kdgat/data/catalog.yaml (read here so params are checked before any import of data code)."""
+    """Dataset names in catalog.yaml (read directly, so params are checked before any data code loads)."""
     text = resources.files("kdgat.data").joinpath("catalog.yaml").read_text()
     return list(yaml.safe_load(text))
 

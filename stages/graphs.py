@@ -1,4 +1,5 @@
-"""DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split, vocab).
+"""DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split,
+vocab).
 
 Writes split counts, duplicates dropped and the vocabulary size to reports/graphs/<dataset>.json.
 """
@@ -17,7 +18,9 @@ def main(dataset: str) -> None:
     p = load_params()
     frames = read_frames(f"data/frames/{dataset}.parquet")
     meta = build_graphs(frames, p.windows, p.split, p.vocab, Path(f"data/graphs/{dataset}"))
-    write_json({k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}, f"reports/graphs/{dataset}.json")
+    write_json(
+        {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}, f"reports/graphs/{dataset}.json"
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,10 @@ def test_repo_params_are_valid_and_complete() -> None:
         ({"ingest": {"format": "pcap"}}, "ingest.format: Input should be 'auto', 'candump'"),
         ({"split": {"by": "random"}}, "split.by: Input should be 'time_block' or 'file'"),
         ({"windows": {"size": 10, "stride": 20}}, "stride (20) must not exceed size (10)"),
-        ({"datasets": ["synth", "hcrl_xx"]}, "unknown dataset(s) ['hcrl_xx']; expected any of ['synth', 'hcrl_ch'"),
+        (
+            {"datasets": ["synth", "hcrl_xx"]},
+            "unknown dataset(s) ['hcrl_xx']; expected any of ['synth', 'hcrl_ch'",
+        ),
         ({"split": {"val_fraction": 1.5}}, "split.val_fraction: Input should be less than 1"),
     ],
 )

@@ -28,21 +28,30 @@ TEST_KNOWN = "test_01_known_vehicle_known_attack"
 
 def frames_of(rows: list[tuple], source: str) -> pl.DataFrame:
     """Rows (t, can_id, b0, label[, attack_type]) → a canonical table; b1..b7 = 0, dlc 8."""
-    return conform(pl.DataFrame({
-        "timestamp": [r[0] for r in rows],
-        "can_id": [r[1] for r in rows],
-        "extended": [False] * len(rows),
-        "dlc": [8] * len(rows),
-        "b0": [r[2] for r in rows],
-        **{f"b{i}": [0] * len(rows) for i in range(1, 8)},
-        "label": [r[3] for r in rows],
-        "attack_type": [r[4] if len(r) > 4 else ("dos" if r[3] else "none") for r in rows],
-        "source": [source] * len(rows),
-    }))
+    return conform(
+        pl.DataFrame(
+            {
+                "timestamp": [r[0] for r in rows],
+                "can_id": [r[1] for r in rows],
+                "extended": [False] * len(rows),
+                "dlc": [8] * len(rows),
+                "b0": [r[2] for r in rows],
+                **{f"b{i}": [0] * len(rows) for i in range(1, 8)},
+                "label": [r[3] for r in rows],
+                "attack_type": [r[4] if len(r) > 4 else ("dos" if r[3] else "none") for r in rows],
+                "source": [source] * len(rows),
+            }
+        )
+    )
 
 
-def traffic(source: str, n: int, seed: int, ids: tuple[int, ...] = (0x100, 0x110, 0x2A0, 0x3F1, 0x7E0),
-            attack_every: int = 0) -> pl.DataFrame:
+def traffic(
+    source: str,
+    n: int,
+    seed: int,
+    ids: tuple[int, ...] = (0x100, 0x110, 0x2A0, 0x3F1, 0x7E0),
+    attack_every: int = 0,
+) -> pl.DataFrame:
     """Random traffic: IDs drawn with unequal weights, random payloads and DLCs, jittered times."""
     rng = np.random.default_rng(seed)
     weights = np.arange(1, len(ids) + 1, dtype=float)
@@ -52,12 +61,20 @@ def traffic(source: str, n: int, seed: int, ids: tuple[int, ...] = (0x100, 0x110
         label[::attack_every] = 1
         can_id[::attack_every] = 0x000
     payload = rng.integers(0, 256, (n, 8))
-    return conform(pl.DataFrame({
-        "timestamp": 1.6e9 + np.cumsum(rng.uniform(1e-4, 3e-3, n)),
-        "can_id": can_id, "extended": np.zeros(n, bool), "dlc": rng.integers(0, 9, n),
-        **{f"b{i}": payload[:, i] for i in range(8)},
-        "label": label, "attack_type": np.where(label == 1, "dos", "none"), "source": [source] * n,
-    }))
+    return conform(
+        pl.DataFrame(
+            {
+                "timestamp": 1.6e9 + np.cumsum(rng.uniform(1e-4, 3e-3, n)),
+                "can_id": can_id,
+                "extended": np.zeros(n, bool),
+                "dlc": rng.integers(0, 9, n),
+                **{f"b{i}": payload[:, i] for i in range(8)},
+                "label": label,
+                "attack_type": np.where(label == 1, "dos", "none"),
+                "source": [source] * n,
+            }
+        )
+    )
 
 
 def unscaled(root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -74,16 +91,26 @@ def scaled(meta: dict, kind: str, raw: list) -> np.ndarray:
 
 
 def build(frames: pl.DataFrame, out: Path, size: int = 6, stride: int | None = None, **split: object) -> dict:
-    return build_graphs(frames, WindowParams(size=size, stride=stride or size), SplitParams(**split),
-                        VocabParams(), out, progress=False)
+    return build_graphs(
+        frames,
+        WindowParams(size=size, stride=stride or size),
+        SplitParams(**split),
+        VocabParams(),
+        out,
+        progress=False,
+    )
 
 
 # --- a window built by hand -------------------------------------------------------------------------
 
 A, B, C = 0x100, 0x200, 0x300
 HAND = [  # A B A A C B: C is an injected frame
-    (0.000, A, 10, 0), (0.010, B, 20, 0), (0.020, A, 30, 0),
-    (0.030, A, 50, 0), (0.045, C, 7, 1), (0.050, B, 40, 0),
+    (0.000, A, 10, 0),
+    (0.010, B, 20, 0),
+    (0.020, A, 30, 0),
+    (0.030, A, 50, 0),
+    (0.045, C, 7, 1),
+    (0.050, B, 40, 0),
 ]
 BENIGN_TAIL = [(0.060 + 0.01 * i, [A, B][i % 2], i, 0) for i in range(6)]
 
@@ -101,9 +128,15 @@ def test_window_built_by_hand(tmp_path: Path) -> None:
     assert g.node_vocab.tolist() == [1, 2, 0]
     assert meta["vocab"]["ids"] == ["100", "200"]
     expected = {  # feature: (A, B, C)
-        "byte0_mean": (30, 30, 7), "byte0_std": (np.sqrt(800 / 3), 10, 0), "byte1_mean": (0, 0, 0),
-        "count": (3 / 6, 2 / 6, 1 / 6), "iat_mean": (0.015, 0.040, 0), "iat_std": (0.005, 0, 0),
-        "last_pos": (3 / 6, 5 / 6, 4 / 6), "in_degree": (2, 2, 1), "out_degree": (3, 1, 1),
+        "byte0_mean": (30, 30, 7),
+        "byte0_std": (np.sqrt(800 / 3), 10, 0),
+        "byte1_mean": (0, 0, 0),
+        "count": (3 / 6, 2 / 6, 1 / 6),
+        "iat_mean": (0.015, 0.040, 0),
+        "iat_std": (0.005, 0, 0),
+        "last_pos": (3 / 6, 5 / 6, 4 / 6),
+        "in_degree": (2, 2, 1),
+        "out_degree": (3, 1, 1),
         "dlc_mean": (8, 8, 8),
     }
     for name, values in expected.items():
@@ -120,6 +153,7 @@ def test_window_built_by_hand(tmp_path: Path) -> None:
 
 # --- a loop-based reference on random traffic ----------------------------------------------------------
 
+
 def reference_window(w: pl.DataFrame) -> tuple[dict[int, list[float]], dict[tuple[int, int], list[float]]]:
     """Node and edge features of one window, one frame at a time."""
     ids, ts = w["can_id"].to_list(), w["timestamp"].to_list()
@@ -129,12 +163,19 @@ def reference_window(w: pl.DataFrame) -> tuple[dict[int, list[float]], dict[tupl
     for v in sorted(set(ids)):
         pos = [i for i in range(n) if ids[i] == v]
         iat = np.diff([ts[i] for i in pos])
-        nodes[v] = [*pay[pos].mean(0), *pay[pos].std(0), len(pos) / n,
-                    iat.mean() if len(iat) else 0.0, iat.std() if len(iat) else 0.0, pos[-1] / n,
-                    sum(1 for (_, d) in pairs if d == v), sum(1 for (s_, _) in pairs if s_ == v),
-                    float(np.mean([dlc[i] for i in pos]))]
+        nodes[v] = [
+            *pay[pos].mean(0),
+            *pay[pos].std(0),
+            len(pos) / n,
+            iat.mean() if len(iat) else 0.0,
+            iat.std() if len(iat) else 0.0,
+            pos[-1] / n,
+            sum(1 for (_, d) in pairs if d == v),
+            sum(1 for (s_, _) in pairs if s_ == v),
+            float(np.mean([dlc[i] for i in pos])),
+        ]
     edges = {}
-    for (u, v) in sorted(pairs):
+    for u, v in sorted(pairs):
         dts = [ts[i + 1] - ts[i] for i in range(n - 1) if (ids[i], ids[i + 1]) == (u, v)]
         edges[(u, v)] = [len(dts), float(np.mean(dts)), float(np.std(dts))]
     return nodes, edges
@@ -172,12 +213,18 @@ def test_matches_reference_and_stays_in_its_file(tmp_path: Path, size: int, stri
 
 # --- vocabulary, scalers, shards, metadata ------------------------------------------------------------
 
+
 def test_unknown_ids_map_to_zero_and_test_data_never_changes_vocab_or_scalers(tmp_path: Path) -> None:
-    train = pl.concat([traffic("train_01_attack_free/a.log", 400, seed=3),
-                       traffic("train_02_with_attacks/b.log", 300, seed=4, attack_every=5)])
+    train = pl.concat(
+        [
+            traffic("train_01_attack_free/a.log", 400, seed=3),
+            traffic("train_02_with_attacks/b.log", 300, seed=4, attack_every=5),
+        ]
+    )
     test = traffic(f"{TEST_KNOWN}/c.log", 300, seed=5, ids=(0x100, 0x5A5, 0x6B6))
     other_test = traffic(f"{TEST_KNOWN}/c.log", 300, seed=6, ids=(0x7E0, 0x444)).with_columns(
-        (pl.col("b0") // 4).alias("b0"))
+        (pl.col("b0") // 4).alias("b0")
+    )
     one = build(pl.concat([train, test]), tmp_path / "one", size=10)
     two = build(pl.concat([train, other_test]), tmp_path / "two", size=10)
 
@@ -192,7 +239,8 @@ def test_unknown_ids_map_to_zero_and_test_data_never_changes_vocab_or_scalers(tm
 def test_scalers_fitted_on_benign_train_nodes_only(tmp_path: Path) -> None:
     benign = traffic("train_01_attack_free/a.log", 600, seed=6)
     attack = traffic("train_02_with_attacks/b.log", 400, seed=7, attack_every=3).with_columns(
-        pl.lit(255).cast(pl.UInt8).alias("b2"))
+        pl.lit(255).cast(pl.UInt8).alias("b2")
+    )
     test = traffic(f"{TEST_KNOWN}/c.log", 200, seed=8).with_columns(pl.lit(250).cast(pl.UInt8).alias("b1"))
     meta = build(pl.concat([benign, attack, test]), tmp_path / "g", size=10, by="file")
     train = load_split(tmp_path / "g", "train")
@@ -209,16 +257,22 @@ def test_scalers_fitted_on_benign_train_nodes_only(tmp_path: Path) -> None:
 
 
 def test_meta_and_shards(tmp_path: Path) -> None:
-    frames = pl.concat([traffic("train_01_attack_free/a.log", 500, seed=9),
-                        traffic("train_02_with_attacks/b.log", 500, seed=10, attack_every=4),
-                        traffic(f"{TEST_KNOWN}/c.log", 200, seed=11, attack_every=6)])
+    frames = pl.concat(
+        [
+            traffic("train_01_attack_free/a.log", 500, seed=9),
+            traffic("train_02_with_attacks/b.log", 500, seed=10, attack_every=4),
+            traffic(f"{TEST_KNOWN}/c.log", 200, seed=11, attack_every=6),
+        ]
+    )
     meta = build(frames, tmp_path / "g", size=10, stride=5)
     on_disk = json.loads((tmp_path / "g" / "meta.json").read_text())
     assert on_disk == json.loads(json.dumps(meta)) and load_meta(tmp_path / "g") == on_disk
     assert on_disk["schema_version"] == 1
-    assert on_disk["params"] == {"windows": {"size": 10, "stride": 5},
-                                 "split": {"by": "time_block", "val_fraction": 0.2, "seed": 0},
-                                 "vocab": {"min_count": 1}}
+    assert on_disk["params"] == {
+        "windows": {"size": 10, "stride": 5},
+        "split": {"by": "time_block", "val_fraction": 0.2, "seed": 0},
+        "vocab": {"min_count": 1},
+    }
     assert list(on_disk["counts"]) == ["train", "val", "test_known"]
     assert on_disk["node_features"] == NODE_FEATURES and on_disk["attack_types"] == ["none", "dos"]
     ids = on_disk["vocab"]["ids"]
@@ -230,7 +284,8 @@ def test_meta_and_shards(tmp_path: Path) -> None:
         assert (len(s), counts["benign"] + counts["attack"]) == (counts["graphs"], counts["graphs"])
         assert (s.node_ptr[-1], s.edge_ptr[-1]) == (counts["nodes"], counts["edges"])
         assert {n: (getattr(s, n).dtype, getattr(s, n).ndim) for n in ARRAYS} == {
-            n: (spec.dtype, spec.ndim) for n, spec in ARRAYS.items()}
+            n: (spec.dtype, spec.ndim) for n, spec in ARRAYS.items()
+        }
         assert s.x.shape[1] == len(NODE_FEATURES) and s.edge_attr.shape[1] == len(EDGE_FEATURES)
         assert counts["attack"] == sum(counts["attack_types"].values()) == int(np.sum(s.y_type > 0))
         g = s.graph(len(s) - 1)
@@ -277,9 +332,12 @@ def test_bad_input_is_named(tmp_path: Path) -> None:
 
 # --- vocabulary unit tests ------------------------------------------------------------------------------
 
+
 def test_vocabulary() -> None:
-    keys = id_keys(np.array([0x100, 0x100, 0x1FFFFFFF, 0x100, 0x7FF], np.uint32),
-                   np.array([False, True, True, False, False]))
+    keys = id_keys(
+        np.array([0x100, 0x100, 0x1FFFFFFF, 0x100, 0x7FF], np.uint32),
+        np.array([False, True, True, False, False]),
+    )
     assert keys[0] != keys[1]  # 11-bit 0x100 and 29-bit 0x100 are different IDs
     vocab = build_vocab(keys, min_count=1)
     assert vocab.ids == ["100", "7FF", "00000100", "1FFFFFFF"] and len(vocab) == 5
@@ -295,6 +353,7 @@ def test_vocabulary() -> None:
 
 # --- real traffic ---------------------------------------------------------------------------------------
 
+
 def test_real_capture(can_data: Path, tmp_path: Path) -> None:
     from kdgat.data.formats import read_capture
 
@@ -307,8 +366,13 @@ def test_real_capture(can_data: Path, tmp_path: Path) -> None:
 
 
 def test_bench_prints_one_json_object() -> None:
-    done = subprocess.run([sys.executable, "-m", "kdgat.bench", "--frames", "20000", "--repeats", "1"],
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "kdgat.bench", "--frames", "20000", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     result = json.loads(done.stdout)
     assert result["frames"] == 20000 and result["graphs"] > 150
     keys = {"preprocess_frames_per_s", "preprocess_vs_parse", "parse_s", "read_capture_s", "graphs_s"}

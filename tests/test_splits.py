@@ -26,16 +26,22 @@ def runs(code: np.ndarray) -> list[tuple[int, int]]:
 
 
 def test_time_block_with_test_captures() -> None:
-    plan = assign_splits(["train", "known"], [20, 7], [False, True], WindowParams(size=4, stride=2),
-                         SplitParams(val_fraction=0.2))
+    plan = assign_splits(
+        ["train", "known"],
+        [20, 7],
+        [False, True],
+        WindowParams(size=4, stride=2),
+        SplitParams(val_fraction=0.2),
+    )
     assert plan.names == ["train", "val", "test_known"] and not plan.heldout_test
     assert runs(plan.code) == [(TRAIN, 14), (NOT_STORED, 2), (VAL, 4), (TEST, 7)]
     assert plan.embargo_windows == 2 and plan.embargo_dropped == 2
 
 
 def test_held_out_test_block_when_there_is_no_test_capture() -> None:
-    plan = assign_splits(["train"], [20], [False], WindowParams(size=4, stride=2),
-                         SplitParams(val_fraction=0.2))
+    plan = assign_splits(
+        ["train"], [20], [False], WindowParams(size=4, stride=2), SplitParams(val_fraction=0.2)
+    )
     assert plan.heldout_test and plan.names == ["train", "val", "test_known"]
     # [train | gap | val | gap | test]: the test block is cut first, val from what is left.
     assert runs(plan.code) == [(TRAIN, 9), (NOT_STORED, 2), (VAL, 3), (NOT_STORED, 2), (TEST, 4)]
@@ -54,8 +60,13 @@ def test_embargo_keeps_blocks_frame_disjoint(size: int, stride: int) -> None:
 
 def test_scenarios_get_their_own_splits_in_a_fixed_order() -> None:
     roles = ["unknown_both", "train", "known", "unknown_vehicle", "train"]
-    plan = assign_splits(roles, [5, 30, 5, 5, 30], [True, False, True, True, True],
-                         WindowParams(size=10, stride=10), SplitParams())
+    plan = assign_splits(
+        roles,
+        [5, 30, 5, 5, 30],
+        [True, False, True, True, True],
+        WindowParams(size=10, stride=10),
+        SplitParams(),
+    )
     assert plan.names == ["train", "val", "test_known", "test_unknown_vehicle", "test_unknown_both"]
     assert set(plan.code[:5]) == {4} and set(plan.code[35:40]) == {2} and set(plan.code[40:45]) == {3}
 
@@ -67,8 +78,13 @@ def test_file_split_is_deterministic_stratified_and_whole_file() -> None:
     offsets = np.concatenate([[0], np.cumsum(counts)])
 
     def val_files(seed: int) -> frozenset[int]:
-        plan = assign_splits(roles, counts, has_attack, WindowParams(size=10, stride=10),
-                             SplitParams(by="file", val_fraction=0.3, seed=seed))
+        plan = assign_splits(
+            roles,
+            counts,
+            has_attack,
+            WindowParams(size=10, stride=10),
+            SplitParams(by="file", val_fraction=0.3, seed=seed),
+        )
         per_file = [set(plan.code[offsets[f] : offsets[f + 1]].tolist()) for f in range(n_files)]
         assert all(len(s) == 1 for s in per_file)  # whole captures, no embargo needed
         picked = frozenset(f for f, s in enumerate(per_file) if s == {VAL})
@@ -81,8 +97,13 @@ def test_file_split_is_deterministic_stratified_and_whole_file() -> None:
 
 
 def test_file_split_with_a_single_capture_of_a_kind_says_so() -> None:
-    plan = assign_splits(["train"] * 3 + ["known"], [10, 10, 10, 4], [False, False, True, True],
-                         WindowParams(size=10, stride=10), SplitParams(by="file", val_fraction=0.5))
+    plan = assign_splits(
+        ["train"] * 3 + ["known"],
+        [10, 10, 10, 4],
+        [False, False, True, True],
+        WindowParams(size=10, stride=10),
+        SplitParams(by="file", val_fraction=0.5),
+    )
     assert set(plan.code[20:30].tolist()) == {TRAIN} and {0, 1} <= set(plan.code[:20].tolist())
     assert plan.notes == ["only one attack training capture: it stays in train, so val has no attack capture"]
 
@@ -102,26 +123,44 @@ def test_drop_duplicates_counts_and_marks() -> None:
 
 # --- end to end: no window content appears in two splits ------------------------------------------
 
+
 def periodic(source: str, cycles: int, t0: float) -> pl.DataFrame:
     """A bus replaying the same 4-frame cycle at an exact 1 ms period: every 8-frame window is alike."""
     n = 4 * cycles
     ids = np.tile([0x100, 0x200, 0x300, 0x400], cycles)
-    return conform(pl.DataFrame({
-        "timestamp": t0 + np.arange(n) * 1e-3, "can_id": ids, "extended": np.zeros(n, bool),
-        "dlc": np.full(n, 8), **{f"b{i}": (ids >> 4) % 256 + i for i in range(8)},
-        "label": np.zeros(n, np.uint8), "attack_type": ["none"] * n, "source": [source] * n,
-    }))
+    return conform(
+        pl.DataFrame(
+            {
+                "timestamp": t0 + np.arange(n) * 1e-3,
+                "can_id": ids,
+                "extended": np.zeros(n, bool),
+                "dlc": np.full(n, 8),
+                **{f"b{i}": (ids >> 4) % 256 + i for i in range(8)},
+                "label": np.zeros(n, np.uint8),
+                "attack_type": ["none"] * n,
+                "source": [source] * n,
+            }
+        )
+    )
 
 
 def noisy(source: str, n: int, seed: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     label = (rng.random(n) < 0.05).astype(np.uint8)
-    return conform(pl.DataFrame({
-        "timestamp": np.cumsum(rng.uniform(1e-4, 2e-3, n)), "can_id": rng.choice([0x100, 0x200, 0x7E0], n),
-        "extended": np.zeros(n, bool), "dlc": np.full(n, 8),
-        **{f"b{i}": rng.integers(0, 256, n) for i in range(8)},
-        "label": label, "attack_type": np.where(label == 1, "fuzzy", "none"), "source": [source] * n,
-    }))
+    return conform(
+        pl.DataFrame(
+            {
+                "timestamp": np.cumsum(rng.uniform(1e-4, 2e-3, n)),
+                "can_id": rng.choice([0x100, 0x200, 0x7E0], n),
+                "extended": np.zeros(n, bool),
+                "dlc": np.full(n, 8),
+                **{f"b{i}": rng.integers(0, 256, n) for i in range(8)},
+                "label": label,
+                "attack_type": np.where(label == 1, "fuzzy", "none"),
+                "source": [source] * n,
+            }
+        )
+    )
 
 
 def window_content(w: pl.DataFrame) -> str:
@@ -132,15 +171,18 @@ def window_content(w: pl.DataFrame) -> str:
 
 
 def test_no_window_content_in_two_splits(tmp_path: Path) -> None:
-    frames = pl.concat([
-        periodic("train_01_attack_free/replay.log", 200, t0=0.0),
-        noisy("train_02_with_attacks/drive.log", 800, seed=1),
-        periodic("test_01_known_vehicle_known_attack/replay.log", 50, t0=5000.0),  # the same bus, later
-        noisy("test_01_known_vehicle_known_attack/drive.log", 400, seed=2),
-    ])
+    frames = pl.concat(
+        [
+            periodic("train_01_attack_free/replay.log", 200, t0=0.0),
+            noisy("train_02_with_attacks/drive.log", 800, seed=1),
+            periodic("test_01_known_vehicle_known_attack/replay.log", 50, t0=5000.0),  # the same bus, later
+            noisy("test_01_known_vehicle_known_attack/drive.log", 400, seed=2),
+        ]
+    )
     by_source = frames.partition_by("source", as_dict=True)
-    meta = build_graphs(frames, WindowParams(size=8, stride=4), SplitParams(), VocabParams(), tmp_path / "g",
-                        progress=False)
+    meta = build_graphs(
+        frames, WindowParams(size=8, stride=4), SplitParams(), VocabParams(), tmp_path / "g", progress=False
+    )
     assert meta["duplicates_dropped"]["val"] > 0 and meta["duplicates_dropped"]["test_known"] >= 24
     content: dict[str, set[str]] = {}
     for split in meta["counts"]:

@@ -1,0 +1,65 @@
+"""dvc.yaml lists, for every stage, exactly the library files its script imports (transitively), so an
+edit reruns the stages it touches and no others.
+
+kdgat/config.py and package __init__ files are left out on purpose: config.py only validates, and every
+value it validates is spelled out in params.yaml (test_config checks that) and tracked through `params:`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NOT_DEPS = {"kdgat/config.py"}
+
+
+def _module_file(module: str) -> Path | None:
+    base = REPO / module.replace(".", "/")
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.exists():
+            return cand
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+    return {m for m in found if m.split(".")[0] == "kdgat"}
+
+
+def import_closure(script: Path) -> set[str]:
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        for module in _imports(path):
+            f = _module_file(module)
+            if f is not None and f not in seen:
+                seen.add(f)
+                todo.append(f)
+    files = {str(p.relative_to(REPO)) for p in seen}
+    return {f for f in files if not f.endswith("__init__.py")} - NOT_DEPS
+
+
+def _stages() -> list[tuple[str, dict]]:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    return [(name, body.get("do", body)) for name, body in stages.items()]
+
+
+@pytest.mark.parametrize(("name", "stage"), _stages(), ids=[n for n, _ in _stages()])
+def test_stage_code_deps_are_exactly_its_imports(name: str, stage: dict) -> None:
+    script = re.search(r"python (stages/\S+\.py)", stage["cmd"])
+    assert script, f"{name}: command does not run a stage script"
+    declared = {d for d in stage["deps"] if d.startswith("kdgat/") and d.endswith(".py")}
+    assert script.group(1) in stage["deps"]
+    assert declared == import_closure(REPO / script.group(1)), name
