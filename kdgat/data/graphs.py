@@ -105,9 +105,18 @@ class GraphBatch:
         else:
             g, nodes, edges = sel, _ranges(node_ptr, self.n_nodes, sel), _ranges(edge_ptr, self.n_edges, sel)
         return GraphBatch(
-            self.n_nodes[g], self.n_edges[g], self.x[nodes], self.node_vocab[nodes],
-            self.edge_index[:, edges], self.edge_attr[edges], self.y[g], self.y_type[g], self.t_start[g],
-            self.start_row[g], self.file_idx[g], self.hashes[g],
+            self.n_nodes[g],
+            self.n_edges[g],
+            self.x[nodes],
+            self.node_vocab[nodes],
+            self.edge_index[:, edges],
+            self.edge_attr[edges],
+            self.y[g],
+            self.y_type[g],
+            self.t_start[g],
+            self.start_row[g],
+            self.file_idx[g],
+            self.hashes[g],
         )
 
 
@@ -168,8 +177,14 @@ def _mean_std(
     std_out[...] = np.sqrt(sq, out=sq)
 
 
-def _byte_stats(payload_sorted: np.ndarray, first: np.ndarray, count: np.ndarray, size: int,
-                mean_out: np.ndarray, std_out: np.ndarray) -> None:
+def _byte_stats(
+    payload_sorted: np.ndarray,
+    first: np.ndarray,
+    count: np.ndarray,
+    size: int,
+    mean_out: np.ndarray,
+    std_out: np.ndarray,
+) -> None:
     """Per-segment mean and std of the 8 payload bytes, written into [n_segments, 8] columns.
 
     The bytes are widened to lanes just wide enough for a segment's total of byte values (at most
@@ -250,8 +265,13 @@ def graphs_of_windows(
     ecount = np.diff(np.append(efirst, W * (S - 1)))
     edge_attr = np.empty((E, len(EDGE_FEATURES)), dtype=np.float32)
     edge_attr[:, 0] = ecount
-    _mean_std(np.bincount(edge_sorted, dt, E), np.bincount(edge_sorted, dt * dt, E), ecount,
-              edge_attr[:, 1], edge_attr[:, 2])
+    _mean_std(
+        np.bincount(edge_sorted, dt, E),
+        np.bincount(edge_sorted, dt * dt, E),
+        ecount,
+        edge_attr[:, 1],
+        edge_attr[:, 2],
+    )
     edge_index = np.empty((2, E), dtype=np.int64)
     np.divmod(sekey.ravel()[efirst], S, out=(edge_index[0], edge_index[1]))
     edge_win_start = np.repeat(node_start, n_edges)
@@ -268,9 +288,17 @@ def graphs_of_windows(
         y_type = np.where(y > 0, per.argmax(axis=1), 0)
 
     return GraphBatch(
-        n_nodes=n_nodes, n_edges=n_edges, x=x, node_vocab=code_vocab[scode.ravel()[first]],
-        edge_index=edge_index, edge_attr=edge_attr, y=y, y_type=y_type, t_start=ts[:, 0].copy(),
-        start_row=starts.copy(), file_idx=np.zeros(W, dtype=np.int64),
+        n_nodes=n_nodes,
+        n_edges=n_edges,
+        x=x,
+        node_vocab=code_vocab[scode.ravel()[first]],
+        edge_index=edge_index,
+        edge_attr=edge_attr,
+        y=y,
+        y_type=y_type,
+        t_start=ts[:, 0].copy(),
+        start_row=starts.copy(),
+        file_idx=np.zeros(W, dtype=np.int64),
         hashes=_content_hashes(take, c, gaps),
     )
 
@@ -285,15 +313,30 @@ def window_hashes(c: Columns, starts: np.ndarray, size: int) -> np.ndarray:
 
 def _content_hashes(take: Callable[[np.ndarray], np.ndarray], c: Columns, gaps: np.ndarray) -> np.ndarray:
     shape = (gaps.shape[0], gaps.shape[1] + 1)
-    return content_hashes(take(c.key).reshape(shape), take(c.dlc).reshape(shape),
-                          take(c.payload).view(np.uint64).reshape(shape), gaps)
+    return content_hashes(
+        take(c.key).reshape(shape),
+        take(c.dlc).reshape(shape),
+        take(c.payload).view(np.uint64).reshape(shape),
+        gaps,
+    )
 
 
 def _empty_batch() -> GraphBatch:
     z = np.zeros(0, dtype=np.int64)
-    return GraphBatch(z, z, np.zeros((0, len(NODE_FEATURES)), np.float32), z, np.zeros((2, 0), np.int64),
-                      np.zeros((0, len(EDGE_FEATURES)), np.float32), z, z, np.zeros(0), z, z,
-                      np.zeros((0, 2), np.uint64))
+    return GraphBatch(
+        z,
+        z,
+        np.zeros((0, len(NODE_FEATURES)), np.float32),
+        z,
+        np.zeros((2, 0), np.int64),
+        np.zeros((0, len(EDGE_FEATURES)), np.float32),
+        z,
+        z,
+        np.zeros(0),
+        z,
+        z,
+        np.zeros((0, 2), np.uint64),
+    )
 
 
 def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -333,8 +376,10 @@ def _file_runs(frames: pl.DataFrame, ts: np.ndarray) -> tuple[list[str], np.ndar
     back = back[~np.isin(back, offsets)]
     if len(back):
         f = int(np.searchsorted(offsets, back[0], side="right")) - 1
-        raise ValueError(f"{sources[f]}: timestamps decrease at frame {int(back[0] - offsets[f])} "
-                         "(frames must be sorted by source, timestamp)")
+        raise ValueError(
+            f"{sources[f]}: timestamps decrease at frame {int(back[0] - offsets[f])} "
+            "(frames must be sorted by source, timestamp)"
+        )
     return sources, offsets
 
 
@@ -367,16 +412,24 @@ def _fit_scalers(train: list[GraphBatch]) -> dict[str, Any]:
             edges.append(b.edge_attr.compress(np.repeat(benign, b.n_edges), axis=0))
     if not nodes:
         raise ValueError("no benign window in the train split: cannot fit the feature scalers")
-    return {"fitted_on": "nodes and edges of the benign graphs of the train split",
-            "node": _fit_scaler(nodes, NODE_FEATURES), "edge": _fit_scaler(edges, EDGE_FEATURES)}
+    return {
+        "fitted_on": "nodes and edges of the benign graphs of the train split",
+        "node": _fit_scaler(nodes, NODE_FEATURES),
+        "edge": _fit_scaler(edges, EDGE_FEATURES),
+    }
 
 
 def _split_counts(parts: list[GraphBatch], types: list[str]) -> dict[str, Any]:
     y = np.concatenate([p.y for p in parts])
     per_type = np.bincount(np.concatenate([p.y_type for p in parts]), minlength=len(types))
-    return {"graphs": len(y), "benign": int((y == 0).sum()), "attack": int((y == 1).sum()),
-            "nodes": sum(len(p.x) for p in parts), "edges": sum(p.edge_index.shape[1] for p in parts),
-            "attack_types": {t: int(n) for t, n in zip(types[1:], per_type[1:], strict=True) if n}}
+    return {
+        "graphs": len(y),
+        "benign": int((y == 0).sum()),
+        "attack": int((y == 1).sum()),
+        "nodes": sum(len(p.x) for p in parts),
+        "edges": sum(p.edge_index.shape[1] for p in parts),
+        "attack_types": {t: int(n) for t, n in zip(types[1:], per_type[1:], strict=True) if n},
+    }
 
 
 def _prepare(frames: pl.DataFrame) -> tuple[list[str], np.ndarray, Columns, np.ndarray, list[str]]:
@@ -393,8 +446,14 @@ def _prepare(frames: pl.DataFrame) -> tuple[list[str], np.ndarray, Columns, np.n
     return sources, offsets, cols, uniq_keys, types
 
 
-def _train_vocab(cols: Columns, window_rows: np.ndarray, in_train: np.ndarray, size: int,
-                 uniq_keys: np.ndarray, min_count: int) -> Vocabulary:
+def _train_vocab(
+    cols: Columns,
+    window_rows: np.ndarray,
+    in_train: np.ndarray,
+    size: int,
+    uniq_keys: np.ndarray,
+    min_count: int,
+) -> Vocabulary:
     """Vocabulary over the benign frames that some train window covers (each frame counted once)."""
     lo = window_rows[in_train]
     n = len(cols.ts)
@@ -433,8 +492,9 @@ def build_graphs(
     n_frames = np.diff(offsets)
     starts = [window_starts(int(n), S, windows.stride) for n in n_frames]
     if not any(len(st) for st in starts):
-        raise ValueError(f"no capture holds a complete window of {S} frames "
-                         f"({int(n_frames.sum())} frames in all)")
+        raise ValueError(
+            f"no capture holds a complete window of {S} frames ({int(n_frames.sum())} frames in all)"
+        )
     roles = [role_of(s) for s in sources]
     has_attack = [bool(cols.label[lo:hi].any()) for lo, hi in itertools.pairwise(offsets)]
     plan = assign_splits(roles, [len(st) for st in starts], has_attack, windows, split, sources)
@@ -448,8 +508,9 @@ def build_graphs(
     blocks = [(f, st[i : i + per_chunk]) for f, st in enumerate(starts) for i in range(0, len(st), per_chunk)]
     batches = []
     for f, st in tqdm(blocks, desc="windows → graphs", unit="block", disable=not progress):
-        batches.append(graphs_of_windows(cols.rows(int(offsets[f]), int(offsets[f + 1])), st, S, len(types),
-                                         code_vocab))
+        batches.append(
+            graphs_of_windows(cols.rows(int(offsets[f]), int(offsets[f + 1])), st, S, len(types), code_vocab)
+        )
         batches[-1].file_idx[:] = f
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
     parts = _by_split(batches, plan)
@@ -472,10 +533,16 @@ def build_graphs(
         "embargo_windows": plan.embargo_windows,
         "embargo_dropped": plan.embargo_dropped,
         "heldout_test": plan.heldout_test,
-        "notes": plan.notes + (["no test captures: test_known is the last block of each training capture"]
-                               if plan.heldout_test else []),
-        "files": [{"source": s, "role": r, "frames": int(n), "windows": len(st), "has_attack": a}
-                  for s, r, n, st, a in zip(sources, roles, n_frames, starts, has_attack, strict=True)],
+        "notes": plan.notes
+        + (
+            ["no test captures: test_known is the last block of each training capture"]
+            if plan.heldout_test
+            else []
+        ),
+        "files": [
+            {"source": s, "role": r, "frames": int(n), "windows": len(st), "has_attack": a}
+            for s, r, n, st, a in zip(sources, roles, n_frames, starts, has_attack, strict=True)
+        ],
     }
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

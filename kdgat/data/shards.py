@@ -91,9 +91,14 @@ class GraphSplit:
         i %= len(self)
         n0, n1 = int(self.node_ptr[i]), int(self.node_ptr[i + 1])
         e0, e1 = int(self.edge_ptr[i]), int(self.edge_ptr[i + 1])
-        return Graph(np.asarray(self.x[n0:n1]), np.asarray(self.node_vocab[n0:n1]),
-                     np.asarray(self.edge_index[:, e0:e1]), np.asarray(self.edge_attr[e0:e1]),
-                     int(self.y[i]), int(self.y_type[i]))
+        return Graph(
+            np.asarray(self.x[n0:n1]),
+            np.asarray(self.node_vocab[n0:n1]),
+            np.asarray(self.edge_index[:, e0:e1]),
+            np.asarray(self.edge_attr[e0:e1]),
+            int(self.y[i]),
+            int(self.y_type[i]),
+        )
 
 
 def write_split(folder: Path, parts: Sequence[Mapping[str, np.ndarray]]) -> None:
@@ -151,6 +156,7 @@ def load_meta(root: str | Path) -> dict[str, Any]:
     path = Path(root) / META_FILE
     meta: dict[str, Any] = json.loads(path.read_text())
     if meta.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema version {meta.get('schema_version')}, "
-                         f"this code reads {SCHEMA_VERSION}")
+        raise ValueError(
+            f"{path}: schema version {meta.get('schema_version')}, this code reads {SCHEMA_VERSION}"
+        )
     return meta

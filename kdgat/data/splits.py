@@ -65,8 +65,9 @@ def _val_files(files: list[int], has_attack: np.ndarray, params: SplitParams, no
         members = [f for f in files if bool(has_attack[f]) == stratum]
         if len(members) < 2:
             if members:
-                notes.append(f"only one {kind} training capture: it stays in train, so val has no {kind} "
-                             "capture")
+                notes.append(
+                    f"only one {kind} training capture: it stays in train, so val has no {kind} capture"
+                )
             continue
         k = min(len(members) - 1, max(1, round(params.val_fraction * len(members))))
         rng = np.random.default_rng([params.seed, int(stratum)])

@@ -66,8 +66,13 @@ class Vocabulary:
         return hashlib.sha256("\n".join(self.ids).encode()).hexdigest()
 
     def to_meta(self) -> dict[str, Any]:
-        return {"size": len(self), "unknown_index": UNKNOWN, "min_count": self.min_count,
-                "ids": self.ids, "sha256": self.sha256}
+        return {
+            "size": len(self),
+            "unknown_index": UNKNOWN,
+            "min_count": self.min_count,
+            "ids": self.ids,
+            "sha256": self.sha256,
+        }
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Vocabulary:
