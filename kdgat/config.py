@@ -58,6 +58,95 @@ class VocabParams(_Strict):
     min_count: int = Field(1, ge=1)  # IDs seen fewer times in benign training traffic map to unknown
 
 
+# --- the study (models, training, distillation, fusion) ---------------------------------------------
+
+
+class GATScale(_Strict):
+    embed_dim: int = Field(ge=1)  # CAN-ID embedding width
+    hidden: int = Field(ge=1)  # per attention head
+    heads: int = Field(ge=1)
+    layers: int = Field(ge=1)
+    mlp_hidden: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class VGAEScale(_Strict):
+    embed_dim: int = Field(ge=1)
+    hidden: int = Field(ge=1)  # per attention head
+    heads: int = Field(ge=1)
+    layers: int = Field(ge=1)
+    latent: int = Field(ge=1)
+    dropout: float = Field(ge=0, lt=1)
+
+
+class DQNScale(_Strict):
+    hidden: int = Field(ge=1)
+    layers: int = Field(ge=1)
+
+
+class GATScales(_Strict):
+    large: GATScale = GATScale(embed_dim=16, hidden=48, heads=8, layers=3, mlp_hidden=96, dropout=0.1)
+    small: GATScale = GATScale(embed_dim=8, hidden=24, heads=4, layers=2, mlp_hidden=32, dropout=0.1)
+
+
+class VGAEScales(_Strict):
+    large: VGAEScale = VGAEScale(embed_dim=16, hidden=32, heads=4, layers=2, latent=48, dropout=0.1)
+    small: VGAEScale = VGAEScale(embed_dim=8, hidden=16, heads=2, layers=2, latent=16, dropout=0.1)
+
+
+class DQNScales(_Strict):
+    large: DQNScale = DQNScale(hidden=128, layers=2)
+    small: DQNScale = DQNScale(hidden=32, layers=2)
+
+
+class ModelParams(_Strict):
+    gat: GATScales = GATScales()
+    vgae: VGAEScales = VGAEScales()
+    dqn: DQNScales = DQNScales()
+
+
+class TrainParams(_Strict):
+    """Shared by every training stage."""
+
+    seed: int = 0
+    batch_size: int = Field(64, ge=1)
+    max_epochs: int = Field(12, ge=1)
+    patience: int = Field(3, ge=1)  # early stopping on the validation metric
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    threads: int = Field(2, ge=1)  # torch intra-op threads
+
+
+class GATTrainParams(_Strict):
+    loss: Literal["ce", "focal"] = "ce"
+    focal_gamma: float = Field(2.0, ge=0)
+    class_weights: bool = True  # inverse-frequency weights over the epoch's sample
+    sampling: Literal["none", "undersample", "curriculum"] = "curriculum"
+    benign_ratio: tuple[float, float] = (1.0, 3.0)  # curriculum: benign per attack graph, first → last epoch
+    hardness: tuple[float, float] = (0.3, 1.0)  # curriculum: easiest share of benign graphs eligible
+
+
+class VGAETrainParams(_Strict):
+    w_feat: float = Field(1.0, ge=0)  # node-feature MSE
+    w_id: float = Field(0.5, ge=0)  # CAN-ID cross-entropy
+    w_nbr: float = Field(0.5, ge=0)  # neighbour-set BCE
+    w_kl: float = Field(0.01, ge=0)
+
+
+class KDParams(_Strict):
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.7, ge=0, le=1)  # weight of the distillation term (GAT)
+    vgae_alpha: float = Field(0.5, ge=0, le=1)  # weight of latent + reconstruction matching (VGAE)
+
+
+class FusionParams(_Strict):
+    actions: int = Field(11, ge=2)  # α grid over [0, 1]
+    cost_fn: float = Field(5.0, ge=0)  # cost of a missed attack
+    cost_fp: float = Field(1.0, ge=0)  # cost of a false alarm
+    epochs: int = Field(30, ge=1)
+    epsilon: tuple[float, float] = (0.5, 0.02)  # exploration, first → last epoch
+
+
 def catalogue_names() -> list[str]:
     """Dataset names in catalog.yaml (read directly, so params are checked before any data code loads)."""
     text = resources.files("kdgat.data").joinpath("catalog.yaml").read_text()
@@ -71,6 +160,12 @@ class Params(_Strict):
     windows: WindowParams = WindowParams()
     split: SplitParams = SplitParams()
     vocab: VocabParams = VocabParams()
+    models: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    gat_train: GATTrainParams = GATTrainParams()
+    vgae_train: VGAETrainParams = VGAETrainParams()
+    kd: KDParams = KDParams()
+    fusion: FusionParams = FusionParams()
 
     @field_validator("datasets")
     @classmethod

@@ -14,7 +14,7 @@ def test_repo_params_are_valid_and_complete() -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     params = load_params(REPO / "params.yaml")
     # Every parameter is spelled out in params.yaml, so DVC tracks it and no code default acts unseen.
-    assert raw == params.model_dump()
+    assert raw == params.model_dump(mode="json")
 
 
 @pytest.mark.parametrize(
