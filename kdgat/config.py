@@ -85,8 +85,9 @@ class DQNScale(_Strict):
 
 
 class GATScales(_Strict):
-    large: GATScale = GATScale(embed_dim=16, hidden=48, heads=8, layers=3, mlp_hidden=96, dropout=0.1)
-    small: GATScale = GATScale(embed_dim=8, hidden=24, heads=4, layers=2, mlp_hidden=32, dropout=0.1)
+    # ≈ 295k vs 47k parameters (3 × 8 × 48 with the JK ‖ mean-max head would be 541k vs 27k)
+    large: GATScale = GATScale(embed_dim=16, hidden=32, heads=8, layers=3, mlp_hidden=96, dropout=0.1)
+    small: GATScale = GATScale(embed_dim=8, hidden=32, heads=4, layers=2, mlp_hidden=48, dropout=0.1)
 
 
 class VGAEScales(_Strict):
@@ -124,6 +125,7 @@ class GATTrainParams(_Strict):
     sampling: Literal["none", "undersample", "curriculum"] = "curriculum"
     benign_ratio: tuple[float, float] = (1.0, 3.0)  # curriculum: benign per attack graph, first → last epoch
     hardness: tuple[float, float] = (0.3, 1.0)  # curriculum: easiest share of benign graphs eligible
+    monitor: Literal["val_loss", "val_f1"] = "val_loss"  # early stopping and best checkpoint
 
 
 class VGAETrainParams(_Strict):
@@ -144,7 +146,11 @@ class FusionParams(_Strict):
     cost_fn: float = Field(5.0, ge=0)  # cost of a missed attack
     cost_fp: float = Field(1.0, ge=0)  # cost of a false alarm
     epochs: int = Field(30, ge=1)
-    epsilon: tuple[float, float] = (0.5, 0.02)  # exploration, first → last epoch
+    epsilon: tuple[float, float] = (0.5, 0.02)  # exploration, first → last epoch (feedback: bandit only)
+    reward_correct: float = Field(1.0, ge=0)  # reward of a right decision (attack caught or benign passed)
+    # full: regress Q(s,·) on every action's reward (all are computable offline); bandit: ε-greedy, only the
+    # chosen action's reward (the classic DQN update, noisier)
+    feedback: Literal["full", "bandit"] = "full"
 
 
 def catalogue_names() -> list[str]:
