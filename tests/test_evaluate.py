@@ -1,0 +1,265 @@
+"""Evaluation metrics against torchmetrics and scikit-learn, hand-checked detection rates at a fixed FPR,
+one-class scenarios, and the files write_evaluation lays out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import sklearn.metrics as skm
+import torch
+import torchmetrics.functional.classification as tm
+
+import kdgat.evaluate as ev
+import kdgat.evaluate_metrics as em
+import kdgat.train.fusion as fu
+from kdgat.config import DQNScale
+from kdgat.models.dqn import build_qnet
+
+
+def random_case(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(np.int64)
+    # rounded → many ties, the case where curve code usually goes wrong
+    score = np.round(np.clip(0.5 + (y - 0.3) * 0.4 + rng.normal(0, 0.25, n), 0, 1), 2)
+    decision = (rng.random(n) < 0.2) ^ (score >= 0.5)
+    return y, score, decision.astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_metrics_match_torchmetrics(seed: int) -> None:
+    y, score, decision = random_case(seed)
+    m = em.binary_metrics(y, score, decision)
+    t, d, s = torch.tensor(y), torch.tensor(decision), torch.tensor(score, dtype=torch.float64)
+    (tn, fp), (fn, tp) = tm.binary_confusion_matrix(d, t).tolist()
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (tn, fp, fn, tp)
+    expected = {
+        "accuracy": tm.binary_accuracy(d, t),
+        "precision": tm.binary_precision(d, t),
+        "recall": tm.binary_recall(d, t),
+        "f1": tm.binary_f1_score(d, t),
+        "specificity": tm.binary_specificity(d, t),
+        "mcc": tm.binary_matthews_corrcoef(d, t),
+        "roc_auc": tm.binary_auroc(s, t),
+        "pr_auc": tm.binary_average_precision(s, t),
+    }
+    for key, value in expected.items():
+        assert m[key] == pytest.approx(float(value), abs=1e-6), key
+    assert m["balanced_accuracy"] == pytest.approx((m["recall"] + m["specificity"]) / 2)  # type: ignore[operator]
+    assert m["fpr"] == pytest.approx(1 - m["specificity"]) and m["fnr"] == pytest.approx(1 - m["recall"])  # type: ignore[operator]
+    fpr, tpr, _ = tm.binary_roc(s, t)
+    curve = em.roc_curve(y, score, drop_intermediate=False)
+    assert curve is not None
+    np.testing.assert_allclose(curve.x, fpr.numpy(), atol=1e-7)
+    np.testing.assert_allclose(curve.y, tpr.numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_metrics_match_sklearn(seed: int) -> None:
+    y, score, decision = random_case(seed)
+    m = em.binary_metrics(y, score, decision)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, decision))
+    assert m["precision"] == pytest.approx(skm.precision_score(y, decision))
+    assert m["recall"] == pytest.approx(skm.recall_score(y, decision))
+    assert m["f1"] == pytest.approx(skm.f1_score(y, decision))
+    assert m["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, decision))
+    assert m["mcc"] == pytest.approx(skm.matthews_corrcoef(y, decision))
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, score))
+    assert m["pr_auc"] == pytest.approx(skm.average_precision_score(y, score))
+    assert [m[k] for k in ("tn", "fp", "fn", "tp")] == skm.confusion_matrix(y, decision).ravel().tolist()
+    # the PR points, read by descending threshold, give the stored AP by its definition Σ (Rₙ − Rₙ₋₁)·Pₙ
+    pr = em.pr_curve(y, score)
+    assert pr is not None and (pr.x[0], pr.y[0]) == (0.0, 1.0) and np.all(np.diff(pr.x) >= 0)
+    assert np.sum(np.diff(pr.x) * pr.y[1:]) == pytest.approx(m["pr_auc"])
+    flagged = score[:, None] >= pr.threshold[None, 1:]
+    np.testing.assert_allclose(pr.x[1:], (flagged & (y == 1)[:, None]).sum(0) / y.sum())
+
+
+def test_auc_of_unbounded_scores_is_rank_based() -> None:
+    # VGAE errors are unbounded: AUC/AP must not change under a monotone map (no sigmoid saturation)
+    y, score, _ = random_case(7)
+    big = np.exp(score * 40)  # up to e^40
+    assert em.roc_auc(y, big) == pytest.approx(em.roc_auc(y, score))
+    assert em.average_precision(y, big) == pytest.approx(em.average_precision(y, score))
+
+
+def test_detection_rate_at_fpr_by_hand() -> None:
+    # benign 0.1 0.2 0.9 | attack 0.8 0.95: at FPR 0 only the 0.95 attack is caught; at FPR 1/3 both are
+    y, s = np.array([0, 0, 0, 1, 1]), np.array([0.1, 0.2, 0.9, 0.8, 0.95])
+    assert em.tpr_at_fpr(y, s, 0.01) == 0.5
+    assert em.tpr_at_fpr(y, s, 1 / 3) == 1.0
+    assert em.tpr_at_fpr(y, s, 0.3) == 0.5
+    # 1,000 benign, 10 attacks: 9 attacks outrank all benign, 1 ties the top benign graph
+    benign = np.linspace(0, 1, 1000)
+    y = np.r_[np.zeros(1000, int), np.ones(10, int)]
+    s = np.r_[benign, np.full(9, 2.0), [1.0]]
+    assert em.tpr_at_fpr(y, s, 0.001) == 1.0  # threshold 1.0 flags 1 benign: FPR 0.001 exactly
+    assert em.tpr_at_fpr(y, [*s[:-1].tolist(), 0.9995], 0.001) == 1.0  # 0.9995 beats all but one benign
+    s2 = np.r_[benign, np.full(9, 2.0), [0.5]]  # the tenth attack sits mid-benign
+    assert em.tpr_at_fpr(y, s2, 0.01) == 0.9 and em.tpr_at_fpr(y, s2, 0.5) == 1.0
+    m = em.binary_metrics(y, s2, (s2 >= 1.5).astype(int))
+    assert m["dr_at_fpr_1pct"] == 0.9 and m["dr_at_fpr_0p1pct"] == 0.9
+
+
+def test_average_precision_by_hand() -> None:
+    # ranked: benign 0.9, attack 0.8 (P 1/2, R 1/2), attack 0.1 (P 2/3, R 1) → AP = ½·½ + ½·⅔
+    assert em.average_precision([0, 1, 1], [0.9, 0.8, 0.1]) == pytest.approx(0.25 + 1 / 3)
+    assert em.roc_auc([0, 1, 1], [0.9, 0.8, 0.1]) == pytest.approx(0.0)
+
+
+def test_youden_threshold_by_hand() -> None:
+    y, s = np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
+    # thresholds: 0.7 → J = 2/3; 0.4 → 1 − 1/3 = 2/3 as well; the higher one wins the tie
+    assert em.youden_threshold(y, s) == (0.7, pytest.approx(2 / 3))
+    assert em.youden_threshold(np.array([0, 1]), np.array([0.9, 0.1])) is None  # J <= 0
+    assert em.youden_threshold(np.zeros(3, int), np.ones(3)) is None
+
+
+def test_one_class_scenario_gives_nulls_not_zeros() -> None:
+    y, s = np.zeros(50, int), np.linspace(0, 1, 50)
+    m = em.binary_metrics(y, s, (s > 0.9).astype(int))
+    assert m["roc_auc"] is None and m["pr_auc"] is None and m["dr_at_fpr_1pct"] is None
+    assert m["recall"] is None and m["fnr"] is None and m["mcc"] is None and m["balanced_accuracy"] is None
+    assert m["specificity"] == pytest.approx(45 / 50) and m["fpr"] == pytest.approx(5 / 50)
+    assert m["accuracy"] == pytest.approx(0.9) and m["f1"] == 0.0  # defined: 5 false alarms, no hit
+    only_attacks = em.binary_metrics(np.ones(4, int), np.ones(4), np.ones(4, int))
+    assert (
+        only_attacks["recall"] == 1.0
+        and only_attacks["specificity"] is None
+        and only_attacks["roc_auc"] is None
+    )
+    none_flagged = em.binary_metrics(np.zeros(3, int), np.zeros(3), np.zeros(3, int))
+    assert none_flagged["precision"] is None and none_flagged["f1"] is None
+
+
+def test_bad_inputs_are_named() -> None:
+    with pytest.raises(ValueError, match="gat_small/known: labels must be 0/1; row 1"):
+        em.binary_metrics([0, 2], [0.1, 0.2], [0, 1], "gat_small/known")
+    with pytest.raises(ValueError, match="score is not finite at row 0"):
+        em.binary_metrics([0, 1], [np.nan, 0.2], [0, 1])
+    with pytest.raises(ValueError, match="3 scores for 2 labels"):
+        em.binary_metrics([0, 1], [0.1, 0.2, 0.3], [0, 1])
+
+
+def test_thin_keeps_ends_and_at_most_200_points() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(5000) < 0.5).astype(int)
+    curve = em.roc_curve(y, rng.random(5000) + y * 0.3)
+    assert curve is not None and curve.x.size > 200
+    thin = em.thin(curve)
+    assert thin.x.size <= 200 and thin.x[0] == 0 and thin.x[-1] == 1 and thin.y[-1] == 1
+    assert np.all(np.diff(thin.x) >= 0)
+
+
+# --- evaluate() over prediction tables -------------------------------------------------------------
+
+
+def tables(seed: int = 0) -> dict[str, pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    sizes = {"train": 200, "val": 200, "test_known": 300, "test_unknown_attack": 150, "test_unknown_both": 40}
+    split = np.concatenate([[s] * n for s, n in sizes.items()])
+    index = np.concatenate([np.arange(n) for n in sizes.values()])
+    y = (rng.random(split.size) < 0.3).astype(np.int64)
+    y[split == "test_unknown_both"] = 0  # a one-class scenario
+    key = {"split": split, "index": index, "y": y, "y_type": y}
+    score = np.exp(y * 1.5 + rng.normal(0, 0.6, y.size))
+    p = 1 / (1 + np.exp(-(y * 4 - 2 + rng.normal(0, 1.5, y.size))))
+    vgae = pl.DataFrame(
+        {**key, "score": score, "feat_mse": score / 2, "id_ce": score / 2, "nbr_bce": score * 0}
+    )
+    gat = pl.DataFrame({**key, "p_attack": p})
+    cal = fu.calibrate_vgae(score[split == "val"], y[split == "val"])
+    anomaly = fu.vgae_anomaly(score, cal.threshold, cal.scale)
+    alpha = np.where(rng.random(y.size) < 0.5, 0.2, 0.8)
+    fused = fu.fuse(anomaly, p, alpha)
+    fusion = pl.DataFrame(
+        {
+            **key,
+            "vgae_anomaly": anomaly,
+            "p_attack": p,
+            "alpha": alpha,
+            "fused": fused,
+            "decision": fu.decide(fused),
+        }
+    ).with_columns(pl.col("decision").cast(pl.Int8))
+    return {"vgae_small": vgae, "gat_small": gat, "fusion_small": fusion}
+
+
+def test_evaluate_models_by_scenario() -> None:
+    t = tables()
+    metrics = ev.evaluate(t)
+    assert set(metrics) == {"vgae_small", "gat_small", "fusion_small"}
+    for per_model in metrics.values():
+        assert list(per_model) == [
+            "known",
+            "unknown_attack",
+            "unknown_both",
+        ]  # unknown_vehicle: empty, left out
+        assert per_model["known"]["n"] == 300 and per_model["unknown_both"]["roc_auc"] is None
+    known = t["gat_small"].filter(pl.col("split") == "test_known")
+    assert (
+        metrics["gat_small"]["known"]["tp"]
+        == known.filter((pl.col("y") == 1) & (pl.col("p_attack") >= 0.5)).height
+    )
+    # the VGAE is judged at its Youden threshold from val, its AUC on the raw score
+    vg = t["vgae_small"]
+    val = vg.filter(pl.col("split") == "val")
+    thr, _ = em.youden_threshold(val["y"].to_numpy(), val["score"].to_numpy())  # type: ignore[misc]
+    kv = vg.filter(pl.col("split") == "test_known")
+    assert (
+        metrics["vgae_small"]["known"]["fp"]
+        == kv.filter((pl.col("y") == 0) & (pl.col("score") >= thr)).height
+    )
+    assert metrics["vgae_small"]["known"]["roc_auc"] == pytest.approx(em.roc_auc(kv["y"], kv["score"]))
+
+
+def test_tampered_fusion_table_is_refused() -> None:
+    t = tables()
+    bad = t["fusion_small"].with_columns(decision=1 - pl.col("decision"))
+    with pytest.raises(ev.EvaluationError, match="fusion_small: stored fused scores/decisions disagree"):
+        ev.evaluate({"fusion_small": bad})
+    with pytest.raises(ev.EvaluationError, match=r"gat_large: prediction table lacks \['p_attack'\]"):
+        ev.evaluate({"gat_large": t["vgae_small"]})
+    with pytest.raises(ev.EvaluationError, match="unknown model 'mlp_small'"):
+        ev.model_kind("mlp_small")
+
+
+def test_write_evaluation_layout(tmp_path: Path) -> None:
+    t = tables()
+    t["gat_small"].write_parquet(tmp_path / "gat.parquet")
+    ckpt = tmp_path / "q.ckpt"
+    net = build_qnet(DQNScale(hidden=8, layers=1), 15, 11, seed=0)
+    torch.save({"state_dict": net.state_dict(), "scale": {"hidden": 8}}, ckpt)
+    plots, metrics_path = tmp_path / "plots" / "synth", tmp_path / "metrics" / "synth.json"
+    plots.mkdir(parents=True)
+    (plots / "stale.csv").write_text("old\n")
+    pred: dict[str, pl.DataFrame | Path] = {**t, "gat_small": tmp_path / "gat.parquet"}
+    metrics = ev.write_evaluation(pred, metrics_path, plots, model_files={"fusion_small": ckpt})
+    on_disk = json.loads(metrics_path.read_text())
+    assert (
+        on_disk == json.loads(json.dumps(metrics)) and on_disk["gat_small"]["unknown_both"]["roc_auc"] is None
+    )
+    files = sorted(str(p.relative_to(plots)) for p in plots.rglob("*") if p.is_file())
+    models = ("fusion_small", "gat_small", "vgae_small")
+    expected = [f"confusion/{s}/{m}.csv" for s in ("known", "unknown_attack", "unknown_both") for m in models]
+    expected += [
+        f"{c}/{s}/{m}.csv" for c in ("pr", "roc") for s in ("known", "unknown_attack") for m in models
+    ]
+    expected += ["figures/dqn_policy.parquet", "figures/model_sizes.csv", "figures/recon_errors.parquet"]
+    assert files == sorted(expected)  # the stale file is gone; no curve for the one-class scenario
+    roc = pl.read_csv(plots / "roc/known/gat_small.csv")
+    assert roc.columns == ["fpr", "tpr", "threshold"] and roc.height <= 200 and roc["threshold"][0] is None
+    assert roc.row(0)[:2] == (0.0, 0.0) and roc.row(-1)[:2] == (1.0, 1.0)
+    conf = pl.read_csv(plots / "confusion/known/vgae_small.csv")
+    counts = conf.group_by("actual", "predicted").len()
+    tp = counts.filter((pl.col("actual") == "attack") & (pl.col("predicted") == "attack"))["len"].item()
+    assert tp == metrics["vgae_small"]["known"]["tp"] and conf.height == 300
+    sizes = pl.read_csv(plots / "figures/model_sizes.csv")
+    assert sizes.row(0)[:3] == ("fusion_small", "fusion", sum(p.numel() for p in net.parameters()))
+    policy = pl.read_parquet(plots / "figures/dqn_policy.parquet")
+    assert policy["model"].unique().to_list() == ["fusion_small"] and "alpha" in policy.columns
+    recon = pl.read_parquet(plots / "figures/recon_errors.parquet")
+    assert {"score", "feat_mse", "threshold"} <= set(recon.columns) and recon.height == t["vgae_small"].height
