@@ -1,6 +1,6 @@
 """Preprocessing benchmark: one can-train-and-test CSV → graph shards, on one core.
 
-    python -m kdgat.bench [--frames 1000000] [--repeats 3]
+    python -m kdgat.bench [--frames 1000000] [--repeats 5]
 
 Prints one JSON object on stdout. The timing runs in a child process started with POLARS_MAX_THREADS,
 OMP/MKL/OpenBLAS threads set to 1 (they must be set before polars and numpy load) and pinned to one
@@ -115,7 +115,7 @@ def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.frames < 1000:

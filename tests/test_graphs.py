@@ -20,7 +20,7 @@ from kdgat.config import SplitParams, VocabParams, WindowParams
 from kdgat.data import graphs as graphs_module
 from kdgat.data.frames import conform
 from kdgat.data.graphs import EDGE_FEATURES, NODE_FEATURES, build_graphs
-from kdgat.data.shards import ARRAYS, load_meta, load_split
+from kdgat.data.shards import ARRAYS, GraphSplit, load_meta, load_split
 from kdgat.data.vocab import Vocabulary, build_vocab, format_id, id_keys, parse_id
 
 TEST_KNOWN = "test_01_known_vehicle_known_attack"
@@ -181,6 +181,18 @@ def reference_window(w: pl.DataFrame) -> tuple[dict[int, list[float]], dict[tupl
     return nodes, edges
 
 
+def assert_matches_reference(meta: dict, s: GraphSplit, i: int, w: pl.DataFrame) -> None:
+    """Graph i of split s is the graph of window w, feature by feature."""
+    assert s.t_start[i] == w["timestamp"][0]
+    nodes, edges = reference_window(w)
+    n0, n1, e0, e1 = s.node_ptr[i], s.node_ptr[i + 1], s.edge_ptr[i], s.edge_ptr[i + 1]
+    np.testing.assert_allclose(s.x[n0:n1], scaled(meta, "node", list(nodes.values())), atol=1e-4)
+    ids = list(nodes)
+    assert [(ids[u], ids[v]) for u, v in s.edge_index[:, e0:e1].T] == list(edges)
+    np.testing.assert_allclose(s.edge_attr[e0:e1], scaled(meta, "edge", list(edges.values())), atol=1e-4)
+    assert s.y[i] == w["label"].to_numpy().max()
+
+
 @pytest.mark.parametrize(("size", "stride"), [(20, 20), (20, 7)])
 def test_matches_reference_and_stays_in_its_file(tmp_path: Path, size: int, stride: int) -> None:
     files = {"a.log": traffic("a.log", 203, seed=1, attack_every=9), "b.log": traffic("b.log", 88, seed=2)}
@@ -194,21 +206,43 @@ def test_matches_reference_and_stays_in_its_file(tmp_path: Path, size: int, stri
             src = meta["files"][int(s.file_idx[i])]["source"]
             start = int(s.start_row[i])
             assert start % stride == 0 and start + size <= len(files[src])  # never crosses a file, no tail
-            w = files[src].slice(start, size)
-            assert s.t_start[i] == w["timestamp"][0]
-            nodes, edges = reference_window(w)
-            n0, n1, e0, e1 = s.node_ptr[i], s.node_ptr[i + 1], s.edge_ptr[i], s.edge_ptr[i + 1]
-            np.testing.assert_allclose(s.x[n0:n1], scaled(meta, "node", list(nodes.values())), atol=1e-4)
-            ids = list(nodes)
-            assert [(ids[u], ids[v]) for u, v in s.edge_index[:, e0:e1].T] == list(edges)
-            expected_edges = scaled(meta, "edge", list(edges.values()))
-            np.testing.assert_allclose(s.edge_attr[e0:e1], expected_edges, atol=1e-4)
-            assert s.y[i] == w["label"].to_numpy().max()
+            assert_matches_reference(meta, s, i, files[src].slice(start, size))
             seen.append((src, start))
     # Every complete window of each file is stored or accounted for (embargo gaps, duplicates).
     total = sum((len(f) - size) // stride + 1 for f in files.values())
     dropped = meta["embargo_dropped"] + sum(meta["duplicates_dropped"].values())
     assert len(seen) == len(set(seen)) == total - dropped
+
+
+def test_long_windows_match_reference(tmp_path: Path) -> None:
+    """Windows of 300 frames: byte sums outgrow 16-bit lanes and n·Σx² outgrows int32."""
+    high = pl.lit(250).cast(pl.UInt8).alias("b3")  # ~200 frames of one ID: n·Σx² ≈ 200² · 250²
+    frames = traffic("a.log", 3000, seed=15, ids=(0x100, 0x200)).with_columns(high)
+    meta = build(frames, tmp_path / "g", size=300)
+    assert sum(c["graphs"] for c in meta["counts"].values()) >= 5
+    for split in meta["counts"]:
+        s = load_split(tmp_path / "g", split)
+        for i in range(len(s)):
+            assert_matches_reference(meta, s, i, frames.slice(int(s.start_row[i]), 300))
+
+
+def test_graphs_around_dropped_duplicates_stay_intact(tmp_path: Path) -> None:
+    """Val windows that repeat a train window are cut out of the middle of a block of graphs; the graphs
+    between them keep their own nodes and edges."""
+    pattern = [A, B, A, C, B, A, A, C, B, A]
+    novel = {33, 35, 37, 39}  # of the 40 windows: 0-30 train, 31 embargo, 32-39 val
+    rows = []
+    for i in range(400):
+        w, p = divmod(i, 10)
+        rows.append((i * 0.001, pattern[p], 100 + w if w in novel and p == 0 else p, 0))
+    frames = frames_of(rows, "a.log")
+    test = traffic(f"{TEST_KNOWN}/c.log", 100, seed=14)
+    meta = build(pl.concat([frames, test]), tmp_path / "g", size=10)
+    assert meta["duplicates_dropped"]["val"] == 4
+    s = load_split(tmp_path / "g", "val")
+    assert s.start_row.tolist() == [330, 350, 370, 390]
+    for i in range(len(s)):
+        assert_matches_reference(meta, s, i, frames.slice(int(s.start_row[i]), 10))
 
 
 # --- vocabulary, scalers, shards, metadata ------------------------------------------------------------
