@@ -1,8 +1,9 @@
 """dvc.yaml lists, for every stage, exactly the library files its script imports (transitively), so an
 edit reruns the stages it touches and no others.
 
-kdgat/config.py and package __init__ files are left out on purpose: config.py only validates, and every
-value it validates is spelled out in params.yaml (test_config checks that) and tracked through `params:`.
+kdgat/config.py and package __init__ files that define nothing are left out on purpose: config.py only
+validates, and every value it validates is spelled out in params.yaml (test_config checks that) and
+tracked through `params:`.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ def import_closure(script: Path) -> set[str]:
             if f is not None and f not in seen:
                 seen.add(f)
                 todo.append(f)
-    files = {str(p.relative_to(REPO)) for p in seen}
-    return {f for f in files if not f.endswith("__init__.py")} - NOT_DEPS
+    return {str(p.relative_to(REPO)) for p in seen if _defines_code(p)} - NOT_DEPS
+
+
+def _defines_code(path: Path) -> bool:
+    """False for a package __init__ that holds only a docstring and constants."""
+    if path.name != "__init__.py":
+        return True
+    defs = (ast.FunctionDef, ast.ClassDef, ast.ImportFrom, ast.Import)
+    return any(isinstance(node, defs) for node in ast.parse(path.read_text()).body)
 
 
 def _stages() -> list[tuple[str, dict]]:

@@ -1,0 +1,294 @@
+"""Train one model end to end: ``train_vgae`` and ``train_gat`` are what the DVC stages (and any other
+launcher) call.
+
+Outputs (``TrainOutputs``): the final weights file (best epoch, with what is needed to rebuild the model),
+a folder of Lightning checkpoints (``last.ckpt`` every epoch, ``best.ckpt``), a JSON report and a
+per-epoch CSV. A run whose checkpoint folder holds an unfinished ``last.ckpt`` *for the same inputs*
+(params, graphs, teacher, scores: hashed into ``run.json``) resumes from it; anything else starts over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger
+from pydantic import BaseModel
+
+from kdgat.config import Params
+from kdgat.data.frames import atomic_path
+from kdgat.data.shards import META_FILE, load_meta
+from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
+from kdgat.reports import write_json
+from kdgat.train.curriculum import EpochSampler, train_scores
+from kdgat.train.data import load_graphs
+from kdgat.train.lit import EpochHistory, LitBase
+from kdgat.train.lit_gat import LitGAT
+from kdgat.train.lit_vgae import LitVGAE
+from kdgat.train.weights import load_model, save_model
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class TrainOutputs:
+    weights: Path  # final weights (best epoch)
+    ckpt_dir: Path  # Lightning checkpoints: last.ckpt, best.ckpt, run.json, logs/
+    report: Path  # JSON summary
+    epochs: Path  # CSV, one row per epoch
+
+    @classmethod
+    def standard(cls, root: str | Path, dataset: str, model: str) -> TrainOutputs:
+        """The study's layout: models/D/M.ckpt, models/D/M/, reports/train/D/M.json, .epochs.csv."""
+        r = Path(root)
+        return cls(
+            r / "models" / dataset / f"{model}.ckpt",
+            r / "models" / dataset / model,
+            r / "reports" / "train" / dataset / f"{model}.json",
+            r / "reports" / "train" / dataset / f"{model}.epochs.csv",
+        )
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> TrainOutputs:
+        f = Path(folder)
+        return cls(f / "model.ckpt", f / "checkpoints", f / "report.json", f / "epochs.csv")
+
+
+def _outputs(out: str | Path | TrainOutputs) -> TrainOutputs:
+    return out if isinstance(out, TrainOutputs) else TrainOutputs.in_folder(out)
+
+
+def _file_hash(path: Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _fingerprint(what: dict[str, Any], graphs_dir: Path, files: Sequence[Path | None]) -> str:
+    blob = {"what": what, "meta": _file_hash(graphs_dir / META_FILE), "files": [_file_hash(f) for f in files]}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _resume_point(ckpt_dir: Path, fingerprint: str) -> Path | None:
+    """last.ckpt of an unfinished run with the same inputs, else None (and a clean folder)."""
+    run_file, last = ckpt_dir / RUN_FILE, ckpt_dir / "last.ckpt"
+    if run_file.is_file() and last.is_file():
+        state = json.loads(run_file.read_text())
+        if state.get("fingerprint") == fingerprint and not state.get("done"):
+            return last
+    if ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True)
+    return None
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Hide Lightning's start-up banner (accelerator lines, adverts) and warnings that do not apply: the
+    checkpoint folder holds run.json by design, train_loss is logged per epoch, not per step, and
+    Lightning's own use of a torch API deprecated in torch 2.13 (LeafSpec)."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*exists and is not empty")
+            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _size(group: BaseModel, scale: str) -> Any:
+    if scale not in ("large", "small"):
+        raise ValueError(f"scale must be 'large' or 'small', got {scale!r}")
+    return getattr(group, scale)
+
+
+def _setup(params: Params) -> None:
+    torch.set_num_threads(params.train.threads)
+    seed_everything(params.train.seed, workers=True, verbose=False)
+
+
+def _fit(
+    lit: LitBase,
+    params: Params,
+    outs: TrainOutputs,
+    fingerprint: str,
+    info: dict[str, Any],
+    progress: bool,
+    logger: Logger | None,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    if len(lit.val_set) == 0:
+        raise ValueError("the val split is empty: early stopping and checkpoint selection need it")
+    resume = _resume_point(outs.ckpt_dir, fingerprint)
+    write_json({"fingerprint": fingerprint, "done": False, **info}, outs.ckpt_dir / RUN_FILE)
+    p = params.train
+    history = EpochHistory()
+    best = ModelCheckpoint(
+        dirpath=outs.ckpt_dir,
+        filename="best",
+        monitor=lit.monitor,
+        mode=lit.monitor_mode,
+        save_top_k=1,
+        save_last=True,
+        save_on_train_epoch_end=True,  # after EpochHistory, so last.ckpt holds its own epoch's row
+        enable_version_counter=False,
+    )
+    stop = EarlyStopping(
+        lit.monitor, mode=lit.monitor_mode, patience=p.patience, check_on_train_epoch_end=True
+    )
+    with _quiet():
+        trainer = Trainer(
+            accelerator="auto",
+            devices=1,
+            max_epochs=p.max_epochs,
+            callbacks=[history, stop, best, *callbacks],
+            logger=logger if logger is not None else CSVLogger(outs.ckpt_dir, name="logs"),
+            enable_model_summary=False,
+            enable_progress_bar=progress,
+            reload_dataloaders_every_n_epochs=1,  # a fresh sample (curriculum) and order every epoch
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+            default_root_dir=outs.ckpt_dir,
+        )
+        trainer.fit(lit, ckpt_path=resume)
+    if trainer.interrupted:
+        raise RuntimeError(f"training interrupted; rerun to resume from {outs.ckpt_dir / 'last.ckpt'}")
+    ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
+    lit.load_state_dict(ckpt["state_dict"])
+    model = lit.model
+    assert isinstance(model, GAT | VGAE)
+    save_model(model, outs.weights, info, params.vgae_train if isinstance(model, VGAE) else None)
+
+    rows = history.rows
+    row = next(r for r in rows if int(r["epoch"]) == int(ckpt["epoch"]))
+    best_row = {k: (None if math.isnan(v) else v) for k, v in row.items()}  # NaN is not JSON
+    report = {
+        **info,
+        "monitor": lit.monitor,
+        "best_epoch": int(ckpt["epoch"]),
+        "best_val": best_row[lit.monitor],
+        "best_row": best_row,
+        "epochs_run": len(rows),
+        "max_epochs": p.max_epochs,
+        "stopped_early": len(rows) < p.max_epochs,
+        "resumed_from": str(resume) if resume else None,
+        "params_count": count_parameters(model),
+        "train_graphs_per_s": sum(r["train_graphs_per_s"] for r in rows) / max(len(rows), 1),
+        "train_seconds": sum(r["epoch_seconds"] for r in rows),  # over all sessions of the run
+        "wall_seconds": time.perf_counter() - t_start,  # this session only
+    }
+    with atomic_path(outs.epochs) as tmp:
+        pl.DataFrame(rows).with_columns(pl.col("epoch").cast(pl.Int64)).write_csv(tmp)
+    write_json(report, outs.report)
+    write_json({"fingerprint": fingerprint, "done": True, **info}, outs.ckpt_dir / RUN_FILE)
+    return report
+
+
+def _teacher(path: Path | None, kind: type[GAT] | type[VGAE], meta: dict[str, Any]) -> Any:
+    if path is None:
+        return None
+    model, blob = load_model(path)
+    if not isinstance(model, kind):
+        raise ValueError(f"{path}: a {blob['kind']} model, expected a {kind.__name__} teacher")
+    if blob["n_vocab"] != meta["vocab_size"]:
+        raise ValueError(
+            f"{path}: teacher vocabulary of {blob['n_vocab']} IDs, graphs have {meta['vocab_size']}"
+        )
+    return model
+
+
+def train_vgae(
+    params: Params,
+    graphs_dir: Path,
+    scale: str,
+    out: str | Path | TrainOutputs,
+    teacher: Path | None = None,
+    *,
+    progress: bool = True,
+    logger: Logger | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train a VGAE of ``scale`` (large | small) on the benign train graphs, distilled from the VGAE
+    in ``teacher`` when given. Returns the report written to ``out``."""
+    _setup(params)
+    graphs_dir, outs = Path(graphs_dir), _outputs(out)
+    meta = load_meta(graphs_dir)
+    model = build_vgae(_size(params.models.vgae, scale), meta, seed=params.train.seed)
+    t_model = _teacher(teacher, VGAE, meta)
+    what = {"kind": "vgae", "scale": scale, "size": _size(params.models.vgae, scale), "train": params.train}
+    what.update(vgae_train=params.vgae_train, kd=params.kd if teacher else None)
+    info = {
+        "kind": "vgae",
+        "scale": scale,
+        "kd": teacher is not None,
+        "teacher": str(teacher) if teacher else None,
+    }
+    train_set, val_set = load_graphs(graphs_dir, "train"), load_graphs(graphs_dir, "val")
+    lit = LitVGAE(model, params.train, params.vgae_train, params.kd, train_set, val_set, t_model)
+    fp = _fingerprint(what, graphs_dir, [teacher])
+    return _fit(lit, params, outs, fp, info, progress, logger, callbacks)
+
+
+def train_gat(
+    params: Params,
+    graphs_dir: Path,
+    scale: str,
+    out: str | Path | TrainOutputs,
+    teacher: Path | None = None,
+    vgae_scores: Path | None = None,
+    *,
+    progress: bool = True,
+    logger: Logger | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """Train a GAT of ``scale``; KD from the GAT in ``teacher`` when given. ``vgae_scores`` (the VGAE
+    teacher's predictions Parquet) orders the benign graphs for gat_train.sampling = curriculum."""
+    _setup(params)
+    graphs_dir, outs, g = Path(graphs_dir), _outputs(out), params.gat_train
+    meta = load_meta(graphs_dir)
+    model = build_gat(_size(params.models.gat, scale), meta, seed=params.train.seed)
+    t_model = _teacher(teacher, GAT, meta)
+    train_set, val_set = load_graphs(graphs_dir, "train"), load_graphs(graphs_dir, "val")
+    scores_file = vgae_scores if g.sampling == "curriculum" else None
+    if g.sampling == "curriculum" and scores_file is None:
+        raise ValueError("gat_train.sampling = curriculum needs the VGAE teacher's predictions (vgae_scores)")
+    scores = train_scores(scores_file, len(train_set)) if scores_file is not None else None
+    sampler = EpochSampler(
+        train_set.y.numpy(),
+        g.sampling,
+        params.train.max_epochs,
+        params.train.seed,
+        g.benign_ratio,
+        g.hardness,
+        scores,
+    )
+    what = {"kind": "gat", "scale": scale, "size": _size(params.models.gat, scale), "train": params.train}
+    what.update(gat_train=g, kd=params.kd if teacher else None)
+    info = {
+        "kind": "gat",
+        "scale": scale,
+        "kd": teacher is not None,
+        "teacher": str(teacher) if teacher else None,
+        "sampling": g.sampling,
+        "vgae_scores": str(scores_file) if scores_file else None,
+    }
+    lit = LitGAT(model, params.train, g, params.kd, train_set, val_set, sampler, t_model)
+    fp = _fingerprint(what, graphs_dir, [teacher, scores_file])
+    return _fit(lit, params, outs, fp, info, progress, logger, callbacks)

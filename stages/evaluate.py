@@ -1,0 +1,24 @@
+"""DVC stage `evaluate@<dataset>`: every model × test scenario → metrics/D.json (DVC metrics), ROC / PR /
+confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/."""
+
+import sys
+from pathlib import Path
+
+from kdgat.evaluate import write_evaluation
+from kdgat.stage import run_stage
+from kdgat.study import MODELS, Model, Paths
+
+
+def main(dataset: str) -> None:
+    paths = Paths(dataset)
+    models = [Model.parse(n) for n in MODELS]
+    write_evaluation(
+        {m.name: paths.predictions(m) for m in models},
+        Path(f"metrics/{dataset}.json"),
+        Path(f"plots/{dataset}"),
+        model_files={m.name: paths.weights(m) for m in models},
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, *sys.argv[1:])

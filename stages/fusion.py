@@ -1,0 +1,32 @@
+"""DVC stage `fusion@<dataset>-<variant>`: learn the per-graph fusion weight α of the VGAE and GAT of one
+variant (DQN, one-step), and score every split with it.
+
+    python stages/fusion.py DATASET VARIANT   # VARIANT: large | small_kd | small
+
+Writes models/D/fusion_V.ckpt, reports/train/D/fusion_V.json (+ baselines: GAT alone, VGAE alone,
+fixed α) and predictions/D/fusion_V.parquet.
+"""
+
+import sys
+
+from kdgat.config import load_params
+from kdgat.stage import run_stage
+from kdgat.study import Model, Paths
+from kdgat.train.fusion import train_fusion
+
+
+def main(dataset: str, variant: str) -> None:
+    paths, fused = Paths(dataset), Model.parse(f"fusion_{variant}")
+    train_fusion(
+        load_params(),
+        paths.predictions(Model("vgae", variant)),
+        paths.predictions(Model("gat", variant)),
+        fused.scale,
+        paths.weights(fused),
+        report=paths.train_report(fused),
+        predictions=paths.predictions(fused),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main, *sys.argv[1:])

@@ -1,0 +1,36 @@
+"""DVC stages `vgae_<variant>@<dataset>` and `gat_<variant>@<dataset>`: train one model, then score every
+split with it.
+
+    python stages/train.py DATASET MODEL      # MODEL: vgae_large | vgae_small_kd | ... | gat_small
+
+Writes models/D/M.ckpt (weights), models/D/M/ (checkpoints; a killed run resumes from last.ckpt),
+reports/train/D/M.json + .epochs.csv, and predictions/D/M.parquet (one row per graph and split).
+"""
+
+import sys
+
+from kdgat.config import load_params
+from kdgat.reports import write_parquet
+from kdgat.stage import run_stage
+from kdgat.study import Model, Paths
+from kdgat.train.infer import predict
+from kdgat.train.run import TrainOutputs, train_gat, train_vgae
+
+
+def main(dataset: str, name: str) -> None:
+    params, model, paths = load_params(), Model.parse(name), Paths(dataset)
+    outs = TrainOutputs.standard(paths.root, dataset, model.name)
+    teacher = paths.weights(model.teacher) if model.teacher else None
+    if model.family == "vgae":
+        train_vgae(params, paths.graphs, model.scale, outs, teacher=teacher)
+    elif model.family == "gat":
+        curriculum = params.gat_train.sampling == "curriculum"
+        scores = paths.predictions(model.curriculum_vgae) if curriculum else None
+        train_gat(params, paths.graphs, model.scale, outs, teacher=teacher, vgae_scores=scores)
+    else:
+        raise KeyError(f"{name}: stages/train.py trains vgae_* and gat_* models; fusion has stages/fusion.py")
+    write_parquet(predict(outs.weights, paths.graphs), paths.predictions(model))
+
+
+if __name__ == "__main__":
+    run_stage(main, *sys.argv[1:])

@@ -1,0 +1,296 @@
+"""Training on a tiny real graph folder (synthetic bus → graphs → a few dozen graphs per split): batches
+against a per-graph reference, epoch-level resampling through Lightning, exact resume after an
+interruption, frozen teachers, and the inference tables."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import polars as pl_df
+import pytest
+import torch
+
+from kdgat.config import (
+    GATScale,
+    GATScales,
+    ModelParams,
+    Params,
+    SplitParams,
+    SynthParams,
+    VGAEScale,
+    VGAEScales,
+    VocabParams,
+    WindowParams,
+)
+from kdgat.data.formats import read_dataset
+from kdgat.data.graphs import build_graphs
+from kdgat.data.shards import load_meta, load_split, write_meta, write_split
+from kdgat.data.synth import generate
+from kdgat.models import anomaly_score
+from kdgat.train.curriculum import EpochSampler
+from kdgat.train.data import GraphLoader, collate, load_graphs
+from kdgat.train.infer import attention_samples, embeddings, predict
+from kdgat.train.run import train_gat, train_vgae
+from kdgat.train.weights import load_model
+
+PER_SPLIT = {"train": 48, "val": 20}  # graphs per class kept; 8 per class in the test splits
+
+
+def _subset(src: Path, dst: Path) -> None:
+    """A copy of a graph folder keeping the first few benign and attack graphs of each split."""
+    meta = load_meta(src)
+    for split in meta["counts"]:
+        s = load_split(src, split)
+        k = PER_SPLIT.get(split, 8)
+        keep = np.sort(np.concatenate([np.flatnonzero(s.y == c)[:k] for c in (0, 1)]))
+        graphs = [s.graph(int(i)) for i in keep]
+        part = {
+            "n_nodes": np.array([len(g.x) for g in graphs]),
+            "n_edges": np.array([g.edge_index.shape[1] for g in graphs]),
+            "x": np.concatenate([g.x for g in graphs]),
+            "node_vocab": np.concatenate([g.node_vocab for g in graphs]),
+            "edge_index": np.concatenate([g.edge_index for g in graphs], axis=1),
+            "edge_attr": np.concatenate([g.edge_attr for g in graphs]),
+            **{name: np.asarray(getattr(s, name))[keep] for name in ("y", "y_type", "file_idx", "t_start")},
+            "start_row": np.asarray(s.start_row)[keep],
+        }
+        write_split(dst / split, [part])
+        y = part["y"]
+        meta["counts"][split].update(graphs=len(y), benign=int((y == 0).sum()), attack=int(y.sum()))
+    write_meta(dst, meta)
+
+
+@pytest.fixture(scope="module")
+def graphs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    generate(root / "raw", SynthParams(minutes=0.05))
+    frames, _ = read_dataset(root / "raw", progress=False)
+    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), root / "full", progress=False)
+    _subset(root / "full", root / "graphs")
+    return root / "graphs"
+
+
+def tiny_params(**sections: dict[str, Any]) -> Params:
+    gat = GATScale(embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=16, dropout=0.1)
+    vgae = VGAEScale(embed_dim=4, hidden=8, heads=2, layers=2, latent=8, dropout=0.1)
+    raw: dict[str, Any] = {
+        "train": {"batch_size": 16, "max_epochs": 3, "patience": 5, "seed": 3},
+        "gat_train": {"sampling": "undersample"},
+    }
+    for k, v in sections.items():
+        raw.setdefault(k, {}).update(v)
+    models = ModelParams(
+        gat=GATScales(large=gat.model_copy(update={"hidden": 12}), small=gat),
+        vgae=VGAEScales(large=vgae.model_copy(update={"latent": 12}), small=vgae),
+    )
+    return Params.model_validate(raw).model_copy(update={"models": models})
+
+
+def test_self_loops_added_once_with_mean_attrs(graphs_dir: Path) -> None:
+    raw, gs = load_split(graphs_dir, "train"), load_graphs(graphs_dir, "train")
+    src, dst = gs.edge_index
+    loops = src == dst
+    assert torch.equal(
+        torch.bincount(src[loops], minlength=len(gs.x)), torch.ones(len(gs.x), dtype=torch.long)
+    )
+    natural = 0
+    for g in range(len(gs)):  # reference, graph by graph
+        r = raw.graph(g)
+        e0, e1 = int(gs.edge_ptr[g]), int(gs.edge_ptr[g + 1])
+        n0 = int(gs.node_ptr[g])
+        ei, ea = gs.edge_index[:, e0:e1] - n0, gs.edge_attr[e0:e1]
+        assert ei.min() >= 0 and ei.max() < len(r.x)  # edges stay inside their graph
+        for v in range(len(r.x)):
+            loop_attr = ea[(ei[0] == v) & (ei[1] == v)][0].numpy()
+            own = (r.edge_index[0] == v) & (r.edge_index[1] == v)
+            incoming = r.edge_attr[r.edge_index[1] == v]
+            if own.any():
+                natural += 1
+                np.testing.assert_array_equal(loop_attr, r.edge_attr[own][0])
+            else:
+                expect = incoming.mean(0) if len(incoming) else np.zeros(r.edge_attr.shape[1], np.float32)
+                np.testing.assert_allclose(loop_attr, expect, rtol=1e-6, atol=1e-6)
+    assert natural > 0  # the data has IDs following themselves: the kept-loop branch was exercised
+    assert gs.edge_index.shape[1] == raw.edge_index.shape[1] + len(gs.x) - natural
+
+
+def test_collate_matches_per_graph_slices(graphs_dir: Path) -> None:
+    gs = load_graphs(graphs_dir, "val")
+    idx = [5, 0, 17, 5, 3]
+    b = collate(gs, idx)
+    xs, eis, eas, offset = [], [], [], 0
+    for g in idx:
+        n0, n1 = int(gs.node_ptr[g]), int(gs.node_ptr[g + 1])
+        e0, e1 = int(gs.edge_ptr[g]), int(gs.edge_ptr[g + 1])
+        xs.append(gs.x[n0:n1])
+        eis.append(gs.edge_index[:, e0:e1] - n0 + offset)
+        eas.append(gs.edge_attr[e0:e1])
+        offset += n1 - n0
+    assert torch.equal(b.x, torch.cat(xs))
+    assert torch.equal(b.edge_index, torch.cat(eis, 1))
+    assert torch.equal(b.edge_attr, torch.cat(eas))
+    assert torch.equal(b.y, gs.y[idx]) and b.num_graphs == 5
+    assert torch.equal(torch.bincount(b.batch), torch.tensor([len(x) for x in xs]))
+
+
+def test_loader_order_depends_on_seed_only(graphs_dir: Path) -> None:
+    gs = load_graphs(graphs_dir, "train")
+    ys = [torch.cat([b.y for b in GraphLoader(gs, batch_size=10, shuffle=True, seed=s)]) for s in (1, 1, 2)]
+    assert torch.equal(ys[0], ys[1]) and not torch.equal(ys[0], ys[2])
+    order = GraphLoader(gs, np.arange(20, 40), batch_size=7, shuffle=True, seed=4).order()
+    assert sorted(order.tolist()) == list(range(20, 40))
+    assert len(GraphLoader(gs, np.arange(20, 40), batch_size=7)) == 3
+
+
+class Recorder(pl.Callback):
+    """The training indices of each epoch, as the trainer really iterates them."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, list[int]] = {}
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.seen[trainer.current_epoch] = sorted(trainer.train_dataloader.order().tolist())  # type: ignore[union-attr]
+
+
+class Interrupt(pl.Callback):
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 2:
+            raise RuntimeError("simulated kill")
+
+
+def _scores(graphs_dir: Path, tmp: Path) -> Path:
+    n = len(load_graphs(graphs_dir, "train"))
+    path = tmp / "scores.parquet"
+    pl_df.DataFrame(
+        {"split": ["train"] * n, "index": np.arange(n), "score": np.arange(n)[::-1] * 1.0}
+    ).write_parquet(path)
+    return path
+
+
+def test_curriculum_resampled_every_epoch(graphs_dir: Path, tmp_path: Path) -> None:
+    params = tiny_params(
+        gat_train={"sampling": "curriculum", "benign_ratio": [0.5, 1.0], "hardness": [0.5, 1.0]}
+    )
+    rec = Recorder()
+    scores = _scores(graphs_dir, tmp_path)
+    train_gat(
+        params, graphs_dir, "small", tmp_path / "cur", vgae_scores=scores, progress=False, callbacks=[rec]
+    )
+    y = load_graphs(graphs_dir, "train").y.numpy()
+    sampler = EpochSampler(
+        y, "curriculum", 3, params.train.seed, (0.5, 1.0), (0.5, 1.0), np.arange(len(y))[::-1]
+    )
+    assert sorted(rec.seen) == [0, 1, 2]
+    for epoch, seen in rec.seen.items():
+        assert seen == sampler.indices(epoch).tolist()
+    assert len({tuple(s) for s in rec.seen.values()}) == 3  # a new draw each epoch, growing with the schedule
+    rows = pl_df.read_csv(tmp_path / "cur" / "epochs.csv")
+    assert rows["train_graphs"].to_list() == [len(rec.seen[e]) for e in range(3)]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+@pytest.mark.parametrize("train", [train_gat, train_vgae], ids=["gat", "vgae"])
+def test_resume_after_interruption_matches_straight_run(graphs_dir: Path, tmp_path: Path, train: Any) -> None:
+    params = tiny_params()
+    straight = train(params, graphs_dir, "small", tmp_path / "a", progress=False)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(params, graphs_dir, "small", tmp_path / "b", progress=False, callbacks=[Interrupt()])
+    assert (tmp_path / "b/checkpoints/last.ckpt").is_file() and not (tmp_path / "b/model.ckpt").exists()
+    resumed = train(params, graphs_dir, "small", tmp_path / "b", progress=False)
+    assert resumed["resumed_from"] and resumed["epochs_run"] == straight["epochs_run"] == 3
+    wa, wb = _weights(tmp_path / "a/model.ckpt"), _weights(tmp_path / "b/model.ckpt")
+    for k in wa:
+        # bitwise: an epoch depends on (weights, optimiser state, seed, epoch) only
+        assert torch.equal(wa[k], wb[k]), k
+    cols = ["epoch", "train_loss", "val_loss", "train_graphs"]
+    rows_a, rows_b = (pl_df.read_csv(tmp_path / d / "epochs.csv")[cols] for d in ("a", "b"))
+    assert rows_a.equals(rows_b)
+    assert resumed["best_epoch"] == straight["best_epoch"]
+    # a finished run, or one with other params, starts over instead of resuming
+    again = train(tiny_params(train={"lr": 1e-3}), graphs_dir, "small", tmp_path / "b", progress=False)
+    assert again["resumed_from"] is None
+    assert train(params, graphs_dir, "small", tmp_path / "a", progress=False)["resumed_from"] is None
+
+
+@pytest.fixture(scope="module")
+def teachers(graphs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("teachers")
+    params = tiny_params(train={"max_epochs": 2})
+    train_vgae(params, graphs_dir, "large", out / "vgae", progress=False)
+    train_gat(params, graphs_dir, "large", out / "gat", progress=False)
+    return {"vgae": out / "vgae/model.ckpt", "gat": out / "gat/model.ckpt"}
+
+
+def test_students_learn_from_frozen_teachers(
+    graphs_dir: Path, teachers: dict[str, Path], tmp_path: Path
+) -> None:
+    params = tiny_params(train={"max_epochs": 2})
+    before = {k: _weights(p) for k, p in teachers.items()}
+    r = train_gat(params, graphs_dir, "small", tmp_path / "g", teacher=teachers["gat"], progress=False)
+    assert r["kd"] and r["epochs_run"] == 2
+    r = train_vgae(params, graphs_dir, "small", tmp_path / "v", teacher=teachers["vgae"], progress=False)
+    assert r["kd"] and np.isfinite(r["best_val"])
+    for kind, path in teachers.items():
+        for k, v in _weights(path).items():
+            assert torch.equal(v, before[kind][k])
+    # the student's files hold the student only (no teacher weights, no projection)
+    _, blob = load_model(tmp_path / "v/model.ckpt")
+    assert blob["scale"]["latent"] == 8
+    assert not any(k.startswith("projection") for k in _weights(tmp_path / "v/model.ckpt"))
+    with pytest.raises(ValueError, match="expected a GAT teacher"):
+        train_gat(params, graphs_dir, "small", tmp_path / "x", teacher=teachers["vgae"], progress=False)
+
+
+def test_predict_tables(graphs_dir: Path, teachers: dict[str, Path]) -> None:
+    meta = load_meta(graphs_dir)
+    n_rows = sum(c["graphs"] for c in meta["counts"].values())
+    gat = predict(teachers["gat"], graphs_dir)
+    assert gat.height == n_rows and gat["split"].unique().len() == len(meta["counts"])
+    assert gat.filter(pl_df.col("split") == "val")["index"].to_list() == list(
+        range(meta["counts"]["val"]["graphs"])
+    )
+    p = gat["p_attack"].to_numpy()
+    assert ((p >= 0) & (p <= 1)).all()
+    np.testing.assert_allclose(gat["confidence"].to_numpy(), np.abs(p - 0.5), atol=1e-6)
+    np.testing.assert_array_equal(gat["logit"].to_numpy() > 0, p > 0.5)
+    vgae = predict(teachers["vgae"], graphs_dir, batch_size=7)
+    again = predict(teachers["vgae"], graphs_dir, batch_size=512)  # a graph's score ignores its batch
+    np.testing.assert_allclose(vgae["score"].to_numpy(), again["score"].to_numpy(), rtol=1e-5)
+    w = tiny_params().vgae_train
+    parts = {k: torch.from_numpy(vgae[k].to_numpy()) for k in ("feat_mse", "id_ce", "nbr_bce")}
+    np.testing.assert_allclose(anomaly_score(parts, w).numpy(), vgae["score"].to_numpy(), rtol=1e-5)
+    for col in ("latent_mean", "latent_std", "latent_norm"):
+        assert vgae[col].is_finite().all()
+
+
+def test_figure_artifacts(graphs_dir: Path, teachers: dict[str, Path]) -> None:
+    att = attention_samples(teachers["gat"], graphs_dir, split="val", per_class=2)
+    assert att["index"].unique().len() == 4 and set(att["layer"].unique()) == {0, 1}
+    sums = att.group_by("index", "layer", "head", "dst").agg(pl_df.col("alpha").sum())["alpha"].to_numpy()
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-4)  # attention is a softmax over each node's in-edges
+    emb = embeddings(teachers["vgae"], graphs_dir, splits=["val", "test_known"], per_split=10)
+    assert emb.height == 20 and emb["embedding"].dtype.shape == (12,)  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="need a GAT"):
+        attention_samples(teachers["vgae"], graphs_dir)
+
+
+def test_errors_name_the_problem(graphs_dir: Path, tmp_path: Path) -> None:
+    params = tiny_params(gat_train={"sampling": "curriculum"})
+    with pytest.raises(ValueError, match="vgae_scores"):
+        train_gat(params, graphs_dir, "small", tmp_path / "c", progress=False)
+    broken = tmp_path / "broken"
+    shutil.copytree(graphs_dir, broken)
+    ei = np.load(broken / "val/edge_index.npy")
+    ei[1, 3] = 999
+    np.save(broken / "val/edge_index.npy", ei)
+    with pytest.raises(ValueError, match=r"val/edge_index.npy: edge 3 of graph 0"):
+        load_graphs(broken, "val")
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "missing.ckpt")
