@@ -58,6 +58,28 @@ def synth(
 
 
 @app.command()
+def inject(
+    src_dir: Annotated[Path, typer.Argument(help="Folder of benign captures (e.g. the WRX candump logs).")],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced atomically if it exists).")],
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml inject.seed).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+) -> None:
+    """Inject Car-Hacking attacks into real benign captures (can-train-and-test layout)."""
+    from kdgat.config import InjectParams
+    from kdgat.data.frames import FrameError
+    from kdgat.data.inject import build_injected
+
+    base = load_params(params).inject if params.exists() else InjectParams()
+    try:
+        manifest = build_injected(
+            src_dir, out_dir, base if seed is None else base.model_copy(update={"seed": seed})
+        )
+    except (FileNotFoundError, FrameError) as err:
+        _fail(str(err))
+    typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
+
+
+@app.command()
 def ingest(
     src: Annotated[Path, typer.Argument(help="A log file or a dataset folder.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet).")],

@@ -37,6 +37,16 @@ class SynthParams(_Strict):
     )
 
 
+class InjectParams(_Strict):
+    """The `wrx_inject` dataset (kdgat/data/inject.py): attacks injected into real benign captures."""
+
+    source: str = "../shared/data/can/wrx-2016"  # folder of benign captures, relative to the repo root
+    seed: int = 0
+    train_fraction: float = Field(0.6, gt=0, lt=1)  # leading share of each capture, by time, for training
+    holdout_attack: Literal["replay", "masquerade", "suspension"] = "suspension"  # test_03 only
+    train_copies: int = Field(1, ge=1, le=8)  # attacked copies of each training part per known attack
+
+
 class WindowParams(_Strict):
     size: int = Field(100, ge=2)  # frames per window
     stride: int = Field(100, ge=1)  # frames between window starts; < size gives overlapping windows
@@ -161,8 +171,12 @@ def catalogue_names() -> list[str]:
 
 class Params(_Strict):
     datasets: list[str] = Field(default_factory=lambda: ["synth"], min_length=1)  # the DVC foreach
+    # Datasets built from real captures outside the repo (`inject` stage); empty → the stage is absent, so a
+    # clone without ../shared still runs `dvc repro`.
+    injected: list[Literal["wrx_inject"]] = Field(default_factory=list)
     ingest: IngestParams = IngestParams()
     synth: SynthParams = SynthParams()
+    inject: InjectParams = InjectParams()
     windows: WindowParams = WindowParams()
     split: SplitParams = SplitParams()
     vocab: VocabParams = VocabParams()

@@ -1,10 +1,13 @@
-"""End to end: `dvc repro` of synth → ingest → graphs on a tiny synthetic dataset in a temporary copy
-of the repository; a second repro does nothing; a window-size change reruns `graphs` only."""
+"""End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate) on a
+tiny synthetic dataset in a temporary copy of the repository. Then: a second repro does nothing, a
+window-size change makes only `graphs` stale upstream, and `dvc exp run -S` on a student parameter
+reruns that student and what follows, nothing else."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,8 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kdgat.study import MODELS
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
+TINY = {
+    "synth": {"minutes": 0.5, "vehicles": 2},
+    "train": {"max_epochs": 1, "patience": 1},
+    "fusion": {"epochs": 2},
+}
 
 
 def _run(args: list[str], cwd: Path) -> str:
@@ -24,12 +34,16 @@ def _run(args: list[str], cwd: Path) -> str:
         "PYTHONPATH": str(cwd),  # run the copied library, the one whose files DVC hashes
         "DVC_NO_ANALYTICS": "1",
     }
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout + proc.stderr
 
 
-def _set_params(repo: Path, **sections: dict) -> None:
+def _ran(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+def _set_params(repo: Path, sections: dict[str, dict]) -> None:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     for name, values in sections.items():
@@ -42,35 +56,47 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dst = tmp_path_factory.mktemp("repo")
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(REPO / name, dst / name)
     _run(["git", "init", "-q"], dst)
     _run(["dvc", "init", "-q"], dst)
-    _set_params(dst, synth={"minutes": 1.0})
+    _set_params(dst, TINY)
+    _run(["git", "add", "-A"], dst)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], dst)
     return dst
 
 
-def test_repro_builds_graphs(repo: Path) -> None:
+def test_repro_runs_every_stage(repo: Path) -> None:
     out = _run(["dvc", "repro"], repo)
-    for stage in ("synth", "ingest@synth", "graphs@synth"):
-        assert f"Running stage '{stage}'" in out
+    stages = set(_run(["dvc", "stage", "list", "--name-only"], repo).split())
+    assert _ran(out) == stages
     meta = json.loads((repo / "data/graphs/synth/meta.json").read_text())
     assert meta["counts"]["train"]["graphs"] > 0
-    ingest = json.loads((repo / "reports/ingest/synth.json").read_text())
-    assert ingest["frames"] > 0 and ingest["bad_lines"] == 0
+    metrics = json.loads((repo / "metrics/synth.json").read_text())
+    assert set(metrics) == set(MODELS)
+    assert 0 <= metrics["gat_large"]["known"]["f1"] <= 1
+    assert (repo / "plots/synth/roc/known/gat_large.csv").exists()
+    shown = _run(["dvc", "metrics", "show"], repo)
+    assert "gat_small_kd.known.f1" in shown
 
 
 def test_second_repro_does_nothing(repo: Path) -> None:
-    out = _run(["dvc", "repro"], repo)
-    assert "Running stage" not in out
-    assert "Data and pipelines are up to date" in _run(["dvc", "status"], repo)
+    assert _ran(_run(["dvc", "repro"], repo)) == set()
 
 
-def test_window_size_change_reruns_graphs_only(repo: Path) -> None:
-    _set_params(repo, windows={"size": 50, "stride": 50})
-    out = _run(["dvc", "repro"], repo)
-    assert "Running stage 'graphs@synth'" in out
-    assert "Running stage 'ingest@synth'" not in out
-    assert "Running stage 'synth'" not in out
-    meta = json.loads((repo / "data/graphs/synth/meta.json").read_text())
-    assert meta["params"]["windows"]["size"] == 50
+def test_student_param_reruns_only_that_student_and_downstream(repo: Path) -> None:
+    out = _run(["dvc", "exp", "run", "-S", "models.gat.small.hidden=8"], repo)
+    assert _ran(out) == {
+        "gat_small_kd@synth",
+        "gat_small@synth",
+        "fusion@synth-small_kd",
+        "fusion@synth-small",
+        "evaluate@synth",
+    }
+    assert "models.gat.small.hidden" in _run(["dvc", "exp", "show", "--no-pager"], repo)
+
+
+def test_window_size_makes_only_graphs_stale(repo: Path) -> None:
+    _set_params(repo, {"windows": {"size": 50, "stride": 50}})
+    status = json.loads(_run(["dvc", "status", "--json"], repo))
+    assert set(status) == {"graphs@synth"}

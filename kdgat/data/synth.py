@@ -102,8 +102,10 @@ def plan_dataset(params: SynthParams) -> list[Capture]:
 
 
 def attack_roles(vehicle: VehicleSpec) -> dict[str, tuple[int, int]]:
-    """Targets of the spoofing kinds: gear/rpm on their signal IDs; masquerade forges the speed signal."""
-    pairs = {"gear": "gear", "rpm": "rpm", "masquerade": "speed"}
+    """Fixed targets per vehicle, as in Car-Hacking: gear/rpm spoofing on their signal IDs, masquerade
+    forges the speed signal, suspension silences the engine ECU's fast rpm ID (a random ID per capture
+    would make "known attack" mean a different missing ID in every test file)."""
+    pairs = {"gear": "gear", "rpm": "rpm", "masquerade": "speed", "suspension": "rpm"}
     return {kind: vehicle.roles[role] for kind, role in pairs.items() if role in vehicle.roles}
 
 

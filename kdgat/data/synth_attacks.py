@@ -36,7 +36,9 @@ from kdgat.data.synth_bus import IdSpec, read_counter, seal_payload, write_count
 
 ATTACKS = ("dos", "fuzzy", "gear", "rpm", "replay", "masquerade", "suspension")
 INJECTION_INTERVAL_S = {"dos": 0.0003, "fuzzy": 0.0005, "gear": 0.001, "rpm": 0.001}
-TARGET_MAX_PERIOD_S = {"gear": 0.05, "rpm": 0.05, "replay": 0.1, "masquerade": 0.1, "suspension": 0.1}
+# Suspension targets a fast ID: a 100-frame window spans ~0.1 s of traffic, so only an ID that should
+# appear several times in it can be missed observably (a 100 ms ID's absence looks like normal phase).
+TARGET_MAX_PERIOD_S = {"gear": 0.05, "rpm": 0.05, "replay": 0.1, "masquerade": 0.1, "suspension": 0.02}
 
 
 @dataclass(frozen=True)
