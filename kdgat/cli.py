@@ -128,6 +128,20 @@ def graphs(
     typer.echo(json.dumps(meta["counts"], indent=1))
 
 
+@app.command()
+def metrics(
+    dataset: Annotated[str, typer.Argument(help="Dataset whose metrics/<dataset>.json to show.")] = "synth",
+    metric: Annotated[str, typer.Option(help="Metric per cell (f1, recall, fpr, roc_auc, ...).")] = "f1",
+) -> None:
+    """Print one metric per model × test scenario as a Markdown table (from the evaluate stage's JSON)."""
+    from kdgat.tables import metrics_table
+
+    path = Path("metrics") / f"{dataset}.json"
+    if not path.exists():
+        _fail(f"{path}: not found; run `dvc repro evaluate@{dataset}` first")
+    typer.echo(metrics_table(json.loads(path.read_text()), metric))
+
+
 def main() -> None:
     try:
         app()

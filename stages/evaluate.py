@@ -1,5 +1,6 @@
 """DVC stage `evaluate@<dataset>`: every model × test scenario → metrics/D.json (DVC metrics), ROC / PR /
-confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/."""
+confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/ (graph embeddings and
+attention weights are recomputed from the weights over data/graphs/D)."""
 
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ def main(dataset: str) -> None:
         Path(f"metrics/{dataset}.json"),
         Path(f"plots/{dataset}"),
         model_files={m.name: paths.weights(m) for m in models},
+        graphs_dir=paths.graphs,
     )
 
 

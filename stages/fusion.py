@@ -12,7 +12,7 @@ import sys
 from kdgat.config import load_params
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
-from kdgat.train.fusion import train_fusion
+from kdgat.train.fusion_train import train_fusion
 
 
 def main(dataset: str, variant: str) -> None:

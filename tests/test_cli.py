@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -59,3 +60,13 @@ def test_ingest_rejects_unknown_format(tmp_path: Path) -> None:
     res = kdgat("ingest", tmp_path, "-o", tmp_path / "x.parquet", "--format", "pcap")
     assert res.returncode != 0
     assert "format: Input should be 'auto'" in res.stderr
+
+
+def test_metrics_table(tmp_path: Path) -> None:
+    (tmp_path / "metrics").mkdir()
+    metrics = {"gat_large": {"known": {"f1": 0.991}, "unknown_attack": {"f1": None}}}
+    (tmp_path / "metrics" / "synth.json").write_text(json.dumps(metrics))
+    out = kdgat("metrics", "synth", cwd=tmp_path).stdout.splitlines()
+    assert out[0] == "| model | known | unknown_attack |"
+    assert out[2] == "| gat_large | 0.991 | — |"
+    assert kdgat("metrics", "nope", cwd=tmp_path).returncode != 0

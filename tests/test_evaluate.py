@@ -1,5 +1,6 @@
 """Evaluation metrics against torchmetrics and scikit-learn, hand-checked detection rates at a fixed FPR,
-one-class scenarios, and the files write_evaluation lays out."""
+one-class scenarios, the files write_evaluation lays out, and the embedding / attention figure tables of
+untrained tiny models over a tiny synthetic graph folder."""
 
 from __future__ import annotations
 
@@ -16,8 +17,23 @@ import torchmetrics.functional.classification as tm
 import kdgat.evaluate as ev
 import kdgat.evaluate_metrics as em
 import kdgat.train.fusion as fu
-from kdgat.config import DQNScale
+from kdgat.config import (
+    DQNScale,
+    GATScale,
+    SplitParams,
+    SynthParams,
+    VGAEScale,
+    VocabParams,
+    WindowParams,
+)
+from kdgat.data.formats import read_dataset
+from kdgat.data.graphs import build_graphs
+from kdgat.data.shards import load_meta, load_split
+from kdgat.data.synth import generate
+from kdgat.models import build_gat, build_vgae
 from kdgat.models.dqn import build_qnet
+from kdgat.train.infer import embeddings
+from kdgat.train.weights import save_model
 
 
 def random_case(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,3 +279,99 @@ def test_write_evaluation_layout(tmp_path: Path) -> None:
     assert policy["model"].unique().to_list() == ["fusion_small"] and "alpha" in policy.columns
     recon = pl.read_parquet(plots / "figures/recon_errors.parquet")
     assert {"score", "feat_mse", "threshold"} <= set(recon.columns) and recon.height == t["vgae_small"].height
+
+
+# --- graph-level figure tables -------------------------------------------------------------------
+
+
+def test_pca_2d_is_the_top_two_components() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (300, 6)) * np.array([5.0, 2.0, 1.0, 0.5, 0.1, 0.1])
+    coords, share = ev.pca_2d(x)
+    c = x - x.mean(0)
+    _, s, vt = np.linalg.svd(c, full_matrices=False)
+    for k in range(2):  # the same axes up to sign
+        ref = c @ vt[k]
+        assert abs(np.corrcoef(coords[:, k], ref)[0, 1]) == pytest.approx(1.0)
+        assert coords[:, k].var() == pytest.approx(ref.var())
+    np.testing.assert_allclose(share, (s**2 / (s**2).sum())[:2])
+    assert coords[:, 0].var() > coords[:, 1].var() and share[0] > 0.8
+    np.testing.assert_array_equal(ev.pca_2d(x)[0], coords)  # deterministic signs
+    # degenerate inputs give zeros, not NaN
+    for bad in (x[:1], x[:, :1] * 0 + 3.0):
+        got, sh = ev.pca_2d(bad)
+        assert got.shape == (len(bad), 2) and np.isfinite(got).all() and np.isfinite(sh).all()
+    one_dim, sh = ev.pca_2d(x[:, :1])
+    assert np.all(one_dim[:, 1] == 0) and sh[0] == pytest.approx(1.0) and sh[1] == 0
+
+
+@pytest.fixture(scope="module")
+def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    """A tiny graph folder and untrained tiny gat_small / vgae_small weights sized for it."""
+    root = tmp_path_factory.mktemp("graphs")
+    generate(root / "raw", SynthParams(minutes=0.05))
+    frames, _ = read_dataset(root / "raw", progress=False)
+    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), root / "graphs", progress=False)
+    meta = load_meta(root / "graphs")
+    gat_scale = GATScale(embed_dim=4, hidden=4, heads=2, layers=2, mlp_hidden=8, dropout=0.1)
+    vgae_scale = VGAEScale(embed_dim=4, hidden=4, heads=2, layers=2, latent=6, dropout=0.1)
+    gat, vgae = build_gat(gat_scale, meta, seed=0), build_vgae(vgae_scale, meta, seed=0)
+    files = {"gat_small": root / "gat_small.ckpt", "vgae_small": root / "vgae_small.ckpt"}
+    save_model(gat, files["gat_small"], {"name": "gat_small"})
+    save_model(vgae, files["vgae_small"], {"name": "vgae_small"})
+    return root / "graphs", files
+
+
+def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Path, dict[str, Path]]) -> None:
+    graphs, files = graph_models
+    ckpt = tmp_path / "q.ckpt"
+    torch.save({"state_dict": build_qnet(DQNScale(hidden=8, layers=1), 15, 11, seed=0).state_dict()}, ckpt)
+    plots = tmp_path / "plots"
+    ev.write_evaluation(
+        tables(),
+        tmp_path / "m.json",
+        plots,
+        model_files={**files, "fusion_small": ckpt},
+        graphs_dir=graphs,
+        per_split=30,
+    )
+    emb = pl.read_parquet(plots / "figures/embeddings.parquet")
+    assert emb.columns == [
+        "model", "split", "index", "y", "y_type", "pc1", "pc2", "pc1_share", "pc2_share"
+    ]  # fmt: skip
+    # no fusion model: it has no graph embedding
+    assert sorted(emb["model"].unique()) == ["gat_small", "vgae_small"]
+    per = emb.group_by("model", "split").len()
+    assert per["len"].max() == 30 and per.height == 2 * len(load_meta(graphs)["counts"])
+    gat_rows, vgae_rows = (emb.filter(pl.col("model") == m).select("split", "index") for m in files)
+    assert gat_rows.equals(vgae_rows)  # the same graphs for every model
+    # the projection is the PCA of the embeddings infer.embeddings gives, fitted per model
+    raw = embeddings(files["vgae_small"], graphs, per_split=30)
+    coords, share = ev.pca_2d(raw["embedding"].to_numpy())
+    v = emb.filter(pl.col("model") == "vgae_small")
+    np.testing.assert_allclose(v["pc1"].to_numpy(), coords[:, 0], atol=1e-9)
+    assert v["pc1_share"][0] == pytest.approx(share[0]) and coords[:, 0].var() >= coords[:, 1].var()
+    assert v["y"].equals(raw["y"]) and v["index"].equals(raw["index"])
+
+    att = pl.read_parquet(plots / "figures/attention.parquet")
+    assert att.columns == [
+        "model", "split", "index", "y", "layer", "head", "src", "dst", "src_id", "dst_id", "alpha"
+    ]  # fmt: skip
+    assert att["model"].unique().to_list() == ["gat_small"] and set(att["split"]) == {"test_known"}
+    graphs_of = att.select("index", "y").unique()
+    assert sorted(graphs_of["y"].to_list()) == [0, 0, 1, 1]
+    assert set(att["layer"]) == {0, 1} and set(att["head"]) == {0, 1}
+    # softmax over each node's incoming edges (self-loop included)
+    sums = att.group_by("index", "layer", "head", "dst").agg(pl.col("alpha").sum())["alpha"]
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-5)
+    # CAN IDs read from the vocabulary through the graph's own node_vocab
+    ids = [None, *load_meta(graphs)["vocab"]["ids"]]
+    split = load_split(graphs, "test_known")
+    for index in graphs_of["index"].to_list():
+        g = split.graph(index)
+        rows = att.filter((pl.col("index") == index) & (pl.col("layer") == 0) & (pl.col("head") == 0))
+        assert rows["src_id"].to_list() == [ids[int(g.node_vocab[s])] for s in rows["src"].to_list()]
+        assert rows["dst_id"].to_list() == [ids[int(g.node_vocab[d])] for d in rows["dst"].to_list()]
+        loops = int((g.edge_index[0] == g.edge_index[1]).sum())  # a repeated ID already has its loop
+        assert rows["src"].to_numpy().max() < len(g.x)
+        assert rows.height == g.edge_index.shape[1] + len(g.x) - loops

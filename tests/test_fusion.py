@@ -1,5 +1,6 @@
-"""DQN fusion: the one rule, VGAE calibration, the contextual bandit on a synthetic two-region problem, the
-fixed-α baseline, determinism, the files train_fusion writes."""
+"""DQN fusion: the one rule, VGAE calibration, the contextual bandit on a synthetic two-region problem fitted
+on held-out validation halves (not on the over-confident train split), the fixed-α baseline, determinism,
+the files train_fusion writes."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ import torch
 
 import kdgat.evaluate as ev
 import kdgat.train.fusion as fu
+import kdgat.train.fusion_train as ft
 from kdgat.config import DQNScale, FusionParams, Params
 from kdgat.evaluate_metrics import binary_metrics
 from kdgat.models.dqn import QNet, build_qnet
 
-SPLITS = {"train": 1500, "val": 500, "test_known": 500, "test_unknown_attack": 300}
+SPLITS = {"train": 600, "val": 1600, "test_known": 500, "test_unknown_attack": 300}
 
 
 def two_region_tables(seed: int = 0, splits: dict[str, int] = SPLITS) -> tuple[pl.DataFrame, pl.DataFrame]:
     """VGAE and GAT prediction tables where the GAT is right in region 1 (GAT emb_mean ≈ +2) and confidently
-    wrong in region 0 (emb_mean ≈ −2), while the VGAE separates region 0 and is near chance in region 1."""
+    wrong in region 0 (emb_mean ≈ −2), while the VGAE separates region 0 and is near chance in region 1.
+    On the train split the GAT is right in both regions, as a model is on the graphs it was fitted on."""
     rng = np.random.default_rng(seed)
     split = np.concatenate([[s] * n for s, n in splits.items()])
     index = np.concatenate([np.arange(n) for n in splits.values()])
@@ -53,7 +56,7 @@ def two_region_tables(seed: int = 0, splits: dict[str, int] = SPLITS) -> tuple[p
         }
     )
     right = np.where(y == 1, 2.5, -2.5) + rng.normal(0, 0.7, g)
-    logit = np.where(region, right, -right)
+    logit = np.where(region | (split == "train"), right, -right)
     p = 1 / (1 + np.exp(-logit))
     gat = pl.DataFrame(
         {
@@ -92,7 +95,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     vgae, gat = two_region_tables()
     vgae.write_parquet(d / "vgae.parquet")
     gat.write_parquet(d / "gat.parquet")
-    report = fu.train_fusion(
+    report = ft.train_fusion(
         fusion_params(),
         d / "vgae.parquet",
         d / "gat.parquet",
@@ -128,9 +131,10 @@ def test_training_reward_and_evaluation_call_the_same_fuse(monkeypatch: pytest.M
         calls.append("x")
         return original(*args)
 
-    monkeypatch.setattr(fu, "fuse", spy)
+    assert ft.fuse is fu.fuse and ft.decide is fu.decide
+    monkeypatch.setattr(ft, "fuse", spy)
     y, a, p = np.array([1, 0]), np.array([0.9, 0.1]), np.array([0.2, 0.8])
-    r = fu.rewards(y, a, p, fu.alpha_grid(3), FusionParams())
+    r = ft.rewards(y, a, p, fu.alpha_grid(3), FusionParams())
     assert calls, "rewards() bypassed fuse"
     # α 0 → VGAE: catches the attack, passes the benign; α 1 → GAT: misses (−5), false alarm (−1)
     np.testing.assert_array_equal(r[:, 0], [1, 1])
@@ -194,7 +198,7 @@ def test_bandit_feedback_mode_also_learns(tmp_path: Path) -> None:
     vgae, gat = two_region_tables(seed=3)
     vgae.write_parquet(tmp_path / "v.parquet")
     gat.write_parquet(tmp_path / "g.parquet")
-    report = fu.train_fusion(
+    report = ft.train_fusion(
         fusion_params(feedback="bandit", epochs=20),
         tmp_path / "v.parquet",
         tmp_path / "g.parquet",
@@ -217,7 +221,7 @@ def test_fixed_alpha_is_the_best_grid_alpha_on_val() -> None:
     anomaly = np.clip(0.5 + np.where(y == 1, 0.15, -0.15) + rng.normal(0, 0.2, 600), 0, 1)
     p = np.clip(0.5 + np.where(y == 1, 0.1, -0.1) + rng.normal(0, 0.2, 600), 0, 1)
     alphas = fu.alpha_grid(11)
-    alpha, f1s = fu.tune_fixed_alpha(y, anomaly, p, alphas)
+    alpha, f1s = ft.tune_fixed_alpha(y, anomaly, p, alphas)
     brute = []
     for a in alphas:
         d = ((1 - a) * anomaly + a * p >= 0.5).astype(int)
@@ -225,6 +229,68 @@ def test_fixed_alpha_is_the_best_grid_alpha_on_val() -> None:
         brute.append(2 * tp / (2 * tp + fp + fn))
     np.testing.assert_allclose(np.array(f1s, dtype=float), brute)
     assert alpha == alphas[int(np.argmax(brute))]
+
+
+def test_fit_select_split_is_stratified_and_seeded() -> None:
+    rng = np.random.default_rng(0)
+    y_type = rng.choice([0, 0, 0, 1, 2, 3], 1001)
+    y = (y_type > 0).astype(np.int64)
+    fit, select = ft.fit_select_split(y, y_type, seed=4)
+    assert not (fit & select).any() and (fit | select).all()
+    for t in range(4):
+        rows = y_type == t
+        assert 0 <= fit[rows].sum() - select[rows].sum() <= 1, t  # half of every stratum, odd extra to fit
+    again, _ = ft.fit_select_split(y, y_type, seed=4)
+    other, _ = ft.fit_select_split(y, y_type, seed=5)
+    np.testing.assert_array_equal(fit, again)
+    assert (fit != other).sum() > 200
+    one, none = ft.fit_select_split(np.array([1]), np.array([3]), seed=0)
+    assert one.tolist() == [True] and none.tolist() == [False]
+
+
+def test_epoch_ties_on_the_select_half_go_to_the_better_fit() -> None:
+    rng = np.random.default_rng(1)
+    states = torch.from_numpy(rng.normal(0, 1, (400, 5)).astype(np.float32))
+    # the best α depends on the sign of the first state number
+    reward = torch.where((states[:, :1] > 0) == (torch.arange(3) == 0), 1.0, -1.0)
+    flat = torch.ones(50, 3)  # every action earns the same on the selection rows: every epoch ties there
+    params = fusion_params(epochs=8)
+    _, history, best = ft.fit_qnet(
+        DQNScale(hidden=16, layers=1), params.fusion, params.train, states, reward, states[:50], flat
+    )
+    fit = [h["fit_reward"] for h in history]
+    assert {h["select_reward"] for h in history} == {1.0}
+    assert best == fit.index(max(fit)) and fit[best] > fit[0]
+
+
+def test_train_rows_are_not_fitted_unless_asked(tmp_path: Path) -> None:
+    vgae, gat = two_region_tables(seed=6, splits={"train": 300, "val": 300, "test_known": 100})
+    for tag, keep in (("all", True), ("no_train", False)):
+        vgae.filter(keep | (pl.col("split") != "train")).write_parquet(tmp_path / f"v_{tag}.parquet")
+        gat.filter(keep | (pl.col("split") != "train")).write_parquet(tmp_path / f"g_{tag}.parquet")
+
+    def run(tag: str, include_train: bool = False) -> tuple[dict, dict]:
+        report = ft.train_fusion(
+            fusion_params(epochs=3),
+            tmp_path / f"v_{tag.split('+')[0]}.parquet",
+            tmp_path / f"g_{tag.split('+')[0]}.parquet",
+            "small",
+            tmp_path / f"{tag}.ckpt",
+            report=tmp_path / f"{tag}.json",
+            predictions=tmp_path / f"{tag}.parquet",
+            include_train=include_train,
+        )
+        return torch.load(tmp_path / f"{tag}.ckpt", weights_only=True), report
+
+    (a, ra), (b, _), (c, rc) = run("all"), run("no_train"), run("all+train", include_train=True)
+    n_fit, n_select = ra["fit_data"]["n_fit"], ra["fit_data"]["n_select"]
+    assert n_fit + n_select == 300 and abs(n_fit - n_select) <= 2 and rc["fit_data"]["n_fit"] == n_fit + 300
+    assert rc["fit_data"]["fit"] == "val half + train" and a["info"]["fit_data"] == ra["fit_data"]
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k])
+    assert a["state_mean"] == b["state_mean"] and a["state_mean"] != c["state_mean"]
+    with pytest.raises(fu.FusionError, match="no 'train' rows, but include_train"):
+        run("no_train+x", include_train=True)
 
 
 def test_same_seed_same_policy_other_seed_other_weights(tmp_path: Path) -> None:
@@ -235,7 +301,7 @@ def test_same_seed_same_policy_other_seed_other_weights(tmp_path: Path) -> None:
     def run(tag: str, seed: int) -> tuple[dict, pl.DataFrame]:
         params = fusion_params(epochs=4)
         params = params.model_copy(update={"train": params.train.model_copy(update={"seed": seed})})
-        fu.train_fusion(
+        ft.train_fusion(
             params,
             tmp_path / "v.parquet",
             tmp_path / "g.parquet",
@@ -279,7 +345,16 @@ def test_train_fusion_writes_policy_report_and_predictions(trained: tuple[Path, 
     assert on_disk["best_epoch"] == report["best_epoch"] and on_disk["n_state"] == 16
     assert on_disk["vgae_calibration"]["method"] == "youden_val"
     epochs = pl.read_csv(d / "fusion.epochs.csv")
-    assert epochs.height == 15 and report["best_val_reward"] == pytest.approx(epochs["val_reward"].max())
+    assert epochs.columns == ["epoch", "epsilon", "train_loss", "fit_reward", "select_reward"]
+    assert epochs.height == 15
+    assert report["best_select_reward"] == pytest.approx(epochs["select_reward"].max())
+    # the best selection-half reward, ties to the best fit-half reward, then to the first epoch
+    keys = list(zip(epochs["select_reward"], epochs["fit_reward"], -epochs["epoch"], strict=True))
+    assert epochs["epoch"][keys.index(max(keys))] == report["best_epoch"]
+    fit = on_disk["fit_data"]
+    assert fit["fit"] == "val half" and fit["n_fit"] + fit["n_select"] == SPLITS["val"]
+    assert on_disk["comparison"]["val_fit"]["dqn"]["n"] == fit["n_fit"]
+    assert on_disk["comparison"]["val_select"]["dqn"]["n"] == fit["n_select"]
     # the saved policy reproduces the stored predictions
     policy = fu.load_policy(d / "fusion.ckpt")
     vgae, gat = two_region_tables()
@@ -306,8 +381,8 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
         fu.join_predictions(vgae, flipped)
     vgae.filter(pl.col("split") == "train").write_parquet(tmp_path / "v.parquet")
     gat.filter(pl.col("split") == "train").write_parquet(tmp_path / "g.parquet")
-    with pytest.raises(fu.FusionError, match="no 'val' rows"):
-        fu.train_fusion(
+    with pytest.raises(fu.FusionError, match=r"v\.parquet: 0 'val' rows; at least 2 are needed"):
+        ft.train_fusion(
             fusion_params(),
             tmp_path / "v.parquet",
             tmp_path / "g.parquet",
@@ -317,7 +392,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
             predictions=tmp_path / "f.parquet",
         )
     with pytest.raises(fu.FusionError, match="scale must be 'large' or 'small', not 'tiny'"):
-        fu.train_fusion(
+        ft.train_fusion(
             fusion_params(),
             tmp_path / "v.parquet",
             tmp_path / "g.parquet",

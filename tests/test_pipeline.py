@@ -20,7 +20,7 @@ from kdgat.study import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-TINY = {
+TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
     "train": {"max_epochs": 1, "patience": 1},
     "fusion": {"epochs": 2},

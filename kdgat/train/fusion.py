@@ -1,25 +1,17 @@
-"""DQN fusion of the VGAE and the GAT, as a one-step contextual bandit.
+"""DQN fusion of the VGAE and the GAT: what inference needs (the rule, VGAE calibration, state, policy).
 
 The one decision rule, used by training rewards, validation, test, the baselines and evaluation alike:
     fused = fuse(vgae_anomaly, p_attack, α) = (1 − α)·vgae_anomaly + α·p_attack;  attack iff fused >= 0.5.
 vgae_anomaly maps the VGAE score to [0, 1] with 0.5 at the Youden-J threshold chosen on validation.
 
-A graph's state is 16 numbers from the two models' prediction rows (STATE_COLUMNS); the action is an
-index into an α grid over [0, 1]; the reward is −cost_fn for a missed attack, −cost_fp for a false alarm,
-reward_correct otherwise; there is no next state (γ = 0), so Q(s, a) is regressed on the reward itself.
-Every action's reward is known for a logged graph, so by default (feedback: full) Q(s, ·) is fitted to the
-whole reward vector; feedback: bandit is the ε-greedy variant that only sees the chosen action's reward.
-
-Data use: the Q-net trains on the TRAIN split, whose teacher predictions are over-confident (the GAT saw
-those graphs), so it tends to over-trust the GAT there; the VGAE threshold, the fixed-α baseline and the
-choice of epoch all use VAL, which neither model trained on.
+A graph's state is 16 numbers from the two models' prediction rows (STATE_COLUMNS), standardised with the
+statistics of the rows the Q-net was fitted on; the action is an index into an α grid over [0, 1].
+``load_policy`` rebuilds a saved ``FusionPolicy``; fitting it (rewards, Q-net, baselines, which rows are
+fitted on and why) lives in kdgat/train/fusion_train.py.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,11 +22,10 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-from kdgat.config import DQNScale, FusionParams, Params, TrainParams
+from kdgat.config import DQNScale
 from kdgat.data.frames import atomic_path
-from kdgat.evaluate_metrics import binary_metrics, youden_threshold
-from kdgat.models.dqn import QNet, build_qnet
-from kdgat.reports import write_json
+from kdgat.evaluate_metrics import youden_threshold
+from kdgat.models.dqn import QNet
 
 DECISION_THRESHOLD = 0.5
 KEY = ("split", "index")
@@ -154,28 +145,12 @@ def state_matrix(joined: pl.DataFrame, anomaly: NDArray[np.float64]) -> NDArray[
 
 
 def standardise(raw: NDArray[np.float64], mean: NDArray[np.float64], std: NDArray[np.float64]) -> Tensor:
-    """The Q-net's input: raw state standardised with the training split's statistics, float32."""
+    """The Q-net's input: raw state standardised with the fitted rows' statistics, float32."""
     return torch.from_numpy(((raw - mean) / std).astype(np.float32))
 
 
 def alpha_grid(n_actions: int) -> NDArray[np.float64]:
     return np.linspace(0.0, 1.0, n_actions)
-
-
-def rewards(
-    y: NDArray[np.int64],
-    anomaly: NDArray[np.float64],
-    p_attack: NDArray[np.float64],
-    alphas: NDArray[np.float64],
-    fusion: FusionParams,
-) -> NDArray[np.float64]:
-    """[G, A] reward of every α for every graph, decided by ``fuse`` + ``decide``."""
-    flagged = decide(fuse(anomaly[:, None], p_attack[:, None], alphas[None, :]))
-    attack = (np.asarray(y) == 1)[:, None]
-    out = np.full(flagged.shape, fusion.reward_correct)
-    out[attack & ~flagged] = -fusion.cost_fn
-    out[~attack & flagged] = -fusion.cost_fp
-    return out
 
 
 # --- the policy ------------------------------------------------------------------------------------
@@ -244,7 +219,7 @@ class FusionPolicy:
 
 
 def load_policy(path: Path) -> FusionPolicy:
-    """A policy saved by ``train_fusion`` (plain tensors and numbers: loads with weights_only=True)."""
+    """A policy saved by ``fusion_train.train_fusion`` (plain tensors and numbers: weights_only loads it)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if blob.get("state_columns") != list(STATE_COLUMNS):
         raise FusionError(
@@ -258,186 +233,3 @@ def load_policy(path: Path) -> FusionPolicy:
     return FusionPolicy(
         qnet, np.array(blob["alphas"]), np.array(blob["state_mean"]), np.array(blob["state_std"]), cal
     )
-
-
-# --- training --------------------------------------------------------------------------------------
-
-
-def epsilon_at(fusion: FusionParams, epoch: int) -> float:
-    """Linear decay from epsilon[0] (first epoch) to epsilon[1] (last epoch)."""
-    first, last = fusion.epsilon
-    return first + (last - first) * epoch / max(fusion.epochs - 1, 1)
-
-
-def _policy_reward(qnet: QNet, states: Tensor, reward: Tensor) -> float:
-    with torch.no_grad():
-        qnet.eval()
-        chosen = qnet(states).argmax(dim=1, keepdim=True)
-        return float(reward.gather(1, chosen).mean())
-
-
-def fit_qnet(
-    scale: DQNScale,
-    fusion: FusionParams,
-    train: TrainParams,
-    states: Tensor,
-    reward: Tensor,
-    val_states: Tensor,
-    val_reward: Tensor,
-) -> tuple[QNet, list[dict[str, float]], int]:
-    """Q-net regressed on rewards (MSE, Adam, shuffled minibatches), kept at the epoch whose greedy policy
-    earns the best mean validation reward (first on ties); returns it, the epoch history and that epoch."""
-    qnet = build_qnet(scale, states.shape[1], reward.shape[1], seed=train.seed)
-    # foreach: the per-tensor Adam hits denormal second moments on this tiny net and runs ~18× slower on CPU
-    opt = torch.optim.Adam(qnet.parameters(), lr=train.lr, weight_decay=train.weight_decay, foreach=True)
-    gen = torch.Generator().manual_seed(train.seed)
-    history: list[dict[str, float]] = []
-    best, best_epoch, best_state = -np.inf, 0, copy.deepcopy(qnet.state_dict())
-    for epoch in range(fusion.epochs):
-        eps = epsilon_at(fusion, epoch) if fusion.feedback == "bandit" else 0.0
-        qnet.train()
-        total, seen = 0.0, 0
-        for idx in torch.randperm(len(states), generator=gen).split(train.batch_size):
-            q, r = qnet(states[idx]), reward[idx]
-            if fusion.feedback == "full":
-                loss = torch.nn.functional.mse_loss(q, r)
-            else:
-                greedy = q.detach().argmax(dim=1)
-                random = torch.randint(0, q.shape[1], greedy.shape, generator=gen)
-                explore = torch.rand(greedy.shape, generator=gen) < eps
-                a = torch.where(explore, random, greedy).unsqueeze(1)
-                loss = torch.nn.functional.mse_loss(q.gather(1, a), r.gather(1, a))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total, seen = total + loss.item() * len(idx), seen + len(idx)
-        row = {
-            "epoch": epoch,
-            "epsilon": eps,
-            "train_loss": total / max(seen, 1),
-            "train_reward": _policy_reward(qnet, states, reward),
-            "val_reward": _policy_reward(qnet, val_states, val_reward),
-        }
-        history.append(row)
-        if row["val_reward"] > best:
-            best, best_epoch, best_state = row["val_reward"], epoch, copy.deepcopy(qnet.state_dict())
-    qnet.load_state_dict(best_state)
-    qnet.eval()
-    return qnet, history, best_epoch
-
-
-def tune_fixed_alpha(
-    y: NDArray[np.int64],
-    anomaly: NDArray[np.float64],
-    p_attack: NDArray[np.float64],
-    alphas: NDArray[np.float64],
-) -> tuple[float, list[float | None]]:
-    """The grid α with the best F1 on these (validation) graphs, first on ties; F1 per α alongside (None where
-    undefined: no attack and no alarm)."""
-    flagged = decide(fuse(anomaly[:, None], p_attack[:, None], alphas[None, :]))
-    attack = (np.asarray(y) == 1)[:, None]
-    tp, fp, fn = (flagged & attack).sum(0), (flagged & ~attack).sum(0), (~flagged & attack).sum(0)
-    den = 2 * tp + fp + fn
-    f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), -np.inf)
-    return float(alphas[int(np.argmax(f1))]), [float(f) if np.isfinite(f) else None for f in f1]
-
-
-_SUMMARY = ("n", "n_attack", "f1", "precision", "recall", "fpr", "mcc", "roc_auc")
-
-
-def _summary(
-    y: NDArray[np.int64], fused: NDArray[np.float64], reward_of: NDArray[np.float64]
-) -> dict[str, Any]:
-    m = binary_metrics(y, fused, decide(fused).astype(np.int64))
-    return {**{k: m[k] for k in _SUMMARY}, "mean_reward": float(reward_of.mean()) if y.size else None}
-
-
-def train_fusion(
-    params: Params,
-    vgae_pred: Path,
-    gat_pred: Path,
-    scale: str,
-    out: Path,
-    *,
-    report: Path,
-    predictions: Path,
-) -> dict[str, Any]:
-    """Train the fusion policy on ``vgae_pred`` + ``gat_pred`` (predictions/D/M.parquet) and write:
-    ``out`` the policy checkpoint (Q-net + everything ``load_policy`` needs), ``report`` a JSON summary (plus
-    ``<report stem>.epochs.csv``), ``predictions`` the fusion's per-graph table. Returns the report."""
-    started = time.perf_counter()
-    torch.set_num_threads(params.train.threads)
-    if scale not in ("large", "small"):
-        raise FusionError(f"scale must be 'large' or 'small', not {scale!r}")
-    dqn: DQNScale = getattr(params.models.dqn, scale)
-    fusion = params.fusion
-    joined = join_predictions(
-        read_predictions(vgae_pred, VGAE_COLUMNS, str(vgae_pred)),
-        read_predictions(gat_pred, GAT_COLUMNS, str(gat_pred)),
-        f"{vgae_pred} + {gat_pred}",
-    )
-    split = joined["split"].to_numpy()
-    is_train, is_val = split == "train", split == "val"
-    for name, rows in (("train", is_train), ("val", is_val)):
-        if not rows.any():
-            raise FusionError(
-                f"{vgae_pred}: no '{name}' rows (train fits the policy, val calibrates and selects)"
-            )
-    y = joined["y"].to_numpy().astype(np.int64)
-    cal = calibrate_vgae(joined["vgae_score"].to_numpy()[is_val], y[is_val])
-    anomaly = vgae_anomaly(joined["vgae_score"].to_numpy(), cal.threshold, cal.scale)
-    p = joined["gat_p_attack"].to_numpy().astype(np.float64)
-    raw = state_matrix(joined, anomaly)
-    mean, std = raw[is_train].mean(axis=0), raw[is_train].std(axis=0)
-    std[std < 1e-8] = 1.0  # a constant feature stays constant (zero) instead of blowing up
-    states = standardise(raw, mean, std)
-    alphas = alpha_grid(fusion.actions)
-    reward = rewards(y, anomaly, p, alphas, fusion)
-    r = torch.from_numpy(reward.astype(np.float32))
-    qnet, history, best_epoch = fit_qnet(
-        dqn, fusion, params.train, states[is_train], r[is_train], states[is_val], r[is_val]
-    )
-    policy = FusionPolicy(qnet, alphas, mean, std, cal)
-    table = policy.predict(joined)
-    fixed, fixed_f1 = tune_fixed_alpha(y[is_val], anomaly[is_val], p[is_val], alphas)
-
-    # every contender through the same rule; its reward read from the same [G, A] table (all α on the grid)
-    alpha_of = {"dqn": table["alpha"].to_numpy(), "gat_alone": 1.0, "vgae_alone": 0.0, "fixed_alpha": fixed}
-    comparison: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(split.tolist()):
-        rows = split == name
-        comparison[name] = {}
-        for who, a in alpha_of.items():
-            a_rows = np.broadcast_to(np.asarray(a, np.float64), y.shape)[rows]
-            col = np.searchsorted(alphas, a_rows).clip(0, alphas.size - 1)
-            fused = fuse(anomaly[rows], p[rows], a_rows)
-            comparison[name][who] = _summary(y[rows], fused, reward[rows][np.arange(rows.sum()), col])
-    counts = table.group_by("split", "alpha").len().sort("split", "alpha").rows()
-    result: dict[str, Any] = {
-        "scale": scale,
-        "dqn": dqn.model_dump(),
-        "fusion": fusion.model_dump(),
-        "inputs": {"vgae": str(vgae_pred), "gat": str(gat_pred)},
-        "n_state": len(STATE_COLUMNS),
-        "state_columns": list(STATE_COLUMNS),
-        "alphas": alphas.tolist(),
-        "params": sum(w.numel() for w in qnet.parameters()),
-        "vgae_calibration": dataclasses.asdict(cal),
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
-        "best_val_reward": history[best_epoch]["val_reward"],
-        "fixed_alpha": fixed,
-        "fixed_alpha_val_f1": {f"{a:g}": f for a, f in zip(alphas.tolist(), fixed_f1, strict=True)},
-        "alpha_counts": {
-            s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in dict.fromkeys(split.tolist())
-        },
-        "comparison": comparison,
-        "wall_s": round(time.perf_counter() - started, 3),
-    }
-    policy.save(out, scale, {"fixed_alpha": fixed, "info": {"inputs": result["inputs"]}})
-    with atomic_path(predictions) as tmp:
-        table.write_parquet(tmp, compression="zstd")
-    with atomic_path(report.with_name(report.stem + ".epochs.csv")) as tmp:
-        pl.DataFrame(history).write_csv(tmp)
-    write_json(result, report)
-    return result

@@ -1,0 +1,21 @@
+"""Terminal / Markdown views of the evaluation metrics (metrics/<dataset>.json: model → scenario → metric)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCENARIO_ORDER = ("known", "unknown_vehicle", "unknown_attack", "unknown_both")
+
+
+def metrics_table(metrics: dict[str, dict[str, dict[str, Any]]], metric: str = "f1") -> str:
+    """One row per model, one column per scenario present; '—' where the metric is undefined."""
+    present = {s for by_scenario in metrics.values() for s in by_scenario}
+    scenarios = [s for s in SCENARIO_ORDER if s in present] + sorted(present - set(SCENARIO_ORDER))
+    lines = [
+        f"| model | {' | '.join(scenarios)} |",
+        f"| --- |{' ---: |' * len(scenarios)}",
+    ]
+    for model, by_scenario in metrics.items():
+        cells = [by_scenario.get(s, {}).get(metric) for s in scenarios]
+        lines.append(f"| {model} | " + " | ".join("—" if v is None else f"{v:.3f}" for v in cells) + " |")
+    return "\n".join(lines)
