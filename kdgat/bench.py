@@ -1,13 +1,21 @@
-"""Preprocessing benchmark: one can-train-and-test CSV → graph shards, on one core.
+"""Speed benchmark of the pipeline: preprocessing, model training and inference, the last full run.
 
-    python -m kdgat.bench [--frames 1000000] [--repeats 5]
+    python -m kdgat.bench [--frames 1000000] [--repeats 5] [--out bench/latest.json]
 
-Prints one JSON object on stdout. The timing runs in a child process started with POLARS_MAX_THREADS,
-OMP/MKL/OpenBLAS threads set to 1 (they must be set before polars and numpy load) and pinned to one
-CPU, so the figures compare across machines with different core counts. Reported: medians over the
-repeats of the bare ``pl.read_csv`` of the file (parse_s), the reader (read_capture_s), graph building
-and writing (graphs_s), plus preprocess_frames_per_s = frames / (read_capture_s + graphs_s) and
-preprocess_vs_parse = (read_capture_s + graphs_s) / parse_s. Goal: >= 1e6 frames/s and <= 4x the parse.
+Prints one JSON object on stdout (progress goes to stderr) and, with --out, writes it there too.
+
+Preprocessing (one can-train-and-test CSV → graph shards, on one core): the timing runs in a child
+process started with POLARS_MAX_THREADS, OMP/MKL/OpenBLAS threads set to 1 (they must be set before
+polars and numpy load) and pinned to one CPU, so the figures compare across machines with different core
+counts. Reported: medians over the repeats of the bare ``pl.read_csv`` of the file (parse_s), the reader
+(read_capture_s), graph building and writing (graphs_s), plus preprocess_frames_per_s = frames /
+(read_capture_s + graphs_s) and preprocess_vs_parse = (read_capture_s + graphs_s) / parse_s. Goal: >= 1e6
+frames/s and <= 4x the parse.
+
+Models (kdgat/bench_models.py): train_graphs_per_s and infer_ms, on the default dataset's graphs
+(data/graphs/synth, or a small synthetic dataset generated on the spot when absent).
+
+last_repro_s: wall time of the last `make run` that executed every stage (kdgat/repro_timer.py), or null.
 """
 
 from __future__ import annotations
@@ -23,6 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdgat.config import PARAMS_FILE, Params, load_params
+from kdgat.reports import write_json
+from kdgat.repro_timer import RECORD, read_record
+
 SINGLE_THREAD_ENV = {
     v: "1"
     for v in (
@@ -33,6 +45,7 @@ SINGLE_THREAD_ENV = {
         "NUMEXPR_NUM_THREADS",
     )
 }
+DEFAULT_GRAPHS = Path("data/graphs/synth")  # what `dvc repro` builds for the default dataset
 CSV_NAME = "dos-1.csv"  # the reader takes the attack type from the file name
 
 
@@ -112,26 +125,17 @@ def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--frames", type=int, default=1_000_000)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.repeats < 1 or args.frames < 1000:
-        ap.error("--repeats must be >= 1 and --frames >= 1000")
-    if args.worker:
-        print(json.dumps(_worker(Path(args.worker[0]), Path(args.worker[1]), args.repeats)))
-        return
+def bench_preprocess(frames: int, repeats: int) -> dict[str, Any]:
+    """The preprocessing figures, measured in a single-threaded child process."""
     with tempfile.TemporaryDirectory(prefix="kdgat-bench-") as tmp:
         csv = Path(tmp) / CSV_NAME
-        write_cantt_csv(csv, args.frames)
+        write_cantt_csv(csv, frames)
         cmd = [
             sys.executable,
             "-m",
             "kdgat.bench",
             "--repeats",
-            str(args.repeats),
+            str(repeats),
             "--worker",
             str(csv),
             str(Path(tmp) / "graphs"),
@@ -140,9 +144,63 @@ def main(argv: list[str] | None = None) -> None:
         if done.returncode:
             sys.stderr.write(done.stderr)
             raise SystemExit(f"benchmark worker failed with exit status {done.returncode}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         result["csv_mb"] = round(csv.stat().st_size / 2**20, 1)
-    print(json.dumps(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", type=Path, help="also write the JSON object to this file")
+    ap.add_argument(
+        "--params", type=Path, default=PARAMS_FILE, help="batch size and model sizes (default: %(default)s)"
+    )
+    ap.add_argument("--graphs", type=Path, default=DEFAULT_GRAPHS, help="graph folder (default: %(default)s)")
+    ap.add_argument(
+        "--repro-record", type=Path, default=RECORD, help="the last full run (default: %(default)s)"
+    )
+    # defaults of the model part: ModelBenchSettings in kdgat/bench_models.py
+    ap.add_argument("--train-steps", type=int, help="timed training steps per repeat")
+    ap.add_argument("--train-repeats", type=int, help="timed runs of --train-steps (median)")
+    ap.add_argument("--infer-calls", type=int, help="timed single-window calls per model")
+    ap.add_argument("--train-threads", type=int, help="torch threads while training")
+    ap.add_argument("--skip-models", action="store_true", help="preprocessing only (no torch, seconds)")
+    ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.repeats < 1 or args.frames < 1000:
+        ap.error("--repeats must be >= 1 and --frames >= 1000")
+    given = {
+        "steps": args.train_steps,
+        "repeats": args.train_repeats,
+        "infer_calls": args.infer_calls,
+        "train_threads": args.train_threads,
+    }
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if any(v < 1 for v in chosen.values()):
+        ap.error("--train-steps, --train-repeats, --infer-calls and --train-threads must be >= 1")
+    if args.worker:
+        print(json.dumps(_worker(Path(args.worker[0]), Path(args.worker[1]), args.repeats)))
+        return
+    t0 = time.perf_counter()
+    print(f"bench: preprocessing {args.frames:,} frames x {args.repeats}", file=sys.stderr, flush=True)
+    result = bench_preprocess(args.frames, args.repeats)
+    print(f"bench: {result['preprocess_frames_per_s']:,} frames/s", file=sys.stderr, flush=True)
+
+    if not args.skip_models:
+        from kdgat.bench_models import ModelBenchSettings, bench_models  # torch loads here, not in the child
+
+        params = load_params(args.params) if args.params.is_file() else Params()
+        result.update(bench_models(params, args.graphs, ModelBenchSettings(**chosen)))
+    record = read_record(args.repro_record)
+    result["last_repro_s"] = record["wall_s"] if record else None
+    result["last_repro_at"] = record.get("finished_at") if record else None
+    text = json.dumps(result)
+    if args.out:
+        write_json(result, args.out)
+    print(f"bench: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,10 @@ class LitBase(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         p = self.train_params
         return torch.optim.AdamW(
-            [q for q in self.parameters() if q.requires_grad], lr=p.lr, weight_decay=p.weight_decay
+            [q for q in self.parameters() if q.requires_grad],
+            lr=p.lr,
+            weight_decay=p.weight_decay,
+            foreach=True,  # one fused update per step: CPU default is a per-tensor loop
         )
 
     def on_train_epoch_start(self) -> None:

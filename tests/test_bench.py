@@ -1,0 +1,198 @@
+"""The speed benchmark with tiny settings: the JSON's shape and that every figure is a positive number (no
+timing thresholds: this machine is shared), the fallback to a freshly generated dataset, and the timed
+`dvc repro` wrapper that records a full run for last_repro_s."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from kdgat.bench_models import (
+    INFER_MODELS,
+    MIN_STEPS,
+    TRAIN_SCALES,
+    ModelBenchSettings,
+    bench_models,
+    fresh_graphs,
+    plan_steps,
+)
+from kdgat.config import (
+    DQNScale,
+    DQNScales,
+    GATScale,
+    GATScales,
+    ModelParams,
+    Params,
+    SynthParams,
+    TrainParams,
+    VGAEScale,
+    VGAEScales,
+)
+from kdgat.repro_timer import is_full_run, read_record, stages_ran
+
+# one training thread: two stall on a busy machine (each parallel region waits for a descheduled thread)
+TINY = ModelBenchSettings(steps=2, repeats=2, warmup=1, infer_calls=5, infer_warmup=1, train_threads=1)
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+
+
+def tiny_params() -> Params:
+    gat = GATScale(embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=16, dropout=0.1)
+    vgae = VGAEScale(embed_dim=4, hidden=8, heads=2, layers=2, latent=8, dropout=0.1)
+    return Params(
+        synth=SynthParams(minutes=0.05, vehicles=2),
+        train=TrainParams(batch_size=16),
+        models=ModelParams(
+            gat=GATScales(large=gat, small=gat.model_copy(update={"layers": 1})),
+            vgae=VGAEScales(large=vgae, small=vgae.model_copy(update={"latent": 4})),
+            dqn=DQNScales(large=DQNScale(hidden=16, layers=2), small=DQNScale(hidden=8, layers=1)),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def graphs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fresh_graphs(tiny_params(), tmp_path_factory.mktemp("bench"), minutes=0.05)
+
+
+def check_model_figures(out: dict[str, Any]) -> None:
+    rates = out["train_graphs_per_s"]
+    assert set(rates) == {"gat", "vgae"}
+    for kind in rates.values():
+        assert set(kind) == set(TRAIN_SCALES)
+        assert all(isinstance(v, float) and v > 0 for v in kind.values())
+    infer = out["infer_ms"]
+    assert set(infer) == set(INFER_MODELS)
+    for p in infer.values():
+        assert set(p) == {"p50", "p99"}
+        assert 0 < p["p50"] <= p["p99"]
+
+
+def test_model_bench_shape(graphs_dir: Path) -> None:
+    threads = torch.get_num_threads()
+    out = bench_models(tiny_params(), graphs_dir, TINY, progress=False)
+    check_model_figures(out)
+    info = out["model_bench"]
+    assert info["graphs"] == str(graphs_dir) and info["batch_size"] == 16
+    expect = {"steps": TINY.steps * TINY.repeats, "runs": TINY.repeats}  # a tiny model is within budget
+    assert all(t == expect for t in info["train_timed"].values())
+    assert info["mean_nodes"] > 1 and info["mean_edges_with_loops"] >= info["mean_nodes"]  # a loop per node
+    # a KD student is the student's architecture (its projection aside): same size as the plain student
+    assert info["params_count"]["gat_small_kd"] == info["params_count"]["gat_small"]
+    assert info["params_count"]["gat_large"] > info["params_count"]["gat_small"]
+    assert torch.get_num_threads() == threads  # the bench restores the caller's thread count
+
+
+def test_model_bench_generates_data_when_the_folder_is_missing(tmp_path: Path) -> None:
+    # and a spent time budget cuts the timed steps and runs to the minimum
+    hurried = dataclasses.replace(TINY, steps=50, repeats=3, budget_s=1e-9)
+    out = bench_models(tiny_params(), tmp_path / "absent", hurried, progress=False)
+    assert out["model_bench"]["graphs"].startswith("generated synth")
+    assert all(t == {"steps": MIN_STEPS, "runs": 1} for t in out["model_bench"]["train_timed"].values())
+    check_model_figures(out)
+
+
+def test_cli_prints_one_json_object(graphs_dir: Path, tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params().model_dump(mode="json")))
+    record = tmp_path / "last_repro.json"
+    record.write_text(json.dumps({"wall_s": 12.5, "stages": ["a"], "finished_at": "2026-11-01T00:00:00Z"}))
+    out_file = tmp_path / "out" / "latest.json"
+    cmd = [sys.executable, "-m", "kdgat.bench", "--frames", "5000", "--repeats", "1", "--params", str(params)]
+    cmd += ["--graphs", str(graphs_dir), "--repro-record", str(record), "--out", str(out_file)]
+    cmd += ["--train-steps", "2", "--train-repeats", "1", "--infer-calls", "5", "--train-threads", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1  # progress goes to stderr
+    out = json.loads(lines[0])
+    assert "bench: train gat_large" in done.stderr
+    assert out["preprocess_frames_per_s"] > 0 and out["frames"] == 5000
+    check_model_figures(out)
+    assert out["last_repro_s"] == 12.5 and out["last_repro_at"] == "2026-11-01T00:00:00Z"
+    assert json.loads(out_file.read_text()) == out
+
+
+def test_plan_steps_fits_the_budget() -> None:
+    s = ModelBenchSettings(steps=30, repeats=5, budget_s=15.0)
+    assert plan_steps(s, 0.05) == (30, 5)  # 7.5 s: all of it
+    assert plan_steps(s, 0.2) == (15, 5)  # fewer steps first
+    assert plan_steps(s, 1.0) == (MIN_STEPS, 3)  # then fewer runs
+    assert plan_steps(s, 60.0) == (MIN_STEPS, 1)  # never nothing
+    assert plan_steps(dataclasses.replace(s, steps=2), 60.0) == (2, 1)  # never more than asked
+
+
+def test_stage_parsing() -> None:
+    output = [
+        "Stage 'synth' didn't change, skipping\n",
+        "Running stage 'ingest@synth':\n",
+        "> python stages/ingest.py synth\n",
+        "Stage 'graphs@synth' is cached - skipping run, checking out outputs\n",
+        "Running stage 'fusion@synth-large':\n",
+        "  Running stage 'not-a-dvc-line':\n",
+    ]
+    ran = stages_ran(output)
+    assert ran == ["ingest@synth", "fusion@synth-large"]
+    assert not is_full_run(ran, ["synth", "ingest@synth", "fusion@synth-large"])
+    assert is_full_run(ran, ["ingest@synth", "fusion@synth-large"])
+    assert not is_full_run([], [])
+
+
+def test_read_record(tmp_path: Path) -> None:
+    assert read_record(tmp_path / "none.json") is None
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_record(tmp_path / "bad.json") is None
+    (tmp_path / "odd.json").write_text('{"wall_s": "soon"}')
+    assert read_record(tmp_path / "odd.json") is None
+
+
+def _timer(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "kdgat.repro_timer", "--record", "rec.json", *args]
+    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def test_repro_timer_records_only_full_runs(tmp_path: Path) -> None:
+    """A real dvc project of three stages (one a foreach): first run and -f are full, a no-op is not."""
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, env=ENV, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n"
+        "  a:\n    cmd: echo hi > a.txt\n    outs: [a.txt]\n"
+        "  b:\n    foreach: [x, y]\n    do:\n"
+        "      cmd: cat a.txt > b_${item}.txt\n      deps: [a.txt]\n      outs: ['b_${item}.txt']\n"
+    )
+    first = _timer(tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Running stage 'a'" in first.stdout  # dvc's output passes through
+    rec = read_record(tmp_path / "rec.json")
+    assert rec is not None and rec["stages"] == ["a", "b@x", "b@y"] and rec["wall_s"] > 0
+
+    (tmp_path / "rec.json").write_text(json.dumps({**rec, "wall_s": 999.0}))
+    noop = _timer(tmp_path)
+    assert noop.returncode == 0 and "not a full run" in noop.stderr
+    assert read_record(tmp_path / "rec.json") == {**rec, "wall_s": 999.0}  # untouched
+
+    forced = _timer(tmp_path, "-f")
+    assert forced.returncode == 0, forced.stderr
+    again = read_record(tmp_path / "rec.json")
+    assert again is not None and again["wall_s"] != 999.0 and again["dvc_args"] == ["-f"]
+
+    (tmp_path / "dvc.yaml").write_text("stages:\n  a:\n    cmd: exit 3\n    outs: [a.txt]\n")
+    failed = _timer(tmp_path, "-f")
+    assert failed.returncode != 0 and "nothing recorded" in failed.stderr
+    assert read_record(tmp_path / "rec.json") == again
+
+
+def test_skip_models_is_preprocessing_only() -> None:
+    cmd = [sys.executable, "-m", "kdgat.bench", "--frames", "5000", "--repeats", "1", "--skip-models"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["preprocess_frames_per_s"] > 0 and "train_graphs_per_s" not in out and "last_repro_s" in out
