@@ -121,8 +121,8 @@ class TrainParams(_Strict):
 
     seed: int = 0
     batch_size: int = Field(64, ge=1)
-    max_epochs: int = Field(12, ge=1)
-    patience: int = Field(3, ge=1)  # early stopping on the validation metric
+    max_epochs: int = Field(20, ge=1)
+    patience: int = Field(4, ge=1)  # early stopping on the validation metric
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     threads: int = Field(2, ge=1)  # torch intra-op threads
