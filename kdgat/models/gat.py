@@ -1,19 +1,17 @@
 """Supervised graph classifier: CAN-ID embedding ‖ node features → stacked GAT layers → jumping knowledge
 → mean ‖ max pooling → MLP → class logits.
 
-Self-loops must already be in ``edge_index`` (added in preprocessing with the mean of the node's incoming
-edge attributes): ``GATConv(add_self_loops=False)`` keeps the forward free of data-dependent branches, which
-is what lets ``torch.onnx.export(dynamo=True)`` trace it for any number of graphs and nodes.
+The encoder (kdgat/models/encoder.py) is shared with the VGAE and exports to ONNX.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv, global_max_pool, global_mean_pool
+from torch_geometric.nn import global_max_pool, global_mean_pool
 
 from kdgat.config import GATScale
+from kdgat.models.encoder import GATEncoder
 
 
 class GAT(nn.Module):
@@ -31,21 +29,17 @@ class GAT(nn.Module):
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
         self.n_classes = n_classes
-        self.dropout = scale.dropout
-        self.id_embedding = nn.Embedding(n_vocab, scale.embed_dim)
-        width = scale.hidden * scale.heads
-        self.convs = nn.ModuleList(
-            GATConv(
-                scale.embed_dim + n_node_features if i == 0 else width,
-                scale.hidden,
-                heads=scale.heads,
-                concat=True,
-                dropout=scale.dropout,
-                add_self_loops=False,
-                edge_dim=n_edge_features,
-            )
-            for i in range(scale.layers)
+        self.encoder = GATEncoder(
+            n_vocab,
+            n_node_features,
+            n_edge_features,
+            embed_dim=scale.embed_dim,
+            hidden=scale.hidden,
+            heads=scale.heads,
+            layers=scale.layers,
+            dropout=scale.dropout,
         )
+        width = self.encoder.width
         # mean and max of the concatenation of every layer's node states
         self.graph_embed_dim = 2 * scale.layers * width
         self.head = nn.Sequential(
@@ -55,23 +49,11 @@ class GAT(nn.Module):
             nn.Linear(scale.mlp_hidden, n_classes),
         )
 
-    def _node_input(self, x: Tensor, node_vocab: Tensor) -> Tensor:
-        return torch.cat([self.id_embedding(node_vocab), x], dim=-1)
-
-    def _layer(self, i: int, h: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        h = F.elu(self.convs[i](h, edge_index, edge_attr))
-        return F.dropout(h, p=self.dropout, training=self.training)
-
     def embed(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
     ) -> Tensor:
         """Pooled graph embedding [G, graph_embed_dim]: the input of the MLP head."""
-        h = self._node_input(x, node_vocab)
-        states = []
-        for i in range(len(self.convs)):
-            h = self._layer(i, h, edge_index, edge_attr)
-            states.append(h)
-        jk = torch.cat(states, dim=-1)
+        jk = torch.cat(self.encoder(x, node_vocab, edge_index, edge_attr), dim=-1)
         # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
         num_graphs = batch.max().item() + 1
         return torch.cat(
@@ -90,10 +72,4 @@ class GAT(nn.Module):
     ) -> list[tuple[Tensor, Tensor]]:
         """Per layer, (edge_index [2, E], alpha [E, heads]) as the layer saw them (dropout as per mode)."""
         del batch  # same arguments as forward, so callers can pass a batch unchanged
-        h = self._node_input(x, node_vocab)
-        out: list[tuple[Tensor, Tensor]] = []
-        for conv in self.convs:
-            h, (ei, alpha) = conv(h, edge_index, edge_attr, return_attention_weights=True)
-            h = F.dropout(F.elu(h), p=self.dropout, training=self.training)
-            out.append((ei, alpha))
-        return out
+        return self.encoder.attention(x, node_vocab, edge_index, edge_attr)

@@ -19,10 +19,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import GATConv
 from torch_geometric.utils import scatter
 
 from kdgat.config import VGAEScale, VGAETrainParams
+from kdgat.models.encoder import GATEncoder
 
 LOGVAR_CLAMP = 10.0
 DEFAULT_NEG_SHIFTS = 3
@@ -48,21 +48,17 @@ class VGAE(nn.Module):
         self.n_vocab = n_vocab
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
-        self.dropout = scale.dropout
-        self.id_embedding = nn.Embedding(n_vocab, scale.embed_dim)
-        width = scale.hidden * scale.heads
-        self.convs = nn.ModuleList(
-            GATConv(
-                scale.embed_dim + n_node_features if i == 0 else width,
-                scale.hidden,
-                heads=scale.heads,
-                concat=True,
-                dropout=scale.dropout,
-                add_self_loops=False,
-                edge_dim=n_edge_features,
-            )
-            for i in range(scale.layers)
+        self.encoder = GATEncoder(
+            n_vocab,
+            n_node_features,
+            n_edge_features,
+            embed_dim=scale.embed_dim,
+            hidden=scale.hidden,
+            heads=scale.heads,
+            layers=scale.layers,
+            dropout=scale.dropout,
         )
+        width = self.encoder.width
         self.mu_head = nn.Linear(width, scale.latent)
         self.logvar_head = nn.Linear(width, scale.latent)
         self.feat_decoder = nn.Sequential(
@@ -73,9 +69,7 @@ class VGAE(nn.Module):
     def encode(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]:
-        h = torch.cat([self.id_embedding(node_vocab), x], dim=-1)
-        for conv in self.convs:
-            h = F.dropout(F.elu(conv(h, edge_index, edge_attr)), p=self.dropout, training=self.training)
+        h = self.encoder(x, node_vocab, edge_index, edge_attr)[-1]
         logvar = self.logvar_head(h).clamp(-LOGVAR_CLAMP, LOGVAR_CLAMP)
         return self.mu_head(h), logvar
 

@@ -1,0 +1,66 @@
+"""The node encoder the GAT and the VGAE share: CAN-ID embedding ‖ node features → stacked GAT layers.
+
+Self-loops must already be in ``edge_index`` (added in preprocessing with the mean of the node's incoming
+edge attributes): ``GATConv(add_self_loops=False)`` keeps the forward free of data-dependent branches, which
+is what lets ``torch.onnx.export(dynamo=True)`` trace it for any number of graphs and nodes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv
+
+
+class GATEncoder(nn.Module):
+    def __init__(
+        self,
+        n_vocab: int,
+        n_node_features: int,
+        n_edge_features: int,
+        *,
+        embed_dim: int,
+        hidden: int,
+        heads: int,
+        layers: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.dropout = dropout
+        self.width = hidden * heads  # heads are concatenated
+        self.id_embedding = nn.Embedding(n_vocab, embed_dim)
+        self.convs = nn.ModuleList(
+            GATConv(
+                embed_dim + n_node_features if i == 0 else self.width,
+                hidden,
+                heads=heads,
+                concat=True,
+                dropout=dropout,
+                add_self_loops=False,
+                edge_dim=n_edge_features,
+            )
+            for i in range(layers)
+        )
+
+    def forward(self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor) -> list[Tensor]:
+        """Every layer's node states [N, width], first to last."""
+        h = torch.cat([self.id_embedding(node_vocab), x], dim=-1)
+        states = []
+        for conv in self.convs:
+            h = F.dropout(F.elu(conv(h, edge_index, edge_attr)), p=self.dropout, training=self.training)
+            states.append(h)
+        return states
+
+    @torch.no_grad()
+    def attention(
+        self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor
+    ) -> list[tuple[Tensor, Tensor]]:
+        """Per layer, (edge_index [2, E], alpha [E, heads]) as the layer saw them (dropout as per mode)."""
+        h = torch.cat([self.id_embedding(node_vocab), x], dim=-1)
+        out: list[tuple[Tensor, Tensor]] = []
+        for conv in self.convs:
+            h, (ei, alpha) = conv(h, edge_index, edge_attr, return_attention_weights=True)
+            h = F.dropout(F.elu(h), p=self.dropout, training=self.training)
+            out.append((ei, alpha))
+        return out
