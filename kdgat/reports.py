@@ -1,4 +1,4 @@
-"""Small JSON reports that stages write next to their outputs (DVC metrics / human reading)."""
+"""Atomic writers for what stages leave beside their outputs: JSON reports, CSV logs, Parquet tables."""
 
 from __future__ import annotations
 
@@ -19,3 +19,8 @@ def write_json(obj: Any, dest: str | Path) -> None:
 def write_parquet(df: pl.DataFrame, dest: str | Path) -> None:
     with atomic_path(dest) as tmp:
         df.write_parquet(tmp, compression="zstd")
+
+
+def write_csv(df: pl.DataFrame, dest: str | Path) -> None:
+    with atomic_path(dest) as tmp:
+        df.write_csv(tmp)

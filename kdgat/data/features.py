@@ -81,7 +81,7 @@ class GraphBatch:
     t_start: np.ndarray  # [G] float64
     start_row: np.ndarray  # [G] int64, row of the first frame within its capture
     file_idx: np.ndarray  # [G] int64
-    hashes: np.ndarray  # [G, 2] uint64 content hash (window_hashes), for splits.drop_duplicates
+    hashes: np.ndarray  # [G, 2] uint64 content hash (splits.content_hashes), for splits.drop_duplicates
 
     def __len__(self) -> int:
         return len(self.y)
@@ -270,14 +270,6 @@ def graphs_of_windows(
         file_idx=np.zeros(W, dtype=np.int64),
         hashes=_content_hashes(w, gaps),
     )
-
-
-def window_hashes(c: Columns, starts: np.ndarray, size: int) -> np.ndarray:
-    """Content hash [W, 2] uint64 of the windows beginning at rows ``starts`` (splits.content_hashes)."""
-    if len(starts) == 0:
-        return np.zeros((0, 2), dtype=np.uint64)
-    w = c.windows(starts, size)
-    return _content_hashes(w, np.diff(w.ts.reshape(len(starts), size), axis=1))
 
 
 def _content_hashes(w: Columns, gaps: np.ndarray) -> np.ndarray:

@@ -31,10 +31,9 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from kdgat.config import DQNScale, FusionParams, Params, TrainParams
-from kdgat.data.frames import atomic_path
 from kdgat.evaluate_metrics import binary_metrics
 from kdgat.models.dqn import QNet, build_qnet
-from kdgat.reports import write_json
+from kdgat.reports import write_csv, write_json, write_parquet
 from kdgat.train.fusion import (
     GAT_COLUMNS,
     STATE_COLUMNS,
@@ -307,9 +306,7 @@ def train_fusion(
     }
     info = {"inputs": result["inputs"], "fit_data": fit_data}
     policy.save(out, scale, {"fixed_alpha": fixed, "info": info})
-    with atomic_path(predictions) as tmp:
-        table.write_parquet(tmp, compression="zstd")
-    with atomic_path(report.with_name(report.stem + ".epochs.csv")) as tmp:
-        pl.DataFrame(history).write_csv(tmp)
+    write_parquet(table, predictions)
+    write_csv(pl.DataFrame(history), report.with_name(report.stem + ".epochs.csv"))
     write_json(result, report)
     return result

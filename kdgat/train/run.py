@@ -30,10 +30,9 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from pydantic import BaseModel
 
 from kdgat.config import Params
-from kdgat.data.frames import atomic_path
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
-from kdgat.reports import write_json
+from kdgat.reports import write_csv, write_json
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
 from kdgat.train.lit import EpochHistory, LitBase
@@ -195,8 +194,7 @@ def _fit(
         "train_seconds": sum(r["epoch_seconds"] for r in rows),  # over all sessions of the run
         "wall_seconds": time.perf_counter() - t_start,  # this session only
     }
-    with atomic_path(outs.epochs) as tmp:
-        pl.DataFrame(rows).with_columns(pl.col("epoch").cast(pl.Int64)).write_csv(tmp)
+    write_csv(pl.DataFrame(rows).with_columns(pl.col("epoch").cast(pl.Int64)), outs.epochs)
     write_json(report, outs.report)
     write_json({"fingerprint": fingerprint, "done": True, **info}, outs.ckpt_dir / RUN_FILE)
     return report
