@@ -40,7 +40,9 @@ bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/
 lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 	rm -rf /tmp/kdgat-lock && $(PY) -m venv /tmp/kdgat-lock
 	/tmp/kdgat-lock/bin/pip install --quiet -e '.[dev]'
-	/tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+	{ echo '# Exact pins for `make` (pip freeze of a working venv; torch is the CPU wheel on these machines).'; \
+	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
+	  /tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e '; } > requirements.lock
 
 clean: ## remove the environment and caches (keeps data/ and the DVC cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
