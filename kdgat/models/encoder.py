@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv
 
+from kdgat.config import GATScale, VGAEScale
+
 
 class GATEncoder(nn.Module):
     def __init__(
@@ -41,6 +43,21 @@ class GATEncoder(nn.Module):
                 edge_dim=n_edge_features,
             )
             for i in range(layers)
+        )
+
+    @classmethod
+    def from_scale(
+        cls, scale: GATScale | VGAEScale, n_vocab: int, n_node_features: int, n_edge_features: int
+    ) -> GATEncoder:
+        return cls(
+            n_vocab,
+            n_node_features,
+            n_edge_features,
+            embed_dim=scale.embed_dim,
+            hidden=scale.hidden,
+            heads=scale.heads,
+            layers=scale.layers,
+            dropout=scale.dropout,
         )
 
     def forward(self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor) -> list[Tensor]:

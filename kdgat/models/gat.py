@@ -29,16 +29,7 @@ class GAT(nn.Module):
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
         self.n_classes = n_classes
-        self.encoder = GATEncoder(
-            n_vocab,
-            n_node_features,
-            n_edge_features,
-            embed_dim=scale.embed_dim,
-            hidden=scale.hidden,
-            heads=scale.heads,
-            layers=scale.layers,
-            dropout=scale.dropout,
-        )
+        self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
         # mean and max of the concatenation of every layer's node states
         self.graph_embed_dim = 2 * scale.layers * width

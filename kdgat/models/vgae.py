@@ -48,16 +48,7 @@ class VGAE(nn.Module):
         self.n_vocab = n_vocab
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
-        self.encoder = GATEncoder(
-            n_vocab,
-            n_node_features,
-            n_edge_features,
-            embed_dim=scale.embed_dim,
-            hidden=scale.hidden,
-            heads=scale.heads,
-            layers=scale.layers,
-            dropout=scale.dropout,
-        )
+        self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
         self.mu_head = nn.Linear(width, scale.latent)
         self.logvar_head = nn.Linear(width, scale.latent)
