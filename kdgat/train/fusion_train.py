@@ -50,6 +50,7 @@ from kdgat.train.fusion import (
     state_matrix,
     vgae_anomaly,
 )
+from kdgat.train.torch_setup import deterministic
 
 
 def rewards(
@@ -216,7 +217,7 @@ def train_fusion(
     ``<report stem>.epochs.csv``), ``predictions`` the fusion's per-graph table. Rows used: module docstring.
     Returns the report."""
     started = time.perf_counter()
-    torch.set_num_threads(params.train.threads)
+    deterministic(params.train.threads)
     if scale not in ("large", "small"):
         raise FusionError(f"scale must be 'large' or 'small', not {scale!r}")
     dqn: DQNScale = getattr(params.models.dqn, scale)

@@ -23,6 +23,7 @@ from kdgat.data.shards import load_meta
 from kdgat.models import GAT, VGAE, anomaly_score
 from kdgat.train.data import Batch, GraphSet, collate, load_graphs
 from kdgat.train.kd import entropy
+from kdgat.train.torch_setup import deterministic
 from kdgat.train.weights import load_model, vgae_weights
 
 BATCH = 512
@@ -86,6 +87,7 @@ def predict(
     batch_size: int = BATCH,
 ) -> pl.DataFrame:
     """One row per graph of each split (all of them by default): split, index, y, y_type, outputs."""
+    deterministic()
     model, blob = load_model(model_file)
     frames = []
     for split in splits if splits is not None else splits_of(graphs_dir):

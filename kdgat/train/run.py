@@ -38,6 +38,7 @@ from kdgat.train.data import load_graphs
 from kdgat.train.lit import EpochHistory, LitBase
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE
+from kdgat.train.torch_setup import deterministic
 from kdgat.train.weights import load_model, save_model
 
 RUN_FILE = "run.json"
@@ -118,8 +119,7 @@ def _size(group: BaseModel, scale: str) -> Any:
 
 
 def _setup(params: Params) -> None:
-    torch.set_num_threads(params.train.threads)
-    torch.set_flush_denormal(True)  # denormal optimizer moments make CPU steps many times slower
+    deterministic(params.train.threads)
     seed_everything(params.train.seed, workers=True, verbose=False)
 
 
