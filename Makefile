@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)  # DVC stage commands call `python` from the venv
+# W&B runs of the stages stay in wandb/ until `kdgat track sync`; `WANDB_MODE=online make run` uploads live
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help

@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from kdgat.cli_results import results_app
+from kdgat.cli_track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
 
 app = typer.Typer(
@@ -18,6 +20,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(results_app, name="results")
+app.add_typer(track_app, name="track")
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 

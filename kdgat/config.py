@@ -163,6 +163,17 @@ class FusionParams(_Strict):
     feedback: Literal["full", "bandit"] = "full"
 
 
+class TrackingParams(_Strict):
+    """W&B tracking (kdgat/track.py). No DVC stage lists this section: renaming the project reruns nothing."""
+
+    project: str = Field("kd-gat", min_length=1)
+    entity: str | None = None  # W&B team or user; None: the key's default entity
+    # auto: WANDB_MODE when set, else online with a key (WANDB_API_KEY or .env), else offline
+    mode: Literal["auto", "offline", "online", "disabled"] = "auto"
+    loss_jump: float = Field(10.0, gt=1)  # alert when a loss grows by more than this factor in one epoch
+    log_models: bool = True  # checkpoints as W&B model artifacts
+
+
 def catalogue_names() -> list[str]:
     """Dataset names in catalog.yaml (read directly, so params are checked before any data code loads)."""
     text = resources.files("kdgat.data").joinpath("catalog.yaml").read_text()
@@ -186,6 +197,7 @@ class Params(_Strict):
     vgae_train: VGAETrainParams = VGAETrainParams()
     kd: KDParams = KDParams()
     fusion: FusionParams = FusionParams()
+    tracking: TrackingParams = TrackingParams()
 
     @field_validator("datasets")
     @classmethod

@@ -45,6 +45,26 @@ class Model:
         """The VGAE whose scores order a GAT's curriculum: the one of the same variant."""
         return Model("vgae", self.variant)
 
+    @property
+    def param_keys(self) -> tuple[str, ...]:
+        """The params.yaml keys its stage reads: its `params:` in dvc.yaml, its W&B run's config."""
+        if self.family == "fusion":
+            return ("train", "fusion", "models.dqn")
+        keys = (f"models.{self.family}.{self.scale}", "train", f"{self.family}_train")
+        if self.teacher is None:
+            return keys
+        return (*keys, *(("kd.vgae_alpha",) if self.family == "vgae" else ("kd.temperature", "kd.alpha")))
+
+    def lineage(self, curriculum: bool) -> dict[str, str | list[str] | None]:
+        """The models it learns from, by name: a student's teacher, the VGAE ordering a GAT's curriculum
+        (``curriculum``: gat_train.sampling is curriculum), the VGAE and GAT a fusion combines."""
+        if self.family == "fusion":
+            return {"inputs": [Model("vgae", self.variant).name, Model("gat", self.variant).name]}
+        out: dict[str, str | list[str] | None] = {"teacher": self.teacher.name if self.teacher else None}
+        if self.family == "gat":
+            out["curriculum_vgae"] = self.curriculum_vgae.name if curriculum else None
+        return out
+
 
 @dataclass(frozen=True)
 class Paths:

@@ -2,24 +2,31 @@
 confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/ (graph embeddings and
 attention weights are recomputed from the weights over data/graphs/D)."""
 
+import json
 import sys
 from pathlib import Path
 
+from kdgat.config import load_params
 from kdgat.evaluate import write_evaluation
 from kdgat.stage import run_stage
 from kdgat.study import MODELS, Model, Paths
+from kdgat.track import stage_run
 
 
 def main(dataset: str) -> None:
     paths = Paths(dataset)
     models = [Model.parse(n) for n in MODELS]
-    write_evaluation(
-        {m.name: paths.predictions(m) for m in models},
-        Path(f"metrics/{dataset}.json"),
-        Path(f"plots/{dataset}"),
-        model_files={m.name: paths.weights(m) for m in models},
-        graphs_dir=paths.graphs,
-    )
+    metrics, plots = Path(f"metrics/{dataset}.json"), Path(f"plots/{dataset}")
+    with stage_run("evaluate", dataset, load_params(), lineage={"inputs": list(MODELS)}) as t:
+        write_evaluation(
+            {m.name: paths.predictions(m) for m in models},
+            metrics,
+            plots,
+            model_files={m.name: paths.weights(m) for m in models},
+            graphs_dir=paths.graphs,
+        )
+        t.summary(json.loads(metrics.read_text()))
+        t.log_artifact(f"evaluation-{dataset}", "evaluation", [metrics, plots / "figures"])
 
 
 if __name__ == "__main__":

@@ -12,20 +12,26 @@ import sys
 from kdgat.config import load_params
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
+from kdgat.track import stage_run
 from kdgat.train.fusion_train import train_fusion
 
 
 def main(dataset: str, variant: str) -> None:
-    paths, fused = Paths(dataset), Model.parse(f"fusion_{variant}")
-    train_fusion(
-        load_params(),
-        paths.predictions(Model("vgae", variant)),
-        paths.predictions(Model("gat", variant)),
-        fused.scale,
-        paths.weights(fused),
-        report=paths.train_report(fused),
-        predictions=paths.predictions(fused),
-    )
+    params, paths, fused = load_params(), Paths(dataset), Model.parse(f"fusion_{variant}")
+    lineage = fused.lineage(curriculum=False)
+    with stage_run("fusion", dataset, params, fused.param_keys, name=fused.name, lineage=lineage) as t:
+        report = train_fusion(
+            params,
+            paths.predictions(Model("vgae", variant)),
+            paths.predictions(Model("gat", variant)),
+            fused.scale,
+            paths.weights(fused),
+            report=paths.train_report(fused),
+            predictions=paths.predictions(fused),
+            on_epoch=t.log_epoch,
+        )
+        t.summary(report)
+        t.log_model(fused.name, paths.weights(fused), {"best_epoch": report["best_epoch"]})
 
 
 if __name__ == "__main__":

@@ -12,15 +12,17 @@ from kdgat.data.frames import read_frames
 from kdgat.data.graphs import build_graphs
 from kdgat.reports import write_json
 from kdgat.stage import run_stage
+from kdgat.track import stage_run
 
 
 def main(dataset: str) -> None:
     p = load_params()
-    frames = read_frames(f"data/frames/{dataset}.parquet")
-    meta = build_graphs(frames, p.windows, p.split, p.vocab, Path(f"data/graphs/{dataset}"))
-    write_json(
-        {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}, f"reports/graphs/{dataset}.json"
-    )
+    with stage_run("graphs", dataset, p, ["windows", "split", "vocab"]) as t:
+        frames = read_frames(f"data/frames/{dataset}.parquet")
+        meta = build_graphs(frames, p.windows, p.split, p.vocab, Path(f"data/graphs/{dataset}"))
+        report = {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}
+        write_json(report, f"reports/graphs/{dataset}.json")
+        t.summary(report)
 
 
 if __name__ == "__main__":

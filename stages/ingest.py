@@ -11,18 +11,21 @@ from kdgat.data.formats import read_any
 from kdgat.data.frames import write_frames
 from kdgat.reports import write_json
 from kdgat.stage import run_stage
+from kdgat.track import stage_run
 
 
 def main(dataset: str) -> None:
-    opts = load_params().ingest
-    entry = catalog.get(dataset)
-    fmt = entry.format if opts.format == "auto" else opts.format
-    raw = entry.raw_dir()
-    if not raw.exists():
-        raise FileNotFoundError(f"{raw}: raw data for {dataset!r} missing (source: {entry.source})")
-    frames, report = read_any(raw, fmt=fmt, on_bad_line=opts.on_bad_line)
-    write_frames(frames, f"data/frames/{dataset}.parquet")
-    write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
+    p = load_params()
+    with stage_run("ingest", dataset, p, ["ingest"]) as t:
+        opts, entry = p.ingest, catalog.get(dataset)
+        fmt = entry.format if opts.format == "auto" else opts.format
+        raw = entry.raw_dir()
+        if not raw.exists():
+            raise FileNotFoundError(f"{raw}: raw data for {dataset!r} missing (source: {entry.source})")
+        frames, report = read_any(raw, fmt=fmt, on_bad_line=opts.on_bad_line)
+        write_frames(frames, f"data/frames/{dataset}.parquet")
+        write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
+        t.summary(report.to_dict())
 
 
 if __name__ == "__main__":

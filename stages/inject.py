@@ -2,15 +2,18 @@
 named by params.yaml inject.source — into data/raw/wrx_inject/ (params: inject)."""
 
 import sys
+from pathlib import Path
 
 from kdgat.config import load_params
 from kdgat.data.inject import build_injected
 from kdgat.stage import run_stage
+from kdgat.track import stage_run
 
 
 def main(out_dir: str) -> None:
-    p = load_params().inject
-    build_injected(p.source, out_dir, p)
+    p = load_params()
+    with stage_run("inject", Path(out_dir).name, p, ["inject"]) as t:
+        t.summary(build_injected(p.inject.source, out_dir, p.inject)["totals"])
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ import sys
 from kdgat.config import load_params
 from kdgat.data.synth import generate
 from kdgat.stage import run_stage
+from kdgat.track import stage_run
 
 
 def main(out_dir: str) -> None:
-    generate(out_dir, load_params().synth)
+    p = load_params()
+    with stage_run("synth", "synth", p, ["synth"]) as t:
+        t.summary(generate(out_dir, p.synth)["totals"])
 
 
 if __name__ == "__main__":

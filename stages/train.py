@@ -13,23 +13,30 @@ from kdgat.config import load_params
 from kdgat.reports import write_parquet
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
+from kdgat.track import stage_run
+from kdgat.track_lightning import EpochLogger
 from kdgat.train.infer import predict
 from kdgat.train.run import TrainOutputs, train_gat, train_vgae
 
 
 def main(dataset: str, name: str) -> None:
     params, model, paths = load_params(), Model.parse(name), Paths(dataset)
+    if model.family == "fusion":
+        raise KeyError(f"{name}: stages/train.py trains vgae_* and gat_* models; fusion has stages/fusion.py")
     outs = TrainOutputs.standard(paths.root, dataset, model.name)
     teacher = paths.weights(model.teacher) if model.teacher else None
-    if model.family == "vgae":
-        train_vgae(params, paths.graphs, model.scale, outs, teacher=teacher)
-    elif model.family == "gat":
-        curriculum = params.gat_train.sampling == "curriculum"
-        scores = paths.predictions(model.curriculum_vgae) if curriculum else None
-        train_gat(params, paths.graphs, model.scale, outs, teacher=teacher, vgae_scores=scores)
-    else:
-        raise KeyError(f"{name}: stages/train.py trains vgae_* and gat_* models; fusion has stages/fusion.py")
-    write_parquet(predict(outs.weights, paths.graphs), paths.predictions(model))
+    curriculum = model.family == "gat" and params.gat_train.sampling == "curriculum"
+    lineage = model.lineage(curriculum)
+    with stage_run("train", dataset, params, model.param_keys, name=name, lineage=lineage) as t:
+        args, callbacks = (params, paths.graphs, model.scale, outs), [EpochLogger(t)]
+        if model.family == "vgae":
+            report = train_vgae(*args, teacher=teacher, callbacks=callbacks)
+        else:
+            scores = paths.predictions(model.curriculum_vgae) if curriculum else None
+            report = train_gat(*args, teacher=teacher, vgae_scores=scores, callbacks=callbacks)
+        write_parquet(predict(outs.weights, paths.graphs), paths.predictions(model))
+        t.summary(report)
+        t.log_model(name, outs.weights, {k: report[k] for k in ("best_epoch", "params_count")})
 
 
 if __name__ == "__main__":

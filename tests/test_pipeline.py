@@ -1,7 +1,7 @@
-"""End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate) on a
-tiny synthetic dataset in a temporary copy of the repository. Then: a second repro does nothing, a
-window-size change makes only `graphs` stale upstream, and `dvc exp run -S` on a student parameter
-reruns that student and what follows, nothing else."""
+"""End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate →
+results) on a tiny synthetic dataset in a temporary copy of the repository. Then: a second repro does
+nothing, a window-size change makes only `graphs` stale upstream, and `dvc exp run -S` on a student
+parameter reruns that student and what follows, nothing else."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def test_repro_runs_every_stage(repo: Path) -> None:
     assert (repo / "plots/synth/roc/known/gat_large.csv").exists()
     shown = _run(["dvc", "metrics", "show"], repo)
     assert "gat_small_kd.known.f1" in shown
+    board = _run([sys.executable, "-m", "kdgat.cli", "results", "leaderboard", "-s", "known"], repo)
+    assert "gat_small_kd" in board and (repo / "results/synth/runs.parquet").exists()
 
 
 def test_second_repro_does_nothing(repo: Path) -> None:
@@ -92,6 +94,7 @@ def test_student_param_reruns_only_that_student_and_downstream(repo: Path) -> No
         "fusion@synth-small_kd",
         "fusion@synth-small",
         "evaluate@synth",
+        "results@synth",
     }
     table = _run(["dvc", "exp", "show", "--csv"], repo)
     assert "models.gat.small.hidden" in table.splitlines()[0]

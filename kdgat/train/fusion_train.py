@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,11 +107,12 @@ def fit_qnet(
     reward: Tensor,
     select_states: Tensor,
     select_reward: Tensor,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> tuple[QNet, list[dict[str, float]], int]:
     """Q-net regressed on the rewards of ``states`` (MSE, Adam, shuffled minibatches), kept at the epoch
     whose greedy policy earns the best mean reward on ``select_states`` (ties: the best on ``states``, then
     the first); returns it, the epoch history (train_loss, fit_reward on the fitted rows, select_reward on
-    the selection rows) and that epoch."""
+    the selection rows) and that epoch. ``on_epoch`` gets each history row as it is made (a tracker)."""
     qnet = build_qnet(scale, states.shape[1], reward.shape[1], seed=train.seed)
     # foreach: the per-tensor Adam hits denormal second moments on this tiny net and runs ~18× slower on CPU
     opt = torch.optim.Adam(qnet.parameters(), lr=train.lr, weight_decay=train.weight_decay, foreach=True)
@@ -143,6 +145,8 @@ def fit_qnet(
             "select_reward": _policy_reward(qnet, select_states, select_reward),
         }
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
         # ties on the small selection half are common (the policy often matches the GAT there): the better
         # fit breaks them, so an early, under-fitted epoch does not win by merely reaching the plateau first
         key = (row["select_reward"], row["fit_reward"])
@@ -211,11 +215,12 @@ def train_fusion(
     report: Path,
     predictions: Path,
     include_train: bool = False,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the fusion policy on ``vgae_pred`` + ``gat_pred`` (predictions/D/M.parquet) and write:
     ``out`` the policy checkpoint (Q-net + everything ``load_policy`` needs), ``report`` a JSON summary (plus
     ``<report stem>.epochs.csv``), ``predictions`` the fusion's per-graph table. Rows used: module docstring.
-    Returns the report."""
+    ``on_epoch`` receives each row of the epochs CSV as the epoch ends. Returns the report."""
     started = time.perf_counter()
     deterministic(params.train.threads)
     if scale not in ("large", "small"):
@@ -258,7 +263,7 @@ def train_fusion(
     r = torch.from_numpy(reward.astype(np.float32))
     fit_t, select_t = torch.from_numpy(fit_rows), torch.from_numpy(select_rows)
     qnet, history, best_epoch = fit_qnet(
-        dqn, fusion, params.train, states[fit_t], r[fit_t], states[select_t], r[select_t]
+        dqn, fusion, params.train, states[fit_t], r[fit_t], states[select_t], r[select_t], on_epoch
     )
     policy = FusionPolicy(qnet, alphas, mean, std, cal)
     table = policy.predict(joined)
