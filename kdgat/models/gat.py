@@ -1,5 +1,5 @@
 """Supervised graph classifier: CAN-ID embedding ‖ node features → stacked GAT layers → jumping knowledge
-→ mean ‖ max pooling → MLP → class logits.
+→ pooling (mean ‖ max, optionally sum) → MLP → class logits.
 
 The encoder (kdgat/models/encoder.py) is shared with the VGAE and exports to ONNX.
 """
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import global_max_pool, global_mean_pool
+from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from kdgat.config import GATScale
 from kdgat.models.encoder import GATEncoder
+
+
+_POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_pool}
 
 
 class GAT(nn.Module):
@@ -31,8 +34,8 @@ class GAT(nn.Module):
         self.n_classes = n_classes
         self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
-        # mean and max of the concatenation of every layer's node states
-        self.graph_embed_dim = 2 * scale.layers * width
+        # each readout of the concatenation of every layer's node states
+        self.graph_embed_dim = len(scale.pooling) * scale.layers * width
         self.head = nn.Sequential(
             nn.Linear(self.graph_embed_dim, scale.mlp_hidden),
             nn.ELU(),
@@ -47,9 +50,7 @@ class GAT(nn.Module):
         jk = torch.cat(self.encoder(x, node_vocab, edge_index, edge_attr), dim=-1)
         # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
         num_graphs = batch.max().item() + 1
-        return torch.cat(
-            [global_mean_pool(jk, batch, num_graphs), global_max_pool(jk, batch, num_graphs)], dim=-1
-        )
+        return torch.cat([_POOL[p](jk, batch, num_graphs) for p in self.scale.pooling], dim=-1)
 
     def forward(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
