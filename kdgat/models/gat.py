@@ -13,7 +13,6 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 from kdgat.config import GATScale
 from kdgat.models.encoder import GATEncoder
 
-
 _POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_pool}
 
 
