@@ -33,10 +33,39 @@ test: $(STAMP) ## run the test suite
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy kdgat stages tests
+	$(BIN)/mypy kdgat stages tests flows
 
 bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/latest.json)
 	@$(BIN)/python -m kdgat.bench --out bench/latest.json
+
+# Metaflow keeps its datastore and metadata in ./.metaflow (S3 when METAFLOW_DATASTORE_SYSROOT_S3 is set)
+.PHONY: kd-flow hpo
+KD_WORKERS ?= 2
+kd-flow: $(STAMP) ## Metaflow KD flow over data/graphs/<ds>: teachers, distilled students, F1 table
+	$(BIN)/python flows/kd_flow.py --no-pylint run --max-workers $(KD_WORKERS) $(if $(DATASETS),--datasets $(DATASETS))
+
+# e.g. make hpo MODEL=gat_small_kd DATASET=synth TRIALS=20 WORKERS=2 (hpo/<model>-<dataset>/best.yaml)
+hpo: $(STAMP) ## Optuna study of one model on one dataset (kdgat hpo)
+	$(BIN)/kdgat hpo $(or $(MODEL),gat_small_kd) --dataset $(or $(DATASET),synth) --workers $(or $(WORKERS),1) \
+	  $(if $(TRIALS),--trials $(TRIALS))
+
+# e.g. make slurm TARGETS=gat_large LAUNCH="--dry-run -S launch.slurm.partition=gpu" (kdgat launch --help)
+.PHONY: slurm
+slurm: $(STAMP) ## every stale stage as its own SLURM job (afterok in DAG order), then dvc.lock
+	$(BIN)/kdgat launch --executor slurm $(LAUNCH) $(TARGETS)
+
+# The DVC remote on Cloudflare R2: `make remote BUCKET=kd-gat ACCOUNT=<32-hex account id>` writes the git-ignored
+# .dvc/config.local (ENDPOINT=URL for another S3 server); keys: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+.PHONY: remote push pull
+remote: $(STAMP) ## point the DVC remote at your R2 bucket (BUCKET=... ACCOUNT=...) in .dvc/config.local
+	$(BIN)/kdgat remote setup --bucket $(or $(BUCKET),kd-gat) $(if $(ACCOUNT),--account $(ACCOUNT)) \
+	  $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+
+push: $(STAMP) ## check the remote answers, then dvc push (gives up in seconds if it goes away)
+	$(BIN)/kdgat remote push
+
+pull: $(STAMP) ## check the remote answers, then dvc pull
+	$(BIN)/kdgat remote pull
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 	rm -rf /tmp/kdgat-lock && $(PY) -m venv /tmp/kdgat-lock

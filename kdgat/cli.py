@@ -10,6 +10,9 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from kdgat.cli_hpo import hpo
+from kdgat.cli_launch import launch
+from kdgat.cli_remote import remote_app
 from kdgat.cli_results import results_app
 from kdgat.cli_track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
@@ -22,6 +25,9 @@ app = typer.Typer(
 )
 app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
+app.add_typer(remote_app, name="remote")
+app.command()(hpo)
+app.command()(launch)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 

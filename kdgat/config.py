@@ -6,15 +6,18 @@ silently falling back to a default.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-PARAMS_FILE = Path("params.yaml")
+# A job submitted by kdgat.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
+PARAMS_FILE = Path(os.environ.get("KDGAT_PARAMS", "params.yaml"))
 
 
 class _Strict(BaseModel):
@@ -142,6 +145,7 @@ class GATTrainParams(_Strict):
     benign_ratio: tuple[float, float] = (1.0, 3.0)  # curriculum: benign per attack graph, first → last epoch
     hardness: tuple[float, float] = (0.3, 1.0)  # curriculum: easiest share of benign graphs eligible
     monitor: Literal["val_loss", "val_f1"] = "val_loss"  # early stopping and best checkpoint
+    id_dropout: float = Field(0.0, ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
 
 
 class VGAETrainParams(_Strict):
@@ -180,6 +184,91 @@ class TrackingParams(_Strict):
     log_models: bool = True  # checkpoints as W&B model artifacts
 
 
+class HPOParam(_Strict):
+    """One searched parameter of `hpo.space`, keyed there by its dotted params.yaml path."""
+
+    type: Literal["float", "int", "categorical"]
+    low: int | float | None = None  # float | int: the range searched
+    high: int | float | None = None
+    log: bool = False  # float | int: sample on a log scale (low > 0)
+    choices: list[str | int | float | bool] | None = None  # categorical: the values tried
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HPOParam:
+        if self.type == "categorical":
+            if not self.choices or self.low is not None or self.high is not None or self.log:
+                raise ValueError("categorical needs choices (a non-empty list) and no low/high/log")
+            return self
+        if self.low is None or self.high is None or self.choices is not None:
+            raise ValueError(f"{self.type} needs low and high (and choices: null)")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError(f"int needs integer bounds, got {self.low}..{self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got {self.low}")
+        return self
+
+
+def _default_space() -> dict[str, HPOParam]:
+    def num(kind: Literal["float", "int"], low: float, high: float, log: bool = False) -> HPOParam:
+        return HPOParam(type=kind, low=low, high=high, log=log)
+
+    def cat(*choices: str | float) -> HPOParam:
+        return HPOParam(type="categorical", choices=list(choices))
+
+    return {
+        "train.lr": num("float", 0.0005, 0.01, log=True),
+        "train.weight_decay": num("float", 1.0e-06, 0.001, log=True),
+        "models.gat.small.hidden": num("int", 16, 64),
+        "models.gat.small.dropout": num("float", 0.0, 0.3),
+        "models.gat.large.hidden": num("int", 16, 64),
+        "models.vgae.small.latent": num("int", 8, 32),
+        "gat_train.loss": cat("ce", "focal"),
+        "kd.alpha": num("float", 0.3, 0.95),
+        "kd.temperature": cat(2.0, 4.0, 8.0),
+        "kd.vgae_alpha": num("float", 0.2, 0.8),
+    }
+
+
+class HPOParams(_Strict):
+    """Optuna studies (`kdgat hpo`, kdgat/hpo.py). No DVC stage lists this section."""
+
+    metric: Literal["val_f1", "val_loss", "val_auc"] = "val_f1"  # the objective; val_loss is minimised
+    trials: int = Field(20, ge=1)  # per `kdgat hpo` call, over all its workers
+    seed: int = 0  # TPE sampler; worker i uses seed + i
+    startup_trials: int = Field(4, ge=0)  # random trials before TPE, and finished trials before pruning
+    warmup_epochs: int = Field(1, ge=0)  # epochs a trial always runs before it may be pruned
+    # searched parameters by dotted params.yaml key; a study searches those its model's stage reads
+    space: dict[str, HPOParam] = Field(default_factory=_default_space)
+
+
+class SlurmParams(_Strict):
+    """sbatch resources of every job (field names as submitit's SlurmExecutor takes them)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    gpus_per_node: int = Field(1, ge=0)  # given to launch.gpu_stages only; 0 on a cluster without GPUs
+    cpus_per_task: int = Field(8, ge=1)
+    mem_gb: int = Field(32, ge=1)
+    timeout_min: int = Field(240, ge=1)  # per job; a job that reaches it requeues and resumes
+    signal_delay_s: int = Field(120, ge=0)  # SLURM sends USR2 this long before the time limit: requeue
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None  # node features, e.g. v100
+
+
+class LaunchParams(_Strict):
+    """Where stage work runs (kdgat/launch.py, `kdgat launch`). No DVC stage lists this section: moving the
+    study to another cluster reruns nothing."""
+
+    executor: Literal["local", "slurm", "debug"] = "local"  # KDGAT_EXECUTOR in the environment overrides it
+    folder: str = "slurm/jobs"  # job logs, submitit pickles and code snapshots (git-ignored)
+    poll_s: float = Field(10.0, gt=0)  # seconds between job-state checks
+    max_timeouts: int = Field(3, ge=0)  # requeues after a time limit (preemptions requeue without limit)
+    gpu_stages: list[str] = Field(default_factory=lambda: ["vgae_*", "gat_*", "fusion@*"])  # fnmatch
+    slurm: SlurmParams = SlurmParams()
+
+
 def catalogue_names() -> list[str]:
     """Dataset names in catalog.yaml (read directly, so params are checked before any data code loads)."""
     text = resources.files("kdgat.data").joinpath("catalog.yaml").read_text()
@@ -204,6 +293,8 @@ class Params(_Strict):
     kd: KDParams = KDParams()
     fusion: FusionParams = FusionParams()
     tracking: TrackingParams = TrackingParams()
+    hpo: HPOParams = HPOParams()
+    launch: LaunchParams = LaunchParams()
 
     @field_validator("datasets")
     @classmethod
@@ -215,6 +306,17 @@ class Params(_Strict):
         if len(set(names)) != len(names):
             raise ValueError("a dataset is listed twice")
         return names
+
+    @model_validator(mode="after")
+    def _hpo_keys_exist(self) -> Params:
+        dumped = self.model_dump()
+        for key in self.hpo.space:
+            node: object = dumped
+            for part in key.split("."):
+                node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+            if node is KeyError or isinstance(node, dict) or key.startswith("hpo."):
+                raise ValueError(f"hpo.space: {key!r} is not a parameter that a study can set")
+        return self
 
 
 class ParamsError(ValueError):
@@ -238,6 +340,20 @@ def parse_params(raw: object, source: str = "params") -> Params:
         return Params.model_validate(raw or {})
     except ValidationError as err:
         raise ParamsError(format_validation_error(err, source)) from None
+
+
+def with_overrides(params: Params, overrides: Mapping[str, object], source: str = "overrides") -> Params:
+    """``params`` with dotted keys set, as `dvc exp run -S key=value` sets them, and validated again."""
+    raw = params.model_dump(mode="json")
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node: Any = raw
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
+            raise ParamsError(f"{source}: {key!r} is not a parameter in params.yaml")
+        node[leaf] = value
+    return parse_params(raw, source)
 
 
 @lru_cache(maxsize=8)

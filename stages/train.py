@@ -8,8 +8,10 @@ reports/train/D/M.json + .epochs.csv, and predictions/D/M.parquet (one row per g
 """
 
 import sys
+from functools import partial
 
 from kdgat.config import load_params
+from kdgat.launch import launch_stage
 from kdgat.reports import write_parquet
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
@@ -40,4 +42,5 @@ def main(dataset: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    # launch.executor: here (local), or as a SLURM job that this process waits for (kdgat/launch.py)
+    run_stage(partial(launch_stage, main, __file__), *sys.argv[1:])

@@ -16,14 +16,12 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from test_train import _subset, tiny_params
+from test_train import tiny_params
+from tiny_project import tiny_graphs
 from typer.testing import CliRunner
 
 from kdgat.cli import app
-from kdgat.config import DQNScale, SplitParams, SynthParams, TrackingParams, VocabParams, WindowParams
-from kdgat.data.formats import read_dataset
-from kdgat.data.graphs import build_graphs
-from kdgat.data.synth import generate
+from kdgat.config import DQNScale, TrackingParams
 from kdgat.study import MODELS, Model
 from kdgat.track import TrackingError, params_hash, resolve_mode, run_id, sections, stage_run
 from kdgat.track_lightning import EpochLogger
@@ -48,12 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    generate(root / "raw", SynthParams(minutes=0.05))
-    frames, _ = read_dataset(root / "raw", progress=False)
-    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), root / "full", progress=False)
-    _subset(root / "full", root / "graphs")
-    return root / "graphs"
+    return tiny_graphs(tmp_path_factory.mktemp("data"))
 
 
 def _student_run(root: Path) -> Any:

@@ -13,65 +13,30 @@ import numpy as np
 import polars as pl_df
 import pytest
 import torch
+from tiny_project import tiny_graphs
 
 from kdgat.config import (
     GATScale,
     GATScales,
     ModelParams,
     Params,
-    SplitParams,
-    SynthParams,
     VGAEScale,
     VGAEScales,
-    VocabParams,
-    WindowParams,
 )
-from kdgat.data.formats import read_dataset
-from kdgat.data.graphs import build_graphs
-from kdgat.data.shards import load_meta, load_split, write_meta, write_split
-from kdgat.data.synth import generate
+from kdgat.data.shards import load_meta, load_split
+from kdgat.data.vocab import UNKNOWN
 from kdgat.models import anomaly_score
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import GraphLoader, collate, load_graphs
 from kdgat.train.infer import attention_samples, embeddings, predict
+from kdgat.train.lit_gat import hide_ids
 from kdgat.train.run import train_gat, train_vgae
 from kdgat.train.weights import load_model
-
-PER_SPLIT = {"train": 48, "val": 20}  # graphs per class kept; 8 per class in the test splits
-
-
-def _subset(src: Path, dst: Path) -> None:
-    """A copy of a graph folder keeping the first few benign and attack graphs of each split."""
-    meta = load_meta(src)
-    for split in meta["counts"]:
-        s = load_split(src, split)
-        k = PER_SPLIT.get(split, 8)
-        keep = np.sort(np.concatenate([np.flatnonzero(s.y == c)[:k] for c in (0, 1)]))
-        graphs = [s.graph(int(i)) for i in keep]
-        part = {
-            "n_nodes": np.array([len(g.x) for g in graphs]),
-            "n_edges": np.array([g.edge_index.shape[1] for g in graphs]),
-            "x": np.concatenate([g.x for g in graphs]),
-            "node_vocab": np.concatenate([g.node_vocab for g in graphs]),
-            "edge_index": np.concatenate([g.edge_index for g in graphs], axis=1),
-            "edge_attr": np.concatenate([g.edge_attr for g in graphs]),
-            **{name: np.asarray(getattr(s, name))[keep] for name in ("y", "y_type", "file_idx", "t_start")},
-            "start_row": np.asarray(s.start_row)[keep],
-        }
-        write_split(dst / split, [part])
-        y = part["y"]
-        meta["counts"][split].update(graphs=len(y), benign=int((y == 0).sum()), attack=int(y.sum()))
-    write_meta(dst, meta)
 
 
 @pytest.fixture(scope="module")
 def graphs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    generate(root / "raw", SynthParams(minutes=0.05))
-    frames, _ = read_dataset(root / "raw", progress=False)
-    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), root / "full", progress=False)
-    _subset(root / "full", root / "graphs")
-    return root / "graphs"
+    return tiny_graphs(tmp_path_factory.mktemp("data"))
 
 
 def tiny_params(**sections: dict[str, Any]) -> Params:
@@ -297,3 +262,14 @@ def test_errors_name_the_problem(graphs_dir: Path, tmp_path: Path) -> None:
         load_graphs(broken, "val")
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.ckpt")
+
+
+def test_id_dropout_hides_whole_graphs(graphs_dir: Path) -> None:
+    batch = collate(load_graphs(graphs_dir, "train"), np.arange(64))
+    assert torch.equal(hide_ids(batch, 0.0)[1], batch.node_vocab)
+    torch.manual_seed(0)
+    vocab = hide_ids(batch, 0.5)[1]
+    hidden = [bool((vocab[batch.batch == g] == UNKNOWN).all()) for g in range(batch.num_graphs)]
+    for g, h in enumerate(hidden):  # a graph keeps all its IDs or loses all of them
+        assert h or torch.equal(vocab[batch.batch == g], batch.node_vocab[batch.batch == g])
+    assert 16 < sum(hidden) < 48

@@ -9,11 +9,23 @@ import torch.nn.functional as F
 from torchmetrics.functional.classification import binary_accuracy, binary_auroc, binary_f1_score
 
 from kdgat.config import GATTrainParams, KDParams, TrainParams
+from kdgat.data.vocab import UNKNOWN
 from kdgat.models import GAT
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import Batch, GraphSet
 from kdgat.train.kd import class_weights, gat_kd_loss, task_loss
 from kdgat.train.lit import LitBase
+
+
+def hide_ids(batch: Batch, p: float) -> tuple[torch.Tensor, ...]:
+    """The batch's inputs with every CAN ID of a random share ``p`` of its graphs set to the unknown slot, so
+    the model also learns to judge a window without ID identity (an unseen vehicle's IDs are all unknown;
+    otherwise the unknown slot only ever holds attack IDs in training)."""
+    x, vocab, *rest = batch.inputs()
+    if p > 0:
+        hide = torch.rand(batch.num_graphs) < p
+        vocab = torch.where(hide[batch.batch], torch.full_like(vocab, UNKNOWN), vocab)
+    return (x, vocab, *rest)
 
 
 class LitGAT(LitBase):
@@ -46,7 +58,7 @@ class LitGAT(LitBase):
         return idx
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits = self.model(*batch.inputs())
+        logits = self.model(*hide_ids(batch, self.gat_train.id_dropout))
         w = None if self.class_weight is None else self.class_weight.to(logits)
         gamma = self.gat_train.focal_gamma if self.gat_train.loss == "focal" else None
         teacher = self.teacher

@@ -1,0 +1,142 @@
+"""The work of the Metaflow KD flow (flows/kd_flow.py), kept here so the flow file only wires steps.
+
+Per dataset: the teacher GAT (and the large VGAE first when gat_train.sampling is curriculum: its scores
+order the GAT's benign graphs), then the distilled students (gat_small_kd, and vgae_small_kd for its
+curriculum scores), each trained with kdgat.train.run and scored with kdgat.train.infer.predict exactly as
+the DVC stages do, into the flow's own folder <out>/<run id>/<dataset>/, each model a W&B run (job type
+"kdflow"). ``split_rows`` judges each model on validation and every test split by the evaluation's rule
+(kdgat.evaluate.scored_view, kdgat.evaluate_metrics.binary_metrics).
+
+Metaflow reads its settings when it is imported: ``metaflow_env`` sets project-local defaults first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from kdgat.config import Params
+from kdgat.study import Model
+
+# torch, Lightning and W&B are imported inside the functions that need them: Metaflow imports the flow
+# (and so this module) in every task, and its start and end tasks need none of them.
+
+ROLES = {"large": "teacher", "small_kd": "student"}
+METRICS = ("n", "f1", "precision", "recall", "fpr")
+
+
+def metaflow_env(root: str | Path | None = None) -> dict[str, str]:
+    """Defaults (never overriding what is set) that keep Metaflow inside the project at ``root`` (default:
+    the working directory): datastore and metadata in <root>/.metaflow/, configuration read from
+    <root>/.metaflowconfig/ instead of ~/.metaflowconfig, a user name (as root Metaflow will not guess
+    one), and the S3 datastore whenever METAFLOW_DATASTORE_SYSROOT_S3 names one."""
+    base = Path(root or os.getcwd()).resolve()
+    user = os.environ.get("USER", "")
+    defaults = {
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(base),
+        "METAFLOW_HOME": str(base / ".metaflowconfig"),
+        "METAFLOW_USER": user if user and user != "root" else "kdgat",
+    }
+    if os.environ.get("METAFLOW_DATASTORE_SYSROOT_S3"):
+        defaults["METAFLOW_DEFAULT_DATASTORE"] = "s3"
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    return {k: os.environ[k] for k in defaults}
+
+
+def check_graphs(graphs_root: Path, datasets: Sequence[str]) -> None:
+    missing = [str(graphs_root / d) for d in datasets if not (graphs_root / d / "meta.json").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"no graph folder (meta.json) at {', '.join(missing)}: run `dvc repro graphs`"
+        )
+
+
+def train_model(
+    params: Params,
+    dataset: str,
+    graphs: Path,
+    out: Path,
+    name: str,
+    teacher: str | None = None,
+    scores: str | None = None,
+    root: Path = Path(),
+) -> dict[str, Any]:
+    """Train ``name`` into out/<name>/ and write out/<name>.parquet (its per-graph predictions) as
+    stages/train.py does; ``teacher`` is the distilled model's teacher weights, ``scores`` the VGAE
+    predictions ordering a curriculum. Returns the file paths and the training report."""
+    from kdgat.reports import write_parquet
+    from kdgat.track import stage_run
+    from kdgat.track_lightning import EpochLogger
+    from kdgat.train.infer import predict
+    from kdgat.train.run import TrainOutputs, train_gat, train_vgae
+
+    model = Model.parse(name)
+    outs = TrainOutputs.in_folder(out / name)
+    lineage = model.lineage(curriculum=scores is not None)
+    with stage_run(
+        "kdflow", dataset, params, model.param_keys, name=f"kdflow-{name}", lineage=lineage, root=root
+    ) as t:
+        args = (params, graphs, model.scale, outs)
+        kd = Path(teacher) if teacher else None
+        if model.family == "vgae":
+            report = train_vgae(*args, teacher=kd, progress=False, callbacks=[EpochLogger(t)])
+        else:
+            vgae = Path(scores) if scores else None
+            report = train_gat(
+                *args, teacher=kd, vgae_scores=vgae, progress=False, callbacks=[EpochLogger(t)]
+            )
+        predictions = out / f"{name}.parquet"
+        write_parquet(predict(outs.weights, graphs), predictions)
+        t.summary(report)
+        if params.tracking.log_models:  # kdflow-<model>-<dataset>: apart from the DVC stages' model artifacts
+            meta = {k: report[k] for k in ("best_epoch", "params_count")}
+            t.log_artifact(f"kdflow-{name}-{dataset}", "model", [outs.weights], meta)
+    return {"model": name, "weights": str(outs.weights), "predictions": str(predictions), "report": report}
+
+
+def split_rows(dataset: str, trained: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per split other than train: dataset, model, role, params, split and METRICS."""
+    import polars as pl
+
+    from kdgat.evaluate import scored_view
+    from kdgat.evaluate_metrics import binary_metrics
+
+    name = trained["model"]
+    view = scored_view(name, pl.read_parquet(trained["predictions"]))
+    rows = []
+    for split in view["split"].unique(maintain_order=True).to_list():
+        if split == "train":
+            continue
+        part = view.filter(pl.col("split") == split)
+        y, score, decision = (part[c].to_numpy() for c in ("y", "score", "decision"))
+        m = binary_metrics(y, score, decision, f"{name}/{split}")
+        rows.append(
+            {
+                "dataset": dataset,
+                "model": name,
+                "role": ROLES.get(Model.parse(name).variant, "other"),
+                "params": trained["report"]["params_count"],
+                "split": split,
+                **{k: m[k] for k in METRICS},
+            }
+        )
+    return rows
+
+
+def markdown(rows: Sequence[Mapping[str, Any]], metric: str = "f1") -> str:
+    """Dataset × model rows, one column per split (val first), ``metric`` per cell."""
+    splits = list(dict.fromkeys(r["split"] for r in sorted(rows, key=lambda r: r["split"] != "val")))
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        cells.setdefault((r["dataset"], r["role"], r["model"]), {})[r["split"]] = r[metric]
+    lines = [
+        f"| dataset | role | model | {' | '.join(splits)} |",
+        "| --- | --- | --- |" + " ---: |" * len(splits),
+    ]
+    for (dataset, role, model), by_split in cells.items():
+        values = ["—" if by_split.get(s) is None else f"{by_split[s]:.3f}" for s in splits]
+        lines.append(f"| {dataset} | {role} | {model} | " + " | ".join(values) + " |")
+    return "\n".join(lines)

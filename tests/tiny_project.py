@@ -1,0 +1,82 @@
+"""Tiny test data: a graph folder cut down to a few dozen graphs per split (training, tracking, flow and
+HPO tests), a project folder of such datasets, and a params file with tiny models and a few epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from kdgat.config import SplitParams, SynthParams, VocabParams, WindowParams
+from kdgat.data.formats import read_dataset
+from kdgat.data.graphs import build_graphs
+from kdgat.data.shards import load_meta, load_split, write_meta, write_split
+from kdgat.data.synth import generate
+
+TINY_GAT = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "mlp_hidden": 16, "dropout": 0.1}
+TINY_VGAE = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "latent": 8, "dropout": 0.1}
+
+
+PER_SPLIT = {"train": 48, "val": 20}  # graphs per class kept; 8 per class in the test splits
+
+
+def _subset(src: Path, dst: Path) -> None:
+    """A copy of a graph folder keeping the first few benign and attack graphs of each split."""
+    meta = load_meta(src)
+    for split in meta["counts"]:
+        s = load_split(src, split)
+        k = PER_SPLIT.get(split, 8)
+        keep = np.sort(np.concatenate([np.flatnonzero(s.y == c)[:k] for c in (0, 1)]))
+        graphs = [s.graph(int(i)) for i in keep]
+        part = {
+            "n_nodes": np.array([len(g.x) for g in graphs]),
+            "n_edges": np.array([g.edge_index.shape[1] for g in graphs]),
+            "x": np.concatenate([g.x for g in graphs]),
+            "node_vocab": np.concatenate([g.node_vocab for g in graphs]),
+            "edge_index": np.concatenate([g.edge_index for g in graphs], axis=1),
+            "edge_attr": np.concatenate([g.edge_attr for g in graphs]),
+            **{name: np.asarray(getattr(s, name))[keep] for name in ("y", "y_type", "file_idx", "t_start")},
+            "start_row": np.asarray(s.start_row)[keep],
+        }
+        write_split(dst / split, [part])
+        y = part["y"]
+        meta["counts"][split].update(graphs=len(y), benign=int((y == 0).sum()), attack=int(y.sum()))
+    write_meta(dst, meta)
+
+
+def tiny_graphs(work: Path, seed: int = 0, dest: Path | None = None) -> Path:
+    """A few seconds of synthetic traffic → its full graph folder work/full → a subset at ``dest``
+    (default work/graphs), returned."""
+    generate(work / "raw", SynthParams(minutes=0.05, seed=seed))
+    frames, _ = read_dataset(work / "raw", progress=False)
+    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), work / "full", progress=False)
+    dest = dest or work / "graphs"
+    _subset(work / "full", dest)
+    return dest
+
+
+def build_project(root: Path, datasets: dict[str, int]) -> Path:
+    """data/graphs/<name> under ``root`` for each {name: synth seed}."""
+    for name, seed in datasets.items():
+        tiny_graphs(root / "work" / name, seed, root / "data" / "graphs" / name)
+    return root
+
+
+def tiny_params_file(path: Path, **sections: dict[str, Any]) -> Path:
+    """A params file: tiny models, one thread, offline W&B, then ``sections`` merged in."""
+    raw: dict[str, Any] = {
+        "datasets": ["synth"],
+        "train": {"batch_size": 16, "max_epochs": 2, "patience": 5, "seed": 3, "threads": 1},
+        "gat_train": {"sampling": "undersample"},
+        "models": {
+            "gat": {"large": {**TINY_GAT, "hidden": 12}, "small": TINY_GAT},
+            "vgae": {"large": {**TINY_VGAE, "latent": 12}, "small": TINY_VGAE},
+        },
+        "tracking": {"mode": "offline"},
+    }
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value)
+    path.write_text(yaml.safe_dump(raw))
+    return path
