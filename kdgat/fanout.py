@@ -230,7 +230,7 @@ class Launch:
             state = self._state(task)
             if state != task.state and state not in ("UNKNOWN", *FINAL):
                 if not (task.state == "SUBMITTED" and state == "PENDING"):  # the expected start: no news
-                    self.say(task, f"{task.state} → {state}")
+                    self.say(task, state)
                 task.state = state
         if not all(t.finished for t in self.tasks):
             time.sleep(self.launch.poll_s)
@@ -325,7 +325,7 @@ def launch_dag(
     """Plan, run and record; the exit status (0: everything ran and is recorded in dvc.lock)."""
     tasks, skipped = plan(root, targets, launch.gpu_stages)
     if dry_run or not tasks:
-        for line in describe(tasks, skipped, name, launch) or ["nothing to run: dvc status is clean"]:
+        for line in describe(tasks, skipped, name, launch) or ["nothing to run: everything is up to date"]:
             echo(line)
         return 0
     dvc_yaml = (root / "dvc.yaml").read_bytes()

@@ -169,7 +169,8 @@ def test_training_stage_runs_as_a_slurm_job_requeues_and_resumes(
     assert len(job_id) == 1, f"expected one job in the queue, got {job_id}"
     slurm_cluster.run(["scancel", "--signal=USR2", job_id[0]])  # as SLURM does before a time limit
     out = repro.communicate(timeout=600)[0]
-    assert repro.returncode == 0, out
+    logs = "".join(f"\n--- {p}\n{p.read_text()[-3000:]}" for p in tiny_repo.glob("slurm/jobs/*/*_log.err"))
+    assert repro.returncode == 0, out + logs
     report = json.loads((tiny_repo / "reports" / "train" / "synth" / "vgae_large.json").read_text())
     assert report["resumed_from"] and report["resumed_from"].endswith("last.ckpt")
     assert report["epochs_run"] == EPOCHS
