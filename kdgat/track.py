@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -240,17 +241,31 @@ def _inputs(lineage: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+IN_USE_WAIT_S = (2, 4, 8, 16, 30)  # a requeued job can start before its killed predecessor's W&B process ends
+
+
 def _init(mode: Mode, root: Path, **kwargs: Any) -> Any:
     import wandb
 
     settings = wandb.Settings(disable_git=True, console="off", silent=True)  # the commit is in the config
-    try:
-        return wandb.init(mode=mode, dir=str(root), resume="allow", settings=settings, **kwargs)
-    except Exception as err:
-        if mode != "online":
-            raise
-        log.warning("W&B online init failed (%s); tracking this run offline (`kdgat track sync` later)", err)
-        return wandb.init(mode="offline", dir=str(root), resume="allow", settings=settings, **kwargs)
+    rid = kwargs.pop("id")
+    for wait in (*IN_USE_WAIT_S, None):
+        try:
+            return wandb.init(mode=mode, dir=str(root), resume="allow", settings=settings, id=rid, **kwargs)
+        except Exception as err:
+            if "in use" in str(err):
+                if wait is None:  # still held: this attempt becomes a run of its own
+                    log.warning("W&B run %s still in use: tracking this attempt as %s-retry", rid, rid)
+                    rid = f"{rid}-retry"
+                else:
+                    log.warning("W&B run %s in use (a previous attempt?): retrying in %d s", rid, wait)
+                    time.sleep(wait)
+            elif mode == "online":
+                log.warning("W&B online init failed (%s): tracking offline (`kdgat track sync` later)", err)
+                mode = "offline"
+            else:
+                raise
+    return wandb.init(mode=mode, dir=str(root), resume="allow", settings=settings, id=rid, **kwargs)
 
 
 @contextmanager

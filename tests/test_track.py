@@ -234,3 +234,23 @@ def test_fusion_hands_each_epoch_row_over_as_it_ends() -> None:
         DQNScale(hidden=8, layers=1), params.fusion, params.train, states, reward, states, reward, rows.append
     )
     assert rows == history and [r["epoch"] for r in rows] == [0, 1, 2]
+
+
+def test_a_run_still_in_use_is_retried_then_tracked_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import kdgat.track as track
+    import wandb
+
+    calls: list[str] = []
+
+    def fake_init(**kwargs: Any) -> str:
+        calls.append(kwargs["id"])
+        if not kwargs["id"].endswith("-retry"):
+            raise RuntimeError(f"run ID {kwargs['id']} is in use")
+        return "run"
+
+    monkeypatch.setattr(wandb, "init", fake_init)
+    monkeypatch.setattr(track, "IN_USE_WAIT_S", (0, 0))
+    assert track._init("offline", tmp_path, id="abc") == "run"
+    assert calls == ["abc", "abc", "abc", "abc-retry"]  # two waits, the last try, then its own id
