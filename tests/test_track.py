@@ -239,8 +239,9 @@ def test_fusion_hands_each_epoch_row_over_as_it_ends() -> None:
 def test_a_run_still_in_use_is_retried_then_tracked_apart(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    import kdgat.track as track
     import wandb
+
+    import kdgat.track as track
 
     calls: list[str] = []
 
