@@ -37,7 +37,7 @@ from kdgat.reports import write_json
 from kdgat.study import Model, Paths
 from kdgat.track import stage_run
 from kdgat.track_lightning import EpochLogger
-from kdgat.train.run import TrainOutputs, train_gat, train_vgae
+from kdgat.train.run import TrainOutputs, train_family
 
 HPO_FOLDER = "hpo"
 BEST_FILE = "best.yaml"
@@ -152,10 +152,17 @@ def _train(job: HPOJob, params: Params, outs: TrainOutputs, callbacks: list[pl.C
     """What stages/train.py does for one model, with the study's teacher and curriculum scores as inputs."""
     model, paths = Model.parse(job.model), Paths(job.dataset, job.root)
     teacher, scores = _inputs(job, params)
-    args = (params, paths.graphs, model.scale, outs)
-    if model.family == "vgae":
-        return train_vgae(*args, teacher=teacher, progress=False, callbacks=callbacks)
-    return train_gat(*args, teacher=teacher, vgae_scores=scores, progress=False, callbacks=callbacks)
+    return train_family(
+        model.family,
+        params,
+        paths.graphs,
+        model.scale,
+        outs,
+        teacher,
+        scores,
+        progress=False,
+        callbacks=callbacks,
+    )
 
 
 def objective(trial: optuna.Trial, job: HPOJob, base: Params, space: dict[str, HPOParam]) -> float:

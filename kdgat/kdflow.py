@@ -71,7 +71,7 @@ def train_model(
     from kdgat.track import stage_run
     from kdgat.track_lightning import EpochLogger
     from kdgat.train.infer import predict
-    from kdgat.train.run import TrainOutputs, train_gat, train_vgae
+    from kdgat.train.run import TrainOutputs, train_family
 
     model = Model.parse(name)
     outs = TrainOutputs.in_folder(out / name)
@@ -79,15 +79,18 @@ def train_model(
     with stage_run(
         "kdflow", dataset, params, model.param_keys, name=f"kdflow-{name}", lineage=lineage, root=root
     ) as t:
-        args = (params, graphs, model.scale, outs)
-        kd = Path(teacher) if teacher else None
-        if model.family == "vgae":
-            report = train_vgae(*args, teacher=kd, progress=False, callbacks=[EpochLogger(t)])
-        else:
-            vgae = Path(scores) if scores else None
-            report = train_gat(
-                *args, teacher=kd, vgae_scores=vgae, progress=False, callbacks=[EpochLogger(t)]
-            )
+        kd, vgae = (Path(p) if p else None for p in (teacher, scores))
+        report = train_family(
+            model.family,
+            params,
+            graphs,
+            model.scale,
+            outs,
+            kd,
+            vgae,
+            progress=False,
+            callbacks=[EpochLogger(t)],
+        )
         predictions = out / f"{name}.parquet"
         write_parquet(predict(outs.weights, graphs), predictions)
         t.summary(report)

@@ -18,7 +18,7 @@ from kdgat.study import Model, Paths
 from kdgat.track import stage_run
 from kdgat.track_lightning import EpochLogger
 from kdgat.train.infer import predict
-from kdgat.train.run import TrainOutputs, train_gat, train_vgae
+from kdgat.train.run import TrainOutputs, train_family
 
 
 def main(dataset: str, name: str) -> None:
@@ -30,12 +30,10 @@ def main(dataset: str, name: str) -> None:
     curriculum = model.family == "gat" and params.gat_train.sampling == "curriculum"
     lineage = model.lineage(curriculum)
     with stage_run("train", dataset, params, model.param_keys, name=name, lineage=lineage) as t:
-        args, callbacks = (params, paths.graphs, model.scale, outs), [EpochLogger(t)]
-        if model.family == "vgae":
-            report = train_vgae(*args, teacher=teacher, callbacks=callbacks)
-        else:
-            scores = paths.predictions(model.curriculum_vgae) if curriculum else None
-            report = train_gat(*args, teacher=teacher, vgae_scores=scores, callbacks=callbacks)
+        scores = paths.predictions(model.curriculum_vgae) if curriculum else None
+        report = train_family(
+            model.family, params, paths.graphs, model.scale, outs, teacher, scores, callbacks=[EpochLogger(t)]
+        )
         write_parquet(predict(outs.weights, paths.graphs), paths.predictions(model))
         t.summary(report)
         t.log_model(name, outs.weights, {k: report[k] for k in ("best_epoch", "params_count")})

@@ -291,3 +291,26 @@ def train_gat(
     lit = LitGAT(model, params.train, g, params.kd, train_set, val_set, sampler, t_model)
     fp = _fingerprint(what, graphs_dir, [teacher, scores_file])
     return _fit(lit, params, outs, fp, info, progress, logger, callbacks)
+
+
+def train_family(
+    family: str,
+    params: Params,
+    graphs_dir: Path,
+    scale: str,
+    out: str | Path | TrainOutputs,
+    teacher: Path | None = None,
+    vgae_scores: Path | None = None,
+    *,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    """train_vgae or train_gat by family name, as every launcher (DVC stage, Metaflow, Optuna) calls them;
+    ``vgae_scores`` orders a GAT's curriculum and does not apply to a VGAE."""
+    if family == "vgae":
+        return train_vgae(params, graphs_dir, scale, out, teacher, progress=progress, callbacks=callbacks)
+    if family == "gat":
+        return train_gat(
+            params, graphs_dir, scale, out, teacher, vgae_scores, progress=progress, callbacks=callbacks
+        )
+    raise KeyError(f"{family}: train_family trains vgae and gat models")
