@@ -83,6 +83,10 @@ class GATScale(_Strict):
     dropout: float = Field(ge=0, lt=1)
     # graph readouts, concatenated: a sum changes when a node is missing (suspension), mean and max barely
     pooling: tuple[Literal["mean", "max", "sum"], ...] = Field(default=("mean", "max"), min_length=1)
+    # width of the ID-profile readout (0: none): which vocabulary IDs the window holds, and a learned
+    # per-node score of each, summed per graph — an expected ID that went silent shows up directly,
+    # where attention layers see only the nodes that are there
+    id_profile: int = Field(default=0, ge=0)
 
 
 class VGAEScale(_Strict):
@@ -102,10 +106,12 @@ class DQNScale(_Strict):
 class GATScales(_Strict):
     # ≈ 369k vs 60k parameters on the default dataset
     large: GATScale = GATScale(
-        embed_dim=16, hidden=32, heads=8, layers=3, mlp_hidden=96, dropout=0.1, pooling=("mean", "max", "sum")
+        embed_dim=16, hidden=32, heads=8, layers=3, mlp_hidden=96, dropout=0.1, pooling=("mean", "max", "sum"),
+        id_profile=32,
     )
     small: GATScale = GATScale(
-        embed_dim=8, hidden=32, heads=4, layers=2, mlp_hidden=48, dropout=0.1, pooling=("mean", "max", "sum")
+        embed_dim=8, hidden=32, heads=4, layers=2, mlp_hidden=48, dropout=0.1, pooling=("mean", "max", "sum"),
+        id_profile=16,
     )
 
 

@@ -1,5 +1,5 @@
 """Supervised graph classifier: CAN-ID embedding ‖ node features → stacked GAT layers → jumping knowledge
-→ pooling (mean ‖ max, optionally sum) → MLP → class logits.
+→ pooling (mean ‖ max, optionally sum) ‖ ID profile (optional) → MLP → class logits.
 
 The encoder (kdgat/models/encoder.py) is shared with the VGAE and exports to ONNX.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.nn.functional import one_hot
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from kdgat.config import GATScale
@@ -34,7 +35,12 @@ class GAT(nn.Module):
         self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
         # each readout of the concatenation of every layer's node states
-        self.graph_embed_dim = len(scale.pooling) * scale.layers * width
+        self.graph_embed_dim = len(scale.pooling) * scale.layers * width + scale.id_profile
+        # per node: its ID one-hot and the one-hot times a learned score of its features (count, timing)
+        self.node_score = nn.Linear(n_node_features, 1) if scale.id_profile else None
+        self.profile = (
+            nn.Sequential(nn.Linear(2 * n_vocab, scale.id_profile), nn.ELU()) if scale.id_profile else None
+        )
         self.head = nn.Sequential(
             nn.Linear(self.graph_embed_dim, scale.mlp_hidden),
             nn.ELU(),
@@ -49,7 +55,12 @@ class GAT(nn.Module):
         jk = torch.cat(self.encoder(x, node_vocab, edge_index, edge_attr), dim=-1)
         # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
         num_graphs = batch.max().item() + 1
-        return torch.cat([_POOL[p](jk, batch, num_graphs) for p in self.scale.pooling], dim=-1)
+        pooled = [_POOL[p](jk, batch, num_graphs) for p in self.scale.pooling]
+        if self.profile is not None and self.node_score is not None:
+            ids = one_hot(node_vocab, self.n_vocab).to(x.dtype)
+            per_node = torch.cat([ids, ids * self.node_score(x)], dim=-1)
+            pooled.append(self.profile(global_add_pool(per_node, batch, num_graphs)))
+        return torch.cat(pooled, dim=-1)
 
     def forward(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor

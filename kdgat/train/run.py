@@ -97,8 +97,9 @@ def _resume_point(ckpt_dir: Path, fingerprint: str) -> Path | None:
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Hide Lightning's start-up banner (accelerator lines, adverts) and warnings that do not apply: the
-    checkpoint folder holds run.json by design, train_loss is logged per epoch, not per step, and
-    Lightning's own use of a torch API deprecated in torch 2.13 (LeafSpec)."""
+    checkpoint folder holds run.json by design, train_loss is logged per epoch, not per step,
+    Lightning's own use of a torch API deprecated in torch 2.13 (LeafSpec), and its hint to use srun on a
+    machine with SLURM installed (a SLURM job runs the stage through kdgat/launch.py, not srun)."""
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = log.level
     log.setLevel(logging.WARNING)
@@ -107,6 +108,7 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r".*exists and is not empty")
             warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            warnings.filterwarnings("ignore", message=r"The `srun` command is available")
             yield
     finally:
         log.setLevel(level)
