@@ -21,7 +21,7 @@ from kdgat.data import graphs as graphs_module
 from kdgat.data.frames import conform
 from kdgat.data.graphs import EDGE_FEATURES, NODE_FEATURES, build_graphs
 from kdgat.data.shards import ARRAYS, GraphSplit, load_meta, load_split
-from kdgat.data.vocab import Vocabulary, build_vocab, format_id, id_keys, parse_id
+from kdgat.data.vocab import Vocabulary, build_vocab, format_id, id_cooccurrence, id_keys, parse_id
 
 TEST_KNOWN = "test_01_known_vehicle_known_attack"
 
@@ -326,6 +326,21 @@ def test_meta_and_shards(tmp_path: Path) -> None:
         assert g.edge_index.max() < len(g.x) and np.isfinite(s.x).all()
     with pytest.raises(FileNotFoundError, match="available: test_known, train, val"):
         load_split(tmp_path / "g", "test_unknown_vehicle")
+    train = load_split(tmp_path / "g", "train")
+    cooc = id_cooccurrence(np.diff(train.node_ptr), train.node_vocab, train.y == 0, on_disk["vocab_size"])
+    np.testing.assert_allclose(on_disk["id_cooccurrence"], cooc, atol=5e-5)
+
+
+def test_id_cooccurrence_by_hand() -> None:
+    # four graphs over vocabulary 0..3: {1, 2}, {1, 2, 0}, {1, 3} benign; {3} an attack (not counted)
+    n_nodes = np.array([2, 3, 2, 1])
+    node_vocab = np.array([1, 2, 1, 2, 0, 1, 3, 3])
+    c = id_cooccurrence(n_nodes, node_vocab, np.array([True, True, True, False]), 4)
+    want = np.zeros((4, 4))  # n(u and v) / (n(u) + 1)
+    want[1, 1], want[1, 2], want[1, 3] = 3 / 4, 2 / 4, 1 / 4  # 1 is in 3 benign graphs, with 2 in two of them
+    want[2, 1], want[2, 2] = 2 / 3, 2 / 3
+    want[3, 1], want[3, 3] = 1 / 2, 1 / 2
+    np.testing.assert_allclose(c, want, rtol=1e-6)  # the unknown slot 0 neither predicts nor is expected
 
 
 def test_atomic_write_keeps_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

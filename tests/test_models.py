@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import pytest
@@ -99,13 +100,44 @@ def test_gat_attention_is_a_softmax_over_incoming_edges() -> None:
         torch.testing.assert_close(sums, torch.ones_like(sums))
 
 
-def test_gat_is_batch_invariant_in_eval() -> None:
+@pytest.mark.parametrize("id_profile", [0, 5])
+def test_gat_is_batch_invariant_in_eval(id_profile: int) -> None:
     gen = torch.Generator().manual_seed(3)
     graphs = [random_graph(n, gen) for n in (5, 1, 17)]
-    model = build_gat(TINY_GAT, META, seed=0).eval()
+    model = build_gat(TINY_GAT.model_copy(update={"id_profile": id_profile}), META, seed=0).eval()
     together = model(*collate(graphs).inputs)
     alone = torch.cat([model(*collate([g]).inputs) for g in graphs])
     torch.testing.assert_close(together, alone)
+
+
+def test_gat_id_profile_holds_counts_scores_and_missing_ids() -> None:
+    cooc = torch.zeros(N_VOCAB, N_VOCAB)
+    cooc[3, 4], cooc[5, 4] = 0.9, 0.5  # ID 4 came with 90 % of the windows holding 3, half of those with 5
+    model = build_gat(
+        TINY_GAT.model_copy(update={"id_profile": 5}), {**META, "id_cooccurrence": cooc.tolist()}, seed=0
+    ).eval()
+    assert model.node_score is not None and model.profile is not None
+    gen = torch.Generator().manual_seed(5)
+    ids = [[3, 5, 7], [3, 4], [5, 5, 9]]  # lacks 4 while holding 3; holds both; lacks 4 holding only 5
+    graphs = [(x, torch.tensor(v), ei, ea) for v in ids for x, _, ei, ea in [random_graph(len(v), gen)]]
+    b = collate(graphs)
+    emb = model.embed(*b.inputs)
+    assert emb.shape == (3, model.graph_embed_dim) and model.graph_embed_dim == 2 * 2 * (8 * 2) + 5
+    onehot = torch.nn.functional.one_hot(b.node_vocab, N_VOCAB).float()
+    scored = onehot * model.node_score(b.x)
+    missing = torch.zeros(3, N_VOCAB)  # -log(1 - C), max over the IDs held
+    missing[0, 4], missing[2, 4] = -math.log(0.1), -math.log(0.5)
+    held = torch.stack([onehot[b.batch == g].sum(0) for g in range(3)])
+    assert held[2, 5] == 2  # a count, not a flag
+    summary = missing.amax(1, keepdim=True).repeat(1, 2)  # largest and summed: one missing ID per graph
+    per_graph = [torch.cat([held[g], scored[b.batch == g].sum(0), missing[g], summary[g]]) for g in range(3)]
+    with torch.no_grad():
+        torch.testing.assert_close(emb[:, -5:], model.profile(torch.stack(per_graph)))
+
+
+def test_gat_rejects_a_cooccurrence_of_the_wrong_size() -> None:
+    with pytest.raises(ValueError, match=r"id_cooccurrence is \(3, 3\), needs \(76, 76\)"):
+        build_gat(TINY_GAT.model_copy(update={"id_profile": 5}), {**META, "id_cooccurrence": [[0.0] * 3] * 3})
 
 
 @pytest.mark.parametrize("scale", SCALES)

@@ -162,8 +162,14 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("train", [train_gat, train_vgae], ids=["gat", "vgae"])
-def test_resume_after_interruption_matches_straight_run(graphs_dir: Path, tmp_path: Path, train: Any) -> None:
-    params = tiny_params()
+@pytest.mark.parametrize(
+    "optim", [{}, {"lr_schedule": "cosine", "ema_decay": 0.9}], ids=["constant", "cosine-ema"]
+)
+def test_resume_after_interruption_matches_straight_run(
+    graphs_dir: Path, tmp_path: Path, train: Any, optim: dict[str, Any]
+) -> None:
+    # the learning-rate schedule and the weight average are part of the state a resumed run continues
+    params = tiny_params(train=optim)
     straight = train(params, graphs_dir, "small", tmp_path / "a", progress=False)
     with pytest.raises(RuntimeError, match="simulated kill"):
         train(params, graphs_dir, "small", tmp_path / "b", progress=False, callbacks=[Interrupt()])

@@ -32,7 +32,7 @@ from kdgat.data.frames import BENIGN, BYTE_COLUMNS, atomic_path, conform
 from kdgat.data.layout import role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import SplitPlan, assign_splits, drop_duplicates
-from kdgat.data.vocab import Vocabulary, id_keys, vocab_from_counts
+from kdgat.data.vocab import Vocabulary, id_cooccurrence, id_keys, vocab_from_counts
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "UNKNOWN_ATTACK", "attack_types", "build_graphs"]
 
@@ -214,6 +214,15 @@ def _select(b: GraphBatch, sel: np.ndarray) -> GraphBatch:
     )
 
 
+def _train_cooccurrence(train: list[GraphBatch], size: int) -> np.ndarray:
+    if not train:
+        return np.zeros((size, size), dtype=np.float32)
+    n_nodes, node_vocab, y = (
+        np.concatenate([getattr(b, k) for b in train]) for k in ("n_nodes", "node_vocab", "y")
+    )
+    return id_cooccurrence(n_nodes, node_vocab, y == 0, size)
+
+
 def _ranges(offsets: np.ndarray, counts: np.ndarray, sel: np.ndarray) -> np.ndarray:
     """Concatenated aranges offsets[s] .. offsets[s] + counts[s] for s in sel."""
     c = counts[sel]
@@ -276,6 +285,7 @@ def build_graphs(
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
     parts = _by_split(batches, plan)
     scalers = _fit_scalers(parts[0])
+    cooc = _train_cooccurrence(parts[0], len(voc))
     for batch in (b for split_parts in parts for b in split_parts):
         _apply(batch.x, scalers["node"])
         _apply(batch.edge_attr, scalers["edge"])
@@ -287,6 +297,7 @@ def build_graphs(
         "edge_features": EDGE_FEATURES,
         "vocab_size": len(voc),
         "vocab": voc.to_meta(),
+        "id_cooccurrence": np.round(cooc, 4).tolist(),  # [vocab, vocab], see vocab.id_cooccurrence
         "attack_types": types,
         "scalers": scalers,
         "counts": {},  # per split, in split order

@@ -95,3 +95,20 @@ def build_vocab(keys: np.ndarray, min_count: int = 1) -> Vocabulary:
 def vocab_from_counts(keys: np.ndarray, counts: np.ndarray, min_count: int = 1) -> Vocabulary:
     """Same as build_vocab, from distinct sorted keys and their frame counts (cheaper on big tables)."""
     return Vocabulary(np.asarray(keys, dtype=np.int64)[np.asarray(counts) >= min_count], min_count)
+
+
+def id_cooccurrence(n_nodes: np.ndarray, node_vocab: np.ndarray, benign: np.ndarray, size: int) -> np.ndarray:
+    """[size, size] float32: C[u, v] = n(u and v) / (n(u) + 1) over the benign windows (graphs).
+
+    ``n_nodes`` / ``benign`` are per graph, ``node_vocab`` per node (graphs in order). The extra window in
+    the denominator keeps C below 1, so -log(1 - C) (how surprising v's absence is next to u, in nats)
+    stays finite and grows with the evidence: v in all of 1,000 windows with u gives 6.9, in 98 % of them
+    3.9. Row and column of the unknown slot stay 0: an unknown ID neither predicts nor is expected.
+    """
+    graph = np.repeat(np.arange(len(n_nodes)), n_nodes)
+    present = np.zeros((len(n_nodes), size), dtype=np.float64)
+    present[graph, node_vocab] = 1.0
+    present = present[benign]
+    present[:, UNKNOWN] = 0.0
+    together = present.T @ present
+    return (together / (np.diag(together) + 1.0)[:, None]).astype(np.float32)

@@ -57,8 +57,10 @@ def _seeded(seed: int | None) -> Iterator[None]:
 def build_gat(scale: GATScale, meta: Mapping[str, Any], n_classes: int = 2, seed: int | None = None) -> GAT:
     """A GAT sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
     n_vocab, n_feat, n_edge = meta_sizes(meta)
+    # datasets made before the co-occurrence was recorded: no ID is ever "expected"
+    cooc = meta.get("id_cooccurrence")
     with _seeded(seed):
-        return GAT(scale, n_vocab, n_feat, n_edge, n_classes)
+        return GAT(scale, n_vocab, n_feat, n_edge, n_classes, None if cooc is None else torch.tensor(cooc))
 
 
 def build_vgae(scale: VGAEScale, meta: Mapping[str, Any], seed: int | None = None) -> VGAE:

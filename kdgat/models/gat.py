@@ -18,8 +18,16 @@ _POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_poo
 
 
 class GAT(nn.Module):
+    absence_surprise: Tensor  # buffer [n_vocab, n_vocab]
+
     def __init__(
-        self, scale: GATScale, n_vocab: int, n_node_features: int, n_edge_features: int, n_classes: int = 2
+        self,
+        scale: GATScale,
+        n_vocab: int,
+        n_node_features: int,
+        n_edge_features: int,
+        n_classes: int = 2,
+        id_cooccurrence: Tensor | None = None,
     ) -> None:
         super().__init__()
         if n_vocab < 1 or n_node_features < 0 or n_edge_features < 1 or n_classes < 2:
@@ -36,11 +44,21 @@ class GAT(nn.Module):
         width = self.encoder.width
         # each readout of the concatenation of every layer's node states
         self.graph_embed_dim = len(scale.pooling) * scale.layers * width + scale.id_profile
-        # per node: its ID one-hot and the one-hot times a learned score of its features (count, timing)
+        # per graph: the IDs it holds, each ID times a learned score of its node (count, timing), how
+        # surprising each absent ID's absence is given the IDs held (benign training co-occurrence, in
+        # nats), and the largest and summed surprise — the same two numbers whichever ID went silent
         self.node_score = nn.Linear(n_node_features, 1) if scale.id_profile else None
         self.profile = (
-            nn.Sequential(nn.Linear(2 * n_vocab, scale.id_profile), nn.ELU()) if scale.id_profile else None
+            nn.Sequential(nn.Linear(3 * n_vocab + 2, scale.id_profile), nn.ELU())
+            if scale.id_profile
+            else None
         )
+        cooc = torch.zeros(n_vocab, n_vocab) if id_cooccurrence is None else id_cooccurrence.float()
+        if cooc.shape != (n_vocab, n_vocab):
+            raise ValueError(f"GAT: id_cooccurrence is {tuple(cooc.shape)}, needs ({n_vocab}, {n_vocab})")
+        # -log(1 - C[u, v]): the surprise of v's absence next to u (kdgat.data.vocab.id_cooccurrence);
+        # a buffer, so it is saved with the weights and exported with the graph
+        self.register_buffer("absence_surprise", -torch.log1p(-cooc.clamp(0, 1 - 1e-6)))
         self.head = nn.Sequential(
             nn.Linear(self.graph_embed_dim, scale.mlp_hidden),
             nn.ELU(),
@@ -59,7 +77,12 @@ class GAT(nn.Module):
         if self.profile is not None and self.node_score is not None:
             ids = one_hot(node_vocab, self.n_vocab).to(x.dtype)
             per_node = torch.cat([ids, ids * self.node_score(x)], dim=-1)
-            pooled.append(self.profile(global_add_pool(per_node, batch, num_graphs)))
+            held, scored = global_add_pool(per_node, batch, num_graphs).split(self.n_vocab, dim=-1)
+            present = (held > 0).to(x.dtype)
+            expected = (present.unsqueeze(2) * self.absence_surprise.unsqueeze(0)).amax(dim=1)
+            missing = (1 - present) * expected
+            summary = [missing.amax(dim=-1, keepdim=True), missing.sum(dim=-1, keepdim=True)]
+            pooled.append(self.profile(torch.cat([held, scored, missing, *summary], dim=-1)))
         return torch.cat(pooled, dim=-1)
 
     def forward(

@@ -85,14 +85,19 @@ class LitBase(pl.LightningModule):
             self.teacher.to(self.device)
 
     # --- optimisation ----------------------------------------------------------------------------
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> Any:
         p = self.train_params
-        return torch.optim.AdamW(
+        opt = torch.optim.AdamW(
             [q for q in self.parameters() if q.requires_grad],
             lr=p.lr,
             weight_decay=p.weight_decay,
             foreach=True,  # one fused update per step: CPU default is a per-tensor loop
         )
+        if p.lr_schedule == "constant":
+            return opt
+        # stepped once per epoch; its state is in every checkpoint, so a resumed run keeps the schedule
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.max_epochs, eta_min=p.lr * p.lr_min)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": cosine, "interval": "epoch"}}
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(epoch_seed(self.train_params.seed, self.current_epoch, STREAM_TORCH))

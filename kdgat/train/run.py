@@ -25,11 +25,11 @@ from typing import Any
 import polars as pl
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from pydantic import BaseModel
 
-from kdgat.config import Params
+from kdgat.config import Params, TrainParams
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
 from kdgat.reports import write_csv, write_json
@@ -92,6 +92,12 @@ def _resume_point(ckpt_dir: Path, fingerprint: str) -> Path | None:
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True)
     return None
+
+
+def _averaging(p: TrainParams) -> list[Callback]:
+    # the average is what validation sees and what every checkpoint holds as its weights (the raw weights
+    # ride along in the checkpoint, so a resumed run continues both)
+    return [EMAWeightAveraging(decay=p.ema_decay)] if p.ema_decay > 0 else []
 
 
 @contextmanager
@@ -160,7 +166,7 @@ def _fit(
             accelerator="auto",
             devices=1,
             max_epochs=p.max_epochs,
-            callbacks=[history, stop, best, *callbacks],
+            callbacks=[history, stop, best, *_averaging(p), *callbacks],
             logger=logger if logger is not None else CSVLogger(outs.ckpt_dir, name="logs"),
             enable_model_summary=False,
             enable_progress_bar=progress,
