@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdgat.config import GATTrainParams
 from kdgat.train.kd import (
     class_weights,
     distill_kl,
@@ -49,6 +50,15 @@ def test_focal_limits(logits: tuple[torch.Tensor, ...]) -> None:
     assert focal_loss(s, y, 2.0) < F.cross_entropy(s, y)  # easy examples are down-weighted
     sure = torch.tensor([[-30.0, 30.0]])  # p_y == 1 exactly in float32: the loss is 0, not NaN
     assert focal_loss(sure, torch.tensor([1]), 0.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_label_smoothing_by_hand(logits: tuple[torch.Tensor, ...]) -> None:
+    s, _, y = logits
+    target = 0.9 * F.one_hot(y, 2).float() + 0.1 / 2  # ε = 0.1 over two classes
+    by_hand = -(target * F.log_softmax(s, -1)).sum(-1).mean()
+    torch.testing.assert_close(task_loss(s, y, label_smoothing=0.1), by_hand)
+    with pytest.raises(ValueError, match=r"label_smoothing 0\.1 needs loss 'ce'"):
+        GATTrainParams(loss="focal", label_smoothing=0.1)
 
 
 def test_gat_kd_limits(logits: tuple[torch.Tensor, ...]) -> None:

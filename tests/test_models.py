@@ -110,27 +110,27 @@ def test_gat_is_batch_invariant_in_eval(id_profile: int) -> None:
     torch.testing.assert_close(together, alone)
 
 
-def test_gat_id_profile_holds_counts_scores_and_missing_ids() -> None:
+def test_gat_id_profile_holds_counts_scores_and_surprises() -> None:
     cooc = torch.zeros(N_VOCAB, N_VOCAB)
     cooc[3, 4], cooc[5, 4] = 0.9, 0.5  # ID 4 came with 90 % of the windows holding 3, half of those with 5
-    model = build_gat(
-        TINY_GAT.model_copy(update={"id_profile": 5}), {**META, "id_cooccurrence": cooc.tolist()}, seed=0
-    ).eval()
+    meta = {**META, "id_cooccurrence": cooc.tolist(), "counts": {"train": {"benign": 99}}}
+    model = build_gat(TINY_GAT.model_copy(update={"id_profile": 5}), meta, seed=0).eval()
     assert model.node_score is not None and model.profile is not None
     gen = torch.Generator().manual_seed(5)
-    ids = [[3, 5, 7], [3, 4], [5, 5, 9]]  # lacks 4 while holding 3; holds both; lacks 4 holding only 5
+    # lacks 4 while holding 3; holds both; lacks 4 holding only 5; holds an unknown ID (slot 0) and 3, 4
+    ids = [[3, 5, 7], [3, 4], [5, 5, 9], [0, 0, 3, 4]]
     graphs = [(x, torch.tensor(v), ei, ea) for v in ids for x, _, ei, ea in [random_graph(len(v), gen)]]
     b = collate(graphs)
     emb = model.embed(*b.inputs)
-    assert emb.shape == (3, model.graph_embed_dim) and model.graph_embed_dim == 2 * 2 * (8 * 2) + 5
+    assert emb.shape == (4, model.graph_embed_dim) and model.graph_embed_dim == 2 * 2 * (8 * 2) + 5
     onehot = torch.nn.functional.one_hot(b.node_vocab, N_VOCAB).float()
     scored = onehot * model.node_score(b.x)
-    missing = torch.zeros(3, N_VOCAB)  # -log(1 - C), max over the IDs held
-    missing[0, 4], missing[2, 4] = -math.log(0.1), -math.log(0.5)
-    held = torch.stack([onehot[b.batch == g].sum(0) for g in range(3)])
-    assert held[2, 5] == 2  # a count, not a flag
-    summary = missing.amax(1, keepdim=True).repeat(1, 2)  # largest and summed: one missing ID per graph
-    per_graph = [torch.cat([held[g], scored[b.batch == g].sum(0), missing[g], summary[g]]) for g in range(3)]
+    surprise = torch.zeros(4, N_VOCAB)  # absent v: -log(1 - C[u, v]), max over held u; unknown: log(n + 1)
+    surprise[0, 4], surprise[2, 4], surprise[3, 0] = -math.log(0.1), -math.log(0.5), math.log(100)
+    held = torch.stack([onehot[b.batch == g].sum(0) for g in range(4)])
+    assert held[2, 5] == 2 and held[3, 0] == 2  # counts, not flags
+    summary = surprise.amax(1, keepdim=True).repeat(1, 2)  # largest and summed: one surprise per graph
+    per_graph = [torch.cat([held[g], scored[b.batch == g].sum(0), surprise[g], summary[g]]) for g in range(4)]
     with torch.no_grad():
         torch.testing.assert_close(emb[:, -5:], model.profile(torch.stack(per_graph)))
 

@@ -57,10 +57,13 @@ def _seeded(seed: int | None) -> Iterator[None]:
 def build_gat(scale: GATScale, meta: Mapping[str, Any], n_classes: int = 2, seed: int | None = None) -> GAT:
     """A GAT sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
     n_vocab, n_feat, n_edge = meta_sizes(meta)
-    # datasets made before the co-occurrence was recorded: no ID is ever "expected"
+    # datasets made before these were recorded: no absence or unknown ID is surprising
     cooc = meta.get("id_cooccurrence")
+    benign = int(meta.get("counts", {}).get("train", {}).get("benign", 0))
     with _seeded(seed):
-        return GAT(scale, n_vocab, n_feat, n_edge, n_classes, None if cooc is None else torch.tensor(cooc))
+        return GAT(
+            scale, n_vocab, n_feat, n_edge, n_classes, None if cooc is None else torch.tensor(cooc), benign
+        )
 
 
 def build_vgae(scale: VGAEScale, meta: Mapping[str, Any], seed: int | None = None) -> VGAE:

@@ -6,12 +6,15 @@ The encoder (kdgat/models/encoder.py) is shared with the VGAE and exports to ONN
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import one_hot
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 
 from kdgat.config import GATScale
+from kdgat.data.vocab import UNKNOWN
 from kdgat.models.encoder import GATEncoder
 
 _POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_pool}
@@ -19,6 +22,7 @@ _POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_poo
 
 class GAT(nn.Module):
     absence_surprise: Tensor  # buffer [n_vocab, n_vocab]
+    presence_surprise: Tensor  # buffer [n_vocab]
 
     def __init__(
         self,
@@ -28,6 +32,7 @@ class GAT(nn.Module):
         n_edge_features: int,
         n_classes: int = 2,
         id_cooccurrence: Tensor | None = None,
+        benign_windows: int = 0,
     ) -> None:
         super().__init__()
         if n_vocab < 1 or n_node_features < 0 or n_edge_features < 1 or n_classes < 2:
@@ -46,7 +51,8 @@ class GAT(nn.Module):
         self.graph_embed_dim = len(scale.pooling) * scale.layers * width + scale.id_profile
         # per graph: the IDs it holds, each ID times a learned score of its node (count, timing), how
         # surprising each absent ID's absence is given the IDs held (benign training co-occurrence, in
-        # nats), and the largest and summed surprise — the same two numbers whichever ID went silent
+        # nats) and an unknown ID's presence, and the largest and summed surprise — the same two numbers
+        # whichever ID went silent or appeared
         self.node_score = nn.Linear(n_node_features, 1) if scale.id_profile else None
         self.profile = (
             nn.Sequential(nn.Linear(3 * n_vocab + 2, scale.id_profile), nn.ELU())
@@ -59,6 +65,10 @@ class GAT(nn.Module):
         # -log(1 - C[u, v]): the surprise of v's absence next to u (kdgat.data.vocab.id_cooccurrence);
         # a buffer, so it is saved with the weights and exported with the graph
         self.register_buffer("absence_surprise", -torch.log1p(-cooc.clamp(0, 1 - 1e-6)))
+        # an unknown ID was in none of the benign training windows: log(n + 1), the same shrinkage
+        presence = torch.zeros(n_vocab)
+        presence[UNKNOWN] = math.log1p(benign_windows)
+        self.register_buffer("presence_surprise", presence)
         self.head = nn.Sequential(
             nn.Linear(self.graph_embed_dim, scale.mlp_hidden),
             nn.ELU(),
@@ -80,9 +90,9 @@ class GAT(nn.Module):
             held, scored = global_add_pool(per_node, batch, num_graphs).split(self.n_vocab, dim=-1)
             present = (held > 0).to(x.dtype)
             expected = (present.unsqueeze(2) * self.absence_surprise.unsqueeze(0)).amax(dim=1)
-            missing = (1 - present) * expected
-            summary = [missing.amax(dim=-1, keepdim=True), missing.sum(dim=-1, keepdim=True)]
-            pooled.append(self.profile(torch.cat([held, scored, missing, *summary], dim=-1)))
+            surprise = (1 - present) * expected + present * self.presence_surprise
+            summary = [surprise.amax(dim=-1, keepdim=True), surprise.sum(dim=-1, keepdim=True)]
+            pooled.append(self.profile(torch.cat([held, scored, surprise, *summary], dim=-1)))
         return torch.cat(pooled, dim=-1)
 
     def forward(

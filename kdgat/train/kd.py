@@ -25,11 +25,15 @@ def focal_loss(logits: Tensor, labels: Tensor, gamma: float, class_weight: Tenso
 
 
 def task_loss(
-    logits: Tensor, labels: Tensor, class_weight: Tensor | None = None, focal_gamma: float | None = None
+    logits: Tensor,
+    labels: Tensor,
+    class_weight: Tensor | None = None,
+    focal_gamma: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Cross-entropy, or focal loss when ``focal_gamma`` is given."""
+    """Cross-entropy (optionally label-smoothed), or focal loss when ``focal_gamma`` is given."""
     if focal_gamma is None:
-        return F.cross_entropy(logits, labels, weight=class_weight)
+        return F.cross_entropy(logits, labels, weight=class_weight, label_smoothing=label_smoothing)
     return focal_loss(logits, labels, focal_gamma, class_weight)
 
 
@@ -51,10 +55,11 @@ def gat_kd_loss(
     alpha: float,
     class_weight: Tensor | None = None,
     focal_gamma: float | None = None,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1 − α)·task loss (Hinton et al.; T² keeps the soft term's
     gradient scale independent of T)."""
-    hard = task_loss(student_logits, labels, class_weight, focal_gamma)
+    hard = task_loss(student_logits, labels, class_weight, focal_gamma, label_smoothing)
     if alpha == 0:
         return hard
     soft = distill_kl(student_logits, teacher_logits.detach(), T)

@@ -62,12 +62,13 @@ class LitGAT(LitBase):
         w = None if self.class_weight is None else self.class_weight.to(logits)
         gamma = self.gat_train.focal_gamma if self.gat_train.loss == "focal" else None
         teacher = self.teacher
+        eps = self.gat_train.label_smoothing
         if teacher is None:
-            loss = task_loss(logits, batch.y, w, gamma)
+            loss = task_loss(logits, batch.y, w, gamma, eps)
         else:
             with torch.no_grad():
                 t_logits = teacher(*batch.inputs())
-            loss = gat_kd_loss(logits, t_logits, batch.y, self.kd.temperature, self.kd.alpha, w, gamma)
+            loss = gat_kd_loss(logits, t_logits, batch.y, self.kd.temperature, self.kd.alpha, w, gamma, eps)
         self.record_train_loss(loss, batch.num_graphs)
         return loss
 
