@@ -83,9 +83,10 @@ class GATScale(_Strict):
     dropout: float = Field(ge=0, lt=1)
     # graph readouts, concatenated: a sum changes when a node is missing (suspension), mean and max barely
     pooling: tuple[Literal["mean", "max", "sum"], ...] = Field(default=("mean", "max"), min_length=1)
-    # width of the ID-profile readout (0: none): which vocabulary IDs the window holds, and a learned
-    # per-node score of each, summed per graph — an expected ID that went silent shows up directly,
-    # where attention layers see only the nodes that are there
+    # width of the ID-profile readout (0: none; kdgat/models/gat.py): which vocabulary IDs the window
+    # holds, a learned per-node score of each, and how surprising each absent or unknown ID is after
+    # benign training traffic — an expected ID that went silent shows up directly, where attention
+    # layers see only the nodes that are there
     id_profile: int = Field(default=0, ge=0)
 
 
