@@ -119,7 +119,9 @@ def test_gat_id_profile_holds_counts_scores_and_surprises() -> None:
     gen = torch.Generator().manual_seed(5)
     # lacks 4 while holding 3; holds both; lacks 4 holding only 5; holds an unknown ID (slot 0) and 3, 4
     ids = [[3, 5, 7], [3, 4], [5, 5, 9], [0, 0, 3, 4]]
-    graphs = [(x, torch.tensor(v), ei, ea) for v in ids for x, _, ei, ea in [random_graph(len(v), gen)]]
+    graphs: list[tuple[torch.Tensor, ...]] = [
+        (x, torch.tensor(v), ei, ea) for v in ids for x, _, ei, ea in [random_graph(len(v), gen)]
+    ]
     b = collate(graphs)
     emb = model.embed(*b.inputs)
     assert emb.shape == (4, model.graph_embed_dim) and model.graph_embed_dim == 2 * 2 * (8 * 2) + 5
