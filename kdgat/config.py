@@ -172,14 +172,8 @@ class GATTrainParams(_Strict):
     hardness: tuple[float, float] = (0.3, 1.0)  # curriculum: easiest share of benign graphs eligible
     monitor: Literal["val_loss", "val_f1"] = "val_loss"  # early stopping and best checkpoint
     id_dropout: float = Field(0.0, ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
-    # CE toward (1 − ε)·label + ε/classes: a model may not push a drive's windows to certainty (ce only)
+    # targets (1 − ε)·label + ε/classes (ce and focal): a model may not push a drive's windows to certainty
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _smoothing_needs_ce(self) -> GATTrainParams:
-        if self.label_smoothing and self.loss != "ce":
-            raise ValueError(f"label_smoothing {self.label_smoothing} needs loss 'ce' (got {self.loss!r})")
-        return self
 
 
 class VGAETrainParams(_Strict):

@@ -8,6 +8,7 @@ as one JSON line, which is what ``read_records`` parses.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,11 +31,19 @@ class LocalRun:
     path: Path  # the .wandb file
 
 
+# [offline-]run-<start time>-<run id>[-<n>]: W&B appends -1, -2, ... when a run starts in the same second
+# as an earlier one with that id (a rerun); a run id may hold "-" itself (kdgat.track's "<id>-retry")
+_RUN_FOLDER = re.compile(r"run-(\d{8}_\d{6})-.+?(?:-(\d+))?$")
+
+
+def _started(path: Path) -> tuple[str, int]:
+    m = _RUN_FOLDER.search(path.parent.name)
+    return (m[1], int(m[2] or 0)) if m else ("", 0)
+
+
 def run_files(root: str | Path = ".") -> list[Path]:
-    """Transaction logs of every local run, oldest first (the folder names start with the start time)."""
-    return sorted(
-        (Path(root) / WANDB_FOLDER).glob("*run-*/run-*.wandb"), key=lambda p: p.parent.name.split("-")[-2]
-    )
+    """Transaction logs of every local run, oldest first (by the start time in the folder name)."""
+    return sorted((Path(root) / WANDB_FOLDER).glob("*run-*/run-*.wandb"), key=_started)
 
 
 def read_records(path: Path, root: str | Path = ".") -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdgat.config import GATTrainParams
 from kdgat.train.kd import (
     class_weights,
     distill_kl,
@@ -57,8 +56,12 @@ def test_label_smoothing_by_hand(logits: tuple[torch.Tensor, ...]) -> None:
     target = 0.9 * F.one_hot(y, 2).float() + 0.1 / 2  # ε = 0.1 over two classes
     by_hand = -(target * F.log_softmax(s, -1)).sum(-1).mean()
     torch.testing.assert_close(task_loss(s, y, label_smoothing=0.1), by_hand)
-    with pytest.raises(ValueError, match=r"label_smoothing 0\.1 needs loss 'ce'"):
-        GATTrainParams(loss="focal", label_smoothing=0.1)
+    w = torch.tensor([0.7, 2.0])  # focal at γ = 0 is cross-entropy, class weights and smoothing included
+    torch.testing.assert_close(
+        task_loss(s, y, w, 0.0, 0.1), F.cross_entropy(s, y, weight=w, label_smoothing=0.1)
+    )
+    focal_by_hand = -(target * (1 - F.softmax(s, -1)) ** 2 * F.log_softmax(s, -1)).sum(-1).mean()
+    torch.testing.assert_close(task_loss(s, y, None, 2.0, 0.1), focal_by_hand)
 
 
 def test_gat_kd_limits(logits: tuple[torch.Tensor, ...]) -> None:

@@ -255,3 +255,17 @@ def test_a_run_still_in_use_is_retried_then_tracked_apart(
     monkeypatch.setattr(track, "IN_USE_WAIT_S", (0, 0))
     assert track._init("offline", tmp_path, id="abc") == "run"
     assert calls == ["abc", "abc", "abc", "abc-retry"]  # two waits, the last try, then its own id
+
+
+def test_run_files_oldest_first_when_a_rerun_starts_in_the_same_second(tmp_path: Path) -> None:
+    # W&B names a rerun's folder "<first run's folder>-1" when it starts within the same second
+    names = [
+        "offline-run-20261129_041528-5a1f-1",
+        "offline-run-20261129_041527-77b0-retry",
+        "offline-run-20261129_041528-5a1f",
+        "run-20261129_041529-0c3e",
+    ]
+    for name in names:
+        (tmp_path / "wandb" / name).mkdir(parents=True)
+        (tmp_path / "wandb" / name / "run-x.wandb").touch()
+    assert [p.parent.name for p in run_files(tmp_path)] == [names[1], names[2], names[0], names[3]]

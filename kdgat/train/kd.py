@@ -14,13 +14,24 @@ def class_weights(y: Tensor, n_classes: int = 2) -> Tensor:
     return torch.where(counts > 0, w, torch.ones_like(w))
 
 
-def focal_loss(logits: Tensor, labels: Tensor, gamma: float, class_weight: Tensor | None = None) -> Tensor:
-    """Mean focal loss −w_y·(1 − p_y)^γ·log p_y, normalised like weighted cross-entropy (by Σ w_y),
-    so that γ = 0 gives exactly ``F.cross_entropy(logits, labels, weight=class_weight)``."""
-    logp = F.log_softmax(logits, dim=-1).gather(1, labels[:, None]).squeeze(1)
-    w = torch.ones_like(logp) if class_weight is None else class_weight.to(logp)[labels]
+def focal_loss(
+    logits: Tensor,
+    labels: Tensor,
+    gamma: float,
+    class_weight: Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Mean focal loss −w_y·(1 − p_y)^γ·log p_y, normalised like weighted cross-entropy (by Σ w_y), so that
+    γ = 0 gives exactly ``F.cross_entropy(logits, labels, weight=class_weight, label_smoothing=ε)``; with
+    ε > 0 each graph's term is (1 − ε)·that + ε/C·Σ_c w_c·(1 − p_c)^γ·(−log p_c), as cross-entropy has it."""
+    logp = F.log_softmax(logits, dim=-1)
     # (1 - p)^0 must be 1 even where p == 1, which pow(0., 0.) already gives
-    terms = -w * (1 - logp.exp()).clamp(min=0.0).pow(gamma) * logp
+    focal = -(1 - logp.exp()).clamp(min=0.0).pow(gamma) * logp
+    wc = torch.ones(logp.shape[1]).to(logp) if class_weight is None else class_weight.to(logp)
+    w = wc[labels]
+    terms = w * focal.gather(1, labels[:, None]).squeeze(1)
+    if label_smoothing:
+        terms = (1 - label_smoothing) * terms + label_smoothing * (focal * wc).mean(dim=1)
     return terms.sum() / w.sum()
 
 
@@ -31,10 +42,10 @@ def task_loss(
     focal_gamma: float | None = None,
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Cross-entropy (optionally label-smoothed), or focal loss when ``focal_gamma`` is given."""
+    """Cross-entropy, or focal loss when ``focal_gamma`` is given (either label-smoothed by ε)."""
     if focal_gamma is None:
         return F.cross_entropy(logits, labels, weight=class_weight, label_smoothing=label_smoothing)
-    return focal_loss(logits, labels, focal_gamma, class_weight)
+    return focal_loss(logits, labels, focal_gamma, class_weight, label_smoothing)
 
 
 def distill_kl(student_logits: Tensor, teacher_logits: Tensor, T: float) -> Tensor:
