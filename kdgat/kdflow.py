@@ -67,11 +67,9 @@ def train_model(
     """Train ``name`` into out/<name>/ and write out/<name>.parquet (its per-graph predictions) as
     stages/train.py does; ``teacher`` is the distilled model's teacher weights, ``scores`` the VGAE
     predictions ordering a curriculum. Returns the file paths and the training report."""
-    from kdgat.reports import write_parquet
     from kdgat.track import stage_run
-    from kdgat.track_lightning import EpochLogger
-    from kdgat.train.infer import predict
-    from kdgat.train.run import TrainOutputs, train_family
+    from kdgat.track_lightning import train_and_score
+    from kdgat.train.run import TrainOutputs
 
     model = Model.parse(name)
     outs = TrainOutputs.in_folder(out / name)
@@ -80,20 +78,8 @@ def train_model(
         "kdflow", dataset, params, model.param_keys, name=f"kdflow-{name}", lineage=lineage, root=root
     ) as t:
         kd, vgae = (Path(p) if p else None for p in (teacher, scores))
-        report = train_family(
-            model.family,
-            params,
-            graphs,
-            model.scale,
-            outs,
-            kd,
-            vgae,
-            progress=False,
-            callbacks=[EpochLogger(t)],
-        )
         predictions = out / f"{name}.parquet"
-        write_parquet(predict(outs.weights, graphs), predictions)
-        t.summary(report)
+        report = train_and_score(t, model, params, graphs, outs, kd, vgae, predictions, progress=False)
         if params.tracking.log_models:  # kdflow-<model>-<dataset>: apart from the DVC stages' model artifacts
             meta = {k: report[k] for k in ("best_epoch", "params_count")}
             t.log_artifact(f"kdflow-{name}-{dataset}", "model", [outs.weights], meta)

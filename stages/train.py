@@ -12,13 +12,11 @@ from functools import partial
 
 from kdgat.config import load_params
 from kdgat.launch import launch_stage
-from kdgat.reports import write_parquet
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
 from kdgat.track import stage_run
-from kdgat.track_lightning import EpochLogger
-from kdgat.train.infer import predict
-from kdgat.train.run import TrainOutputs, train_family
+from kdgat.track_lightning import train_and_score
+from kdgat.train.run import TrainOutputs
 
 
 def main(dataset: str, name: str) -> None:
@@ -31,11 +29,9 @@ def main(dataset: str, name: str) -> None:
     lineage = model.lineage(curriculum)
     with stage_run("train", dataset, params, model.param_keys, name=name, lineage=lineage) as t:
         scores = paths.predictions(model.curriculum_vgae) if curriculum else None
-        report = train_family(
-            model.family, params, paths.graphs, model.scale, outs, teacher, scores, callbacks=[EpochLogger(t)]
+        report = train_and_score(
+            t, model, params, paths.graphs, outs, teacher, scores, paths.predictions(model)
         )
-        write_parquet(predict(outs.weights, paths.graphs), paths.predictions(model))
-        t.summary(report)
         t.log_model(name, outs.weights, {k: report[k] for k in ("best_epoch", "params_count")})
 
 

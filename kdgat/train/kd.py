@@ -27,7 +27,7 @@ def focal_loss(
     logp = F.log_softmax(logits, dim=-1)
     # (1 - p)^0 must be 1 even where p == 1, which pow(0., 0.) already gives
     focal = -(1 - logp.exp()).clamp(min=0.0).pow(gamma) * logp
-    wc = torch.ones(logp.shape[1]).to(logp) if class_weight is None else class_weight.to(logp)
+    wc = logp.new_ones(logp.shape[1]) if class_weight is None else class_weight.to(logp)
     w = wc[labels]
     terms = w * focal.gather(1, labels[:, None]).squeeze(1)
     if label_smoothing:
