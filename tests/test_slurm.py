@@ -117,7 +117,7 @@ def test_queued_jobs_run_the_code_of_their_submission(slurm_cluster: SlurmCluste
 
 # --- one real training stage -----------------------------------------------------------------------------
 
-EPOCHS = 8
+EPOCHS = 80  # ~0.13 s each here: the signal must land while training runs, not after (it raced at 8)
 TINY: dict[str, dict[str, float]] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
     "train": {"max_epochs": EPOCHS, "patience": EPOCHS},
@@ -172,7 +172,7 @@ def test_training_stage_runs_as_a_slurm_job_requeues_and_resumes(
     logs = "".join(f"\n--- {p}\n{p.read_text()[-3000:]}" for p in tiny_repo.glob("slurm/jobs/*/*_log.err"))
     assert repro.returncode == 0, out + logs
     report = json.loads((tiny_repo / "reports" / "train" / "synth" / "vgae_large.json").read_text())
-    assert report["resumed_from"] and report["resumed_from"].endswith("last.ckpt")
+    assert report["resumed_from"] and report["resumed_from"].endswith("last.ckpt"), "no resume"
     assert report["epochs_run"] == EPOCHS
     for path in ("models/synth/vgae_large.ckpt", "predictions/synth/vgae_large.parquet"):
         assert (tiny_repo / path).is_file(), path
