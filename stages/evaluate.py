@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.evaluate import write_evaluation
 from kdgat.stage import run_stage

@@ -9,6 +9,8 @@ fixed α) and predictions/D/fusion_V.parquet.
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.stage import run_stage
 from kdgat.study import Model, Paths

@@ -7,6 +7,8 @@ Writes split counts, duplicates dropped and the vocabulary size to reports/graph
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.data.frames import read_frames
 from kdgat.data.graphs import build_graphs

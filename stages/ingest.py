@@ -5,6 +5,8 @@ Writes the ingest report (files, frames, bad lines skipped) to reports/ingest/<d
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.data import catalog
 from kdgat.data.formats import read_any

@@ -4,6 +4,8 @@ named by params.yaml inject.source — into data/raw/wrx_inject/ (params: inject
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.data.inject import build_injected
 from kdgat.stage import run_stage

@@ -6,6 +6,8 @@ as Parquet tables in results/D/ (schema: kdgat/results_schema.py, docs/results.m
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.results import build_results
 from kdgat.stage import run_stage

@@ -2,6 +2,8 @@
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.data.synth import generate
 from kdgat.stage import run_stage

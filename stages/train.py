@@ -10,6 +10,8 @@ reports/train/D/M.json + .epochs.csv, and predictions/D/M.parquet (one row per g
 import sys
 from functools import partial
 
+import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
+
 from kdgat.config import load_params
 from kdgat.launch import launch_stage
 from kdgat.stage import run_stage

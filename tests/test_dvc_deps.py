@@ -9,7 +9,11 @@ tracked through `params:`.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,44 @@ def test_stage_code_deps_are_exactly_its_imports(name: str, stage: dict) -> None
     declared = {d for d in stage["deps"] if d.startswith("kdgat/") and d.endswith(".py")}
     assert script.group(1) in stage["deps"]
     assert declared == import_closure(REPO / script.group(1)), name
+    assert "stages/_checkout.py" in stage["deps"], name
+
+
+def _top_imports(script: Path) -> list[str]:
+    body = ast.parse(script.read_text()).body
+    return [
+        n.names[0].name if isinstance(n, ast.Import) else n.module or ""
+        for n in body
+        if isinstance(n, ast.Import | ast.ImportFrom)
+    ]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "stages").glob("[!_]*.py")))
+def test_stage_scripts_import_their_own_checkout_first(script: str) -> None:
+    names = _top_imports(REPO / "stages" / script)
+    first_kdgat = next(i for i, m in enumerate(names) if m.split(".")[0] == "kdgat")
+    assert "_checkout" in names[:first_kdgat], script
+
+
+def test_a_copy_of_the_repository_imports_its_own_kdgat(tmp_path: Path) -> None:
+    # as `dvc exp run --temp` does: the stages of a copy, with the workspace's kdgat installed (editable)
+    copy = tmp_path / "exp"
+    for name in ("kdgat", "stages"):
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "stages" / "probe.py").write_text(
+        "import _checkout  # noqa: F401\nimport kdgat\nprint(kdgat.__file__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "stages/probe.py"], cwd=copy, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == copy / "kdgat" / "__init__.py"
+    bare = subprocess.run(
+        [sys.executable, "-c", "import kdgat; print(kdgat.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert Path(bare.stdout.strip()) == REPO / "kdgat" / "__init__.py"  # what the copy would get without it
