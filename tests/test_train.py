@@ -15,6 +15,7 @@ import pytest
 import torch
 from tiny_project import tiny_graphs
 
+import kdgat.train.run as train_run
 from kdgat.config import (
     GATScale,
     GATScales,
@@ -188,6 +189,16 @@ def test_resume_after_interruption_matches_straight_run(
     again = train(tiny_params(train={"lr": 1e-3}), graphs_dir, "small", tmp_path / "b", progress=False)
     assert again["resumed_from"] is None
     assert train(params, graphs_dir, "small", tmp_path / "a", progress=False)["resumed_from"] is None
+
+
+def test_a_checkpoint_of_other_code_is_not_resumed(
+    graphs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = tiny_params()
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train_vgae(params, graphs_dir, "small", tmp_path, progress=False, callbacks=[Interrupt()])
+    monkeypatch.setattr(train_run, "code_hash", lambda: "edited since")
+    assert train_vgae(params, graphs_dir, "small", tmp_path, progress=False)["resumed_from"] is None
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ launcher) call.
 Outputs (``TrainOutputs``): the final weights file (best epoch, with what is needed to rebuild the model),
 a folder of Lightning checkpoints (``last.ckpt`` every epoch, ``best.ckpt``), a JSON report and a
 per-epoch CSV. A run whose checkpoint folder holds an unfinished ``last.ckpt`` *for the same inputs*
-(params, graphs, teacher, scores: hashed into ``run.json``) resumes from it; anything else starts over.
+(params, graphs, teacher, scores, the kdgat source: hashed into ``run.json``) resumes from it; anything
+else starts over.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +78,23 @@ def _file_hash(path: Path | None) -> str | None:
     return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@cache
+def code_hash() -> str:
+    """The library's source: a checkpoint left by other code is not resumed (a killed run, then an edit)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
+    return h.hexdigest()
+
+
 def _fingerprint(what: dict[str, Any], graphs_dir: Path, files: Sequence[Path | None]) -> str:
-    blob = {"what": what, "meta": _file_hash(graphs_dir / META_FILE), "files": [_file_hash(f) for f in files]}
+    blob = {
+        "what": what,
+        "code": code_hash(),
+        "meta": _file_hash(graphs_dir / META_FILE),
+        "files": [_file_hash(f) for f in files],
+    }
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 
