@@ -153,6 +153,48 @@ def _ignore_usr2() -> None:
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
+def _run_group(cmd: str, cwd: str, env: dict[str, str]) -> int:
+    """Run ``cmd`` through the shell in a process group of its own; if this process leaves first (submitit
+    exits on requeue), the whole group goes with it: a shell that forks (dash) rather than execs the stage
+    would otherwise leave the stage running, orphaned, beside its own requeued rerun."""
+    proc = subprocess.Popen(
+        cmd,
+        shell=True,
+        executable=os.environ.get("SHELL") or "/bin/sh",  # as DVC runs a stage's cmd
+        cwd=cwd,
+        env=env,
+        preexec_fn=_ignore_usr2,
+        start_new_session=True,
+    )
+    try:
+        return proc.wait()
+    except BaseException:
+        _stop_group(proc)
+        raise
+
+
+def _signal_group(leader: subprocess.Popen[bytes], sig: int) -> bool:
+    """Send ``sig`` (0: none, a probe) to ``leader``'s process group; False when the group is gone."""
+    leader.poll()  # reap the leader: its zombie would keep the group alive
+    try:
+        os.killpg(leader.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(leader: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """SIGTERM to ``leader``'s group, SIGKILL to whatever of it is left after ``grace_s``."""
+    if not _signal_group(leader, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        if not _signal_group(leader, 0):
+            return
+    _signal_group(leader, signal.SIGKILL)
+
+
 @dataclass
 class StageCommand(Checkpointable):
     """One stage command as a job: a shell command run in ``workspace`` with the code of ``snapshot``.
@@ -174,17 +216,9 @@ class StageCommand(Checkpointable):
             if (Path(self.snapshot) / "params.yaml").exists():
                 env[PARAMS_ENV] = str(Path(self.snapshot) / "params.yaml")
         start = time.time()
-        proc = subprocess.run(
-            self.cmd,
-            shell=True,
-            executable=os.environ.get("SHELL") or "/bin/sh",  # as DVC runs a stage's cmd
-            cwd=self.workspace,
-            env=env,
-            preexec_fn=_ignore_usr2,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise JobFailed(f"`{self.cmd}` exited with status {proc.returncode}")
+        returncode = _run_group(self.cmd, self.workspace, env)
+        if returncode != 0:
+            raise JobFailed(f"`{self.cmd}` exited with status {returncode}")
         job = os.environ.get("SLURM_JOB_ID")
         return {"start": start, "end": time.time(), "host": socket.gethostname(), "slurm_job": job}
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -141,6 +143,42 @@ def test_snapshot_freezes_code_and_rewrites_commands(tmp_path: Path) -> None:
     assert changed_since(snap, repo, [], {"params.yaml": ["launch.slurm"]}) == []
     assert changed_since(snap, repo, [], {"params.yaml": ["launch.poll_s"]}) == ["params.yaml:launch.poll_s"]
     assert changed_since(snap, repo, [], {"params.yaml": []}) == ["params.yaml"]
+
+
+# A job process as submitit runs it: on USR2 it leaves (sys.exit) while the stage command still runs
+LEAVING_JOB = """
+import signal, sys
+from kdgat.launch import StageCommand
+signal.signal(signal.SIGUSR2, lambda *_: sys.exit(-1))
+StageCommand(sys.argv[1], sys.argv[2])()
+"""
+SLOW_STAGE = 'python -c \'import os, time; open("stage.pid", "w").write(str(os.getpid())); time.sleep(99)\''
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_job_that_leaves_takes_its_stage_with_it(tmp_path: Path) -> None:
+    # /bin/sh (dash) forks the stage's python rather than exec it: killing the shell alone left it running
+    env = {**tool_env(), "SHELL": "/bin/sh"}
+    job = subprocess.Popen([sys.executable, "-c", LEAVING_JOB, SLOW_STAGE, str(tmp_path)], env=env)
+    pid_file = tmp_path / "stage.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and job.poll() is None, "the stage never started"
+        time.sleep(0.1)
+    stage = int(pid_file.read_text())
+    assert stage != job.pid and _running(stage)
+    job.send_signal(signal.SIGUSR2)
+    assert job.wait(timeout=30) != 0
+    deadline = time.monotonic() + 10
+    while _running(stage) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(stage), "the stage outlived its job"
 
 
 def test_plan_orders_stale_stages_and_their_descendants(tmp_path: Path) -> None:

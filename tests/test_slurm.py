@@ -144,7 +144,9 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _stage_env(repo: Path) -> dict[str, str]:
-    return {**tool_env(), "PYTHONPATH": str(repo), "WANDB_MODE": "offline", "WANDB_DIR": str(repo)}
+    # SHELL=/bin/sh: dash forks the stage's python rather than exec it, as on a machine with SHELL unset
+    env = {**tool_env(), "SHELL": "/bin/sh"}
+    return {**env, "PYTHONPATH": str(repo), "WANDB_MODE": "offline", "WANDB_DIR": str(repo)}
 
 
 def _stage_run(args: list[str], repo: Path) -> subprocess.CompletedProcess[str]:
