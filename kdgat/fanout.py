@@ -4,7 +4,8 @@
 stale stage (and every stage downstream of one) becomes its own job on the chosen executor, started in DAG
 order: on SLURM all are queued at once with ``--dependency=afterok:<upstream jobs>``, so independent
 datasets and variants run side by side; locally they start as their upstream jobs succeed, ``jobs`` at a
-time. A failed job stops only its descendants (cancelled, reported). At the end ``dvc commit`` records the
+time. A failed job stops only its descendants (cancelled, reported). At the end (or on Ctrl-C, which
+cancels the jobs still running) ``dvc commit`` records the
 stages that succeeded, so `dvc status` is clean and `dvc repro` has nothing to do — unless the code or
 params they ran with changed meanwhile: then nothing is recorded and the launch says which file changed.
 """
@@ -312,6 +313,18 @@ def describe(tasks: Sequence[Task], skipped: Sequence[str], name: str, launch: L
     return lines
 
 
+def _record(
+    root: Path, tasks: Sequence[Task], snapshot: Path, dvc_yaml: bytes, echo: Callable[[str], None]
+) -> list[str]:
+    """``record`` and say what it did; the files that changed since submission."""
+    recorded, changed = record(root, tasks, snapshot, dvc_yaml)
+    if changed:
+        echo(f"not recorded in dvc.lock: {', '.join(changed)} changed since submission; run the stages again")
+    elif recorded:
+        echo(f"recorded in dvc.lock: {', '.join(recorded)}")
+    return changed
+
+
 def launch_dag(
     root: Path,
     name: str,
@@ -330,12 +343,12 @@ def launch_dag(
         return 0
     dvc_yaml = (root / "dvc.yaml").read_bytes()
     run = Launch(root, tasks, name, launch, jobs, echo)
-    run.run()
-    recorded, changed = record(root, tasks, run.snapshot, dvc_yaml)
-    if changed:
-        echo(f"not recorded in dvc.lock: {', '.join(changed)} changed since submission; run the stages again")
-    elif recorded:
-        echo(f"recorded in dvc.lock: {', '.join(recorded)}")
+    try:
+        run.run()
+    except KeyboardInterrupt:  # the stages that finished before it still count: `dvc repro` skips them
+        _record(root, tasks, run.snapshot, dvc_yaml, echo)
+        raise
+    changed = _record(root, tasks, run.snapshot, dvc_yaml, echo)
     failed = [t for t in tasks if t.state == "FAILED"]
     for task in failed:
         echo(f"failed: {task.stage} (job {task.job.job_id if task.job else '-'}): {task.error}")

@@ -204,3 +204,27 @@ def test_local_fanout_runs_the_dag_and_records_it(tmp_path: Path) -> None:
     assert max(b1s, b2s) < min(b1e, b2e), "b1 and b2 did not overlap with --jobs 2"
     assert set(json.loads(dvc(["status", "--json"], repo))) == {"bad", "bad_child"}
     assert "Running stage" not in dvc(["repro", "c", "d"], repo)
+
+
+def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
+    repo = toy_repo(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kdgat.cli", "launch", "--executor", "local", "c"],
+        cwd=repo,
+        env=tool_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # a finishes in half a second; b1 (4 s) is running when Ctrl-C comes
+        lines.append(line)
+        if " b1 " in line and "submitted" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out = "".join(lines) + proc.stdout.read()
+    assert proc.wait(timeout=60) == 130, out
+    assert "cancelled the jobs still queued or running" in out and "recorded in dvc.lock: a\n" in out
+    assert not (repo / "out" / "b1.json").exists()
+    assert json.loads(dvc(["status", "a", "--json"], repo)) == {}
+    assert set(json.loads(dvc(["status", "c", "--with-deps", "--json"], repo))) == {"b1", "b2", "c"}
