@@ -9,8 +9,9 @@ at the kept (best) epoch. Every trial is a W&B run (job type "hpo").
 Storage: SQLite (``sqlite:///hpo/S/study.db``) for one process; an Optuna journal file
 (``journal:hpo/S/journal.log``) when several processes share the study — submitit array tasks on this
 machine (LocalExecutor) or on SLURM — because SQLite locks badly under concurrent writers on shared
-filesystems. ``run_worker`` is what each task runs. The best trial's values land in hpo/S/best.yaml as
-dotted keys, ready for ``dvc exp run -S key=value``.
+filesystems. ``run_worker`` is what each task runs; a task stopped at its time limit or preempted requeues
+and retries the trial it was in. The best trial's values land in hpo/S/best.yaml as dotted keys, ready for
+``dvc exp run -S key=value``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import lightning.pytorch as pl
 import optuna
 import yaml
 from optuna.storages.journal import JournalFileBackend
+from submitit import JobEnvironment
+from submitit.helpers import Checkpointable
 
 from kdgat.config import HPOParam, HPOParams, Params, load_params, with_overrides
 from kdgat.data.frames import atomic_path
@@ -42,6 +45,7 @@ from kdgat.train.run import TrainOutputs, train_family
 HPO_FOLDER = "hpo"
 BEST_FILE = "best.yaml"
 METRICS = ("val_f1", "val_auc", "val_loss")  # what the Lightning modules log per epoch
+TASK_ATTR, RETRY_ATTR = "task", "retry_of"  # trial user attributes
 Executor = Literal["local", "slurm"]
 LOCAL_TIMEOUT_MIN = 30 * 24 * 60
 
@@ -205,19 +209,51 @@ def _load(job: HPOJob, hpo: HPOParams, worker: int) -> optuna.Study:
     )
 
 
-def run_worker(job: HPOJob, n_trials: int, worker: int = 0) -> dict[str, Any]:
-    """Run ``n_trials`` trials against the shared study (one array task, or the whole study in-process)."""
+def retry_interrupted(study: optuna.Study, task: str) -> int:
+    """Before a requeued task carries on: the trials it left running when it was stopped (time limit,
+    preemption, a lost node) fail, and their values are queued again for the study's next trial. Returns
+    how many trials of the task ended otherwise (what counts towards its share)."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials}
+    ended = 0
+    for t in trials:
+        if t.user_attrs.get(TASK_ATTR) != task or t.number in retried:
+            continue
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number})
+        elif t.state.is_finished():
+            ended += 1
+    return ended
+
+
+class RequeueableWorker(Checkpointable):
+    """``run_worker`` as a submitit task that SLURM requeues at its time limit or on preemption; the rerun
+    retries the trial it was stopped in (``retry_interrupted``), then runs the rest of its share."""
+
+    def __call__(self, job: HPOJob, n_trials: int, worker: int = 0) -> dict[str, Any]:
+        task = str(JobEnvironment().paths.submitted_pickle)  # one per task and submission, kept on requeue
+        return run_worker(job, n_trials, worker, task)
+
+
+def run_worker(job: HPOJob, n_trials: int, worker: int = 0, task: str | None = None) -> dict[str, Any]:
+    """Run ``n_trials`` trials against the shared study (one array task, or the whole study in-process);
+    ``task`` names a submitit task whose trials a requeued rerun retries or counts."""
     base = load_params(job.params_file)
     space = searched(base.hpo.space, Model.parse(job.model))
     study = _load(job, base.hpo, worker)
+    if task is not None:
+        n_trials -= retry_interrupted(study, task)
     ran: list[int] = []
 
     def run(trial: optuna.Trial) -> float:
         ran.append(trial.number)
+        if task is not None:
+            trial.set_user_attr(TASK_ATTR, task)
         return objective(trial, job, base, space)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study.optimize(run, n_trials=n_trials)
+    study.optimize(run, n_trials=max(n_trials, 0))
     where = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID")}
     return {"worker": worker, **where, "code": str(Path(__file__).resolve().parent), "trials": ran}
 
@@ -320,11 +356,11 @@ def _array(
     executor = make_executor(kind, params.launch, folder)
     job_parameters(executor, params.launch, f"hpo-{job.study}", snapshot, gpu=True)
     if kind == "slurm":
-        executor.update_parameters(array_parallelism=parallel)  # a task at its time limit ends, not requeued
+        executor.update_parameters(array_parallelism=parallel)
     else:
         executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)  # local tasks run until their trials end
     workers = range(first, first + len(counts))
-    jobs = executor.map_array(run_worker, [job] * len(counts), counts, workers)
+    jobs = executor.map_array(RequeueableWorker(), [job] * len(counts), counts, workers)
     print(f"study {job.study}: {len(jobs)} {kind} tasks, logs in {folder}", file=sys.stderr, flush=True)
     try:
         return [wait(j) for j in jobs]

@@ -290,7 +290,7 @@ def stage_run(
         try:
             yield tracker
         except BaseException as err:
-            tracker.alert("stage failed", f"{type(err).__name__}: {err}")
+            close_failed(tracker, err)
             raise
         return
     config = sections(params, keys)
@@ -313,7 +313,17 @@ def stage_run(
             tracker.use_models(_inputs(lineage or {}))
             yield tracker
         except BaseException as err:
-            tracker.alert("stage failed", f"{type(err).__name__}: {err}")
-            run.finish(exit_code=1)
+            close_failed(tracker, err)
             raise
         run.finish(exit_code=0)
+
+
+def close_failed(tracker: Tracker, err: BaseException) -> None:
+    """Alert and close the run as failed, best effort: the error that ends the stage is what propagates,
+    not a W&B one (a SLURM job being requeued has its W&B service killed under it)."""
+    try:
+        tracker.alert("stage failed", f"{type(err).__name__}: {err}")
+        if tracker.run is not None:
+            tracker.run.finish(exit_code=1)
+    except Exception as wandb_err:
+        log.warning("%s: W&B run not closed: %s: %s", tracker.label, type(wandb_err).__name__, wandb_err)

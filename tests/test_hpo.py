@@ -4,6 +4,8 @@ on a journal file, the same through a real one-node SLURM cluster, and best.yaml
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,33 @@ def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmClust
     assert all(w["code"] == str(submission.parent / "snapshot" / "kdgat") for w in workers)  # frozen code
     assert len(_trials(job)) == 4 and len(_hpo_runs(project, "slurm")) == 4
     assert (job.folder / BEST_FILE).is_file()
+
+
+def test_a_slurm_task_stopped_mid_trial_requeues_and_retries_it(
+    project: Path, slurm_cluster: SlurmCluster
+) -> None:
+    resources = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
+    epochs = {"max_epochs": 60, "patience": 60}  # long enough for the signal to land inside trial 0
+    params = tiny_params_file(
+        project / "params_requeue.yaml", train=epochs, hpo=HPO, launch={"slurm": resources}
+    )
+    job = _job(project, "requeue", shared=True, params=params)
+    done: list[dict[str, Any]] = []
+    thread = threading.Thread(
+        target=lambda: done.append(run_study(job, load_params(params), 2, executor="slurm"))
+    )
+    thread.start()
+    first = job.folder / "trials" / "0000" / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 300
+    while not first.exists():
+        assert thread.is_alive() and time.monotonic() < deadline, "trial 0 never reached its first epoch"
+        time.sleep(0.2)
+    (task,) = slurm_cluster.run(["squeue", "-h", "-o", "%i"]).split()
+    slurm_cluster.run(["scancel", "--signal=USR2", task])  # as SLURM does before a time limit
+    thread.join(timeout=600)
+    assert done, "the study did not finish"
+    trials = _trials(job)
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[1].user_attrs["retry_of"] == 0 and trials[1].params == trials[0].params
+    assert len({t.user_attrs["task"] for t in trials}) == 1  # one task, its share (2) run to the end
+    assert done[0]["workers"][0]["trials"] == [1, 2] and done[0]["states"]["complete"] == 2

@@ -23,7 +23,16 @@ from typer.testing import CliRunner
 from kdgat.cli import app
 from kdgat.config import DQNScale, TrackingParams
 from kdgat.study import MODELS, Model
-from kdgat.track import TrackingError, params_hash, resolve_mode, run_id, sections, stage_run
+from kdgat.track import (
+    Tracker,
+    TrackingError,
+    close_failed,
+    params_hash,
+    resolve_mode,
+    run_id,
+    sections,
+    stage_run,
+)
 from kdgat.track_lightning import EpochLogger
 from kdgat.track_runs import read_records, run_files
 from kdgat.train.fusion_train import fit_qnet
@@ -269,3 +278,25 @@ def test_run_files_oldest_first_when_a_rerun_starts_in_the_same_second(tmp_path:
         (tmp_path / "wandb" / name).mkdir(parents=True)
         (tmp_path / "wandb" / name / "run-x.wandb").touch()
     assert [p.parent.name for p in run_files(tmp_path)] == [names[1], names[2], names[0], names[3]]
+
+
+class _LostService:
+    """A W&B run whose service process is gone (SLURM stops it with the job being requeued)."""
+
+    def alert(self, **_: Any) -> None:
+        raise ConnectionResetError("Connection lost")
+
+    def finish(self, exit_code: int) -> None:
+        raise ConnectionResetError("Connection lost")
+
+
+def test_a_run_that_cannot_close_leaves_the_stage_error_to_propagate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracker = Tracker(_LostService(), TrackingParams(mode="offline"), "gat_small", "synth")
+    close_failed(tracker, SystemExit(-1))  # no ConnectionResetError: the SystemExit is what goes on
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "gat_small@synth: stage failed — SystemExit: -1",
+        "gat_small@synth: W&B run not closed: ConnectionResetError: Connection lost",
+    ]

@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.plugins.environments import LightningEnvironment
 from pydantic import BaseModel
 
 from kdgat.config import Params, TrainParams
@@ -191,6 +192,9 @@ def _fit(
             num_sanity_val_steps=0,
             log_every_n_steps=1,
             default_root_dir=outs.ckpt_dir,
+            # one process on one device, also inside a SLURM job (an HPO task): Lightning's SLURM mode would
+            # add signal handlers of its own beside submitit's requeue and check the job's task layout
+            plugins=[LightningEnvironment()],
         )
         trainer.fit(lit, ckpt_path=resume)
     if trainer.interrupted:
