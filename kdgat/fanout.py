@@ -5,9 +5,9 @@ stale stage (and every stage downstream of one) becomes its own job on the chose
 order: on SLURM all are queued at once with ``--dependency=afterok:<upstream jobs>``, so independent
 datasets and variants run side by side; locally they start as their upstream jobs succeed, ``jobs`` at a
 time. A failed job stops only its descendants (cancelled, reported). At the end (or on Ctrl-C, which
-cancels the jobs still running) ``dvc commit`` records the
-stages that succeeded, so `dvc status` is clean and `dvc repro` has nothing to do — unless the code or
-params they ran with changed meanwhile: then nothing is recorded and the launch says which file changed.
+cancels the jobs still running) ``dvc commit`` records the stages that succeeded, so `dvc status` is clean
+and `dvc repro` has nothing to do — unless the code or params they ran with changed meanwhile: then nothing
+is recorded and the launch says which file changed.
 """
 
 from __future__ import annotations
