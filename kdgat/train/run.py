@@ -122,7 +122,9 @@ def _averaging(p: TrainParams) -> list[Callback]:
 def _quiet() -> Iterator[None]:
     """Hide Lightning's start-up banner (accelerator lines, adverts) and warnings that do not apply: the
     checkpoint folder holds run.json by design, train_loss is logged per epoch, not per step,
-    and Lightning's own use of a torch API deprecated in torch 2.13 (LeafSpec)."""
+    Lightning's own use of a torch API deprecated in torch 2.13 (LeafSpec), and its hint to use srun on a
+    machine with SLURM installed (its checkpoint-path lookup still probes for SLURM; the stage is one
+    process, never started by srun)."""
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = log.level
     log.setLevel(logging.WARNING)
@@ -131,6 +133,7 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r".*exists and is not empty")
             warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+            warnings.filterwarnings("ignore", message=r"The `srun` command is available")
             yield
     finally:
         log.setLevel(level)
@@ -191,8 +194,7 @@ def _fit(
             log_every_n_steps=1,
             default_root_dir=outs.ckpt_dir,
             # one process on one device, also inside a SLURM job (an HPO task): Lightning's SLURM mode would
-            # add signal handlers of its own beside submitit's requeue, check the job's task layout and ask
-            # for srun wherever SLURM is installed
+            # add signal handlers of its own beside submitit's requeue and check the job's task layout
             plugins=[LightningEnvironment()],
         )
         trainer.fit(lit, ckpt_path=resume)
