@@ -167,7 +167,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     "optim", [{}, {"lr_schedule": "cosine", "ema_decay": 0.9}], ids=["constant", "cosine-ema"]
 )
 def test_resume_after_interruption_matches_straight_run(
-    graphs_dir: Path, tmp_path: Path, train: Any, optim: dict[str, Any]
+    graphs_dir: Path, tmp_path: Path, train: Any, optim: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # the learning-rate schedule and the weight average are part of the state a resumed run continues
     params = tiny_params(train=optim)
@@ -185,10 +185,19 @@ def test_resume_after_interruption_matches_straight_run(
     rows_a, rows_b = (pl_df.read_csv(tmp_path / d / "epochs.csv")[cols] for d in ("a", "b"))
     assert rows_a.equals(rows_b)
     assert resumed["best_epoch"] == straight["best_epoch"]
-    # a finished run, or one with other params, starts over instead of resuming
+    # other params: starts over
     again = train(tiny_params(train={"lr": 1e-3}), graphs_dir, "small", tmp_path / "b", progress=False)
     assert again["resumed_from"] is None
-    assert train(params, graphs_dir, "small", tmp_path / "a", progress=False)["resumed_from"] is None
+    # finished with the same inputs, every output in place (a job requeued while it scored): not trained again
+    capsys.readouterr()
+    assert train(params, graphs_dir, "small", tmp_path / "a", progress=False) == straight
+    assert "not trained again" in capsys.readouterr().err
+    # its weights gone (DVC deletes a stage's outputs before it runs it): trained again, from the start
+    (tmp_path / "a/model.ckpt").unlink()
+    retrained = train(params, graphs_dir, "small", tmp_path / "a", progress=False)
+    assert "not trained again" not in capsys.readouterr().err and retrained["resumed_from"] is None
+    wr = _weights(tmp_path / "a/model.ckpt")
+    assert all(torch.equal(wr[k], wa[k]) for k in wa)
 
 
 def test_a_checkpoint_of_other_code_is_not_resumed(

@@ -4,8 +4,9 @@ launcher) call.
 Outputs (``TrainOutputs``): the final weights file (best epoch, with what is needed to rebuild the model),
 a folder of Lightning checkpoints (``last.ckpt`` every epoch, ``best.ckpt``), a JSON report and a
 per-epoch CSV. A run whose checkpoint folder holds an unfinished ``last.ckpt`` *for the same inputs*
-(params, graphs, teacher, scores, the kdgat source: hashed into ``run.json``) resumes from it; anything
-else starts over.
+(params, graphs, teacher, scores, the kdgat source: hashed into ``run.json``) resumes from it; one that
+finished with the same inputs and still has all its outputs is not trained again; anything else starts
+over.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -112,6 +114,20 @@ def _resume_point(ckpt_dir: Path, fingerprint: str) -> Path | None:
     return None
 
 
+def _finished(outs: TrainOutputs, fingerprint: str) -> dict[str, Any] | None:
+    """The report of a run that finished with the same inputs and whose outputs are all still in place (a
+    SLURM job requeued while it scored); None otherwise. DVC deletes a stage's outputs before it runs it,
+    so `dvc repro` always trains."""
+    run_file = outs.ckpt_dir / RUN_FILE
+    if not all(f.is_file() for f in (run_file, outs.weights, outs.report, outs.epochs)):
+        return None
+    state = json.loads(run_file.read_text())
+    if state.get("fingerprint") != fingerprint or state.get("weights") != _file_hash(outs.weights):
+        return None
+    report: dict[str, Any] = json.loads(outs.report.read_text())
+    return report
+
+
 def _averaging(p: TrainParams) -> list[Callback]:
     # the average is what validation sees and what every checkpoint holds as its weights (the raw weights
     # ride along in the checkpoint, so a resumed run continues both)
@@ -163,6 +179,10 @@ def _fit(
     t_start = time.perf_counter()
     if len(lit.val_set) == 0:
         raise ValueError("the val split is empty: early stopping and checkpoint selection need it")
+    finished = _finished(outs, fingerprint)
+    if finished is not None:
+        print(f"{outs.weights}: trained already with these inputs; not trained again", file=sys.stderr)
+        return finished
     resume = _resume_point(outs.ckpt_dir, fingerprint)
     write_json({"fingerprint": fingerprint, "done": False, **info}, outs.ckpt_dir / RUN_FILE)
     p = params.train
@@ -226,7 +246,8 @@ def _fit(
     }
     write_csv(pl.DataFrame(rows).with_columns(pl.col("epoch").cast(pl.Int64)), outs.epochs)
     write_json(report, outs.report)
-    write_json({"fingerprint": fingerprint, "done": True, **info}, outs.ckpt_dir / RUN_FILE)
+    done = {"fingerprint": fingerprint, "done": True, "weights": _file_hash(outs.weights), **info}
+    write_json(done, outs.ckpt_dir / RUN_FILE)
     return report
 
 
