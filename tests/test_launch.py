@@ -206,10 +206,11 @@ def test_local_fanout_runs_the_dag_and_records_it(tmp_path: Path) -> None:
     assert "Running stage" not in dvc(["repro", "c", "d"], repo)
 
 
-def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
-    repo = toy_repo(tmp_path)
+def launch_until_submitted(args: list[str], repo: Path, stage: str) -> tuple[subprocess.Popen[str], str]:
+    """`kdgat launch ARGS` started in ``repo``, its output read up to the line saying ``stage`` was
+    submitted; the process (stdout still open) and what it printed so far."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kdgat.cli", "launch", "--executor", "local", "c"],
+        [sys.executable, "-m", "kdgat.cli", "launch", *args],
         cwd=repo,
         env=tool_env(),
         stdout=subprocess.PIPE,
@@ -217,12 +218,20 @@ def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None
     lines = []
-    for line in proc.stdout:  # a finishes in half a second; b1 (4 s) is running when Ctrl-C comes
+    for line in proc.stdout:
         lines.append(line)
-        if " b1 " in line and "submitted" in line:
+        if f" {stage} " in line and "submitted" in line:
             break
+    return proc, "".join(lines)
+
+
+def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
+    repo = toy_repo(tmp_path)
+    # a finishes in half a second; b1 (4 s) is running when Ctrl-C comes
+    proc, out = launch_until_submitted(["--executor", "local", "c"], repo, "b1")
     proc.send_signal(signal.SIGINT)
-    out = "".join(lines) + proc.stdout.read()
+    assert proc.stdout is not None
+    out += proc.stdout.read()
     assert proc.wait(timeout=60) == 130, out
     assert "cancelled the jobs still queued or running" in out and "recorded in dvc.lock: a\n" in out
     assert not (repo / "out" / "b1.json").exists()

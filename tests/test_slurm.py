@@ -9,14 +9,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 from slurm_cluster import SlurmCluster
-from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, tool_env, toy_repo
+from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
 
 from kdgat.config import LaunchParams, SlurmParams
 from kdgat.launch import StageCommand, job_error, job_parameters, make_executor
@@ -95,21 +94,11 @@ def test_failed_stage_stops_only_its_descendants(slurm_cluster: SlurmCluster, to
 
 
 def test_queued_jobs_run_the_code_of_their_submission(slurm_cluster: SlurmCluster, toy: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kdgat.cli", "launch", "--executor", "slurm", "b1"],
-        cwd=toy,
-        env=tool_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:  # b1 is queued behind a; edit the stage script meanwhile
-        lines.append(line)
-        if "b1 " in line and "submitted" in line:
-            break
+    # b1 is queued behind a; edit the stage script meanwhile
+    proc, out = launch_until_submitted(["--executor", "slurm", "b1"], toy, "b1")
     (toy / "stages" / "toy.py").write_text(TOY_STAGE.replace("VERSION = 1", "VERSION = 2"))
-    out = "".join(lines) + proc.stdout.read()
+    assert proc.stdout is not None
+    out += proc.stdout.read()
     assert proc.wait(timeout=120) == 1, out
     assert json.loads((toy / "out" / "b1.json").read_text())["version"] == 1
     assert "not recorded in dvc.lock: stages/toy.py changed since submission" in out

@@ -101,28 +101,32 @@ def _fingerprint(what: dict[str, Any], graphs_dir: Path, files: Sequence[Path | 
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _resume_point(ckpt_dir: Path, fingerprint: str) -> Path | None:
-    """last.ckpt of an unfinished run with the same inputs, else None (and a clean folder)."""
-    run_file, last = ckpt_dir / RUN_FILE, ckpt_dir / "last.ckpt"
-    if run_file.is_file() and last.is_file():
-        state = json.loads(run_file.read_text())
-        if state.get("fingerprint") == fingerprint and not state.get("done"):
-            return last
+def _same_inputs(ckpt_dir: Path, fingerprint: str) -> dict[str, Any]:
+    """run.json of the run left in ``ckpt_dir`` if it had the same inputs, else {}."""
+    run_file = ckpt_dir / RUN_FILE
+    state: dict[str, Any] = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    return state if state.get("fingerprint") == fingerprint else {}
+
+
+def _resume_point(ckpt_dir: Path, state: dict[str, Any]) -> Path | None:
+    """last.ckpt of an unfinished run with the same inputs (``state``), else None (and a clean folder)."""
+    last = ckpt_dir / "last.ckpt"
+    if state and not state.get("done") and last.is_file():
+        return last
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True)
     return None
 
 
-def _finished(outs: TrainOutputs, fingerprint: str) -> dict[str, Any] | None:
-    """The report of a run that finished with the same inputs and whose outputs are all still in place (a
-    SLURM job requeued while it scored); None otherwise. DVC deletes a stage's outputs before it runs it,
-    so `dvc repro` always trains."""
-    run_file = outs.ckpt_dir / RUN_FILE
-    if not all(f.is_file() for f in (run_file, outs.weights, outs.report, outs.epochs)):
+def _finished(outs: TrainOutputs, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The report of a run that finished with the same inputs (``state``) and whose outputs are all still in
+    place (a SLURM job requeued while it scored); None otherwise. DVC deletes a stage's outputs before it
+    runs it, so `dvc repro` always trains."""
+    # run.json holds the weights' hash once the run is done
+    if "weights" not in state or not all(f.is_file() for f in (outs.weights, outs.report, outs.epochs)):
         return None
-    state = json.loads(run_file.read_text())
-    if state.get("fingerprint") != fingerprint or state.get("weights") != _file_hash(outs.weights):
+    if state["weights"] != _file_hash(outs.weights):
         return None
     report: dict[str, Any] = json.loads(outs.report.read_text())
     return report
@@ -179,11 +183,12 @@ def _fit(
     t_start = time.perf_counter()
     if len(lit.val_set) == 0:
         raise ValueError("the val split is empty: early stopping and checkpoint selection need it")
-    finished = _finished(outs, fingerprint)
+    state = _same_inputs(outs.ckpt_dir, fingerprint)
+    finished = _finished(outs, state)
     if finished is not None:
         print(f"{outs.weights}: trained already with these inputs; not trained again", file=sys.stderr)
         return finished
-    resume = _resume_point(outs.ckpt_dir, fingerprint)
+    resume = _resume_point(outs.ckpt_dir, state)
     write_json({"fingerprint": fingerprint, "done": False, **info}, outs.ckpt_dir / RUN_FILE)
     p = params.train
     history = EpochHistory()
