@@ -38,6 +38,13 @@ lint: $(STAMP) ## ruff and mypy
 bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/latest.json)
 	@$(BIN)/python -m kdgat.bench --out bench/latest.json
 
+# On a GPU machine, inside an environment with a CUDA torch (e.g. `apptainer exec --nv kd-gat.sif make gpu-check`);
+# on the cluster: `sbatch slurm/gpu-check.sbatch`
+.PHONY: gpu-check
+GPU_PYTHON ?= python3
+gpu-check: ## the gpu test tier and the GPU bench (bench/gpu.json); needs a CUDA device
+	PYTHON=$(GPU_PYTHON) bash slurm/gpu-check.sbatch $(or $(GPU_OUT),bench/gpu.json)
+
 # Metaflow keeps its datastore and metadata in ./.metaflow (S3 when METAFLOW_DATASTORE_SYSROOT_S3 is set)
 .PHONY: kd-flow hpo
 KD_WORKERS ?= 2

@@ -13,6 +13,7 @@ from torch_geometric.utils import add_remaining_self_loops
 
 from kdgat.config import GATScales
 from kdgat.models import build_gat
+from kdgat.train.torch_setup import deterministic
 
 N_VOCAB, N_FEATURES, N_EDGE_FEATURES = 76, 23, 3  # the default dataset's sizes
 META = {
@@ -55,6 +56,7 @@ def fit(device: str, steps: int = 15) -> tuple[float, float]:
 
 
 def main() -> int:
+    deterministic()  # as every training entry point: on a GPU, cuBLAS must then run deterministically too
     devices = ["cpu"]
     if torch.cuda.is_available():
         major, minor = torch.cuda.get_device_capability()

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--infer-calls", type=int, help="timed single-window calls per model")
     ap.add_argument("--train-threads", type=int, help="torch threads while training")
     ap.add_argument("--skip-models", action="store_true", help="preprocessing only (no torch, seconds)")
+    ap.add_argument("--gpu-only", action="store_true", help="the GPU figures alone (kdgat/bench_gpu.py)")
     ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.frames < 1000:
@@ -184,6 +185,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(_worker(Path(args.worker[0]), Path(args.worker[1]), args.repeats)))
         return
     t0 = time.perf_counter()
+    if args.gpu_only:
+        from kdgat.bench_gpu import bench_gpu
+
+        _emit(bench_gpu(load_params(args.params), args.graphs), args.out, t0)
+        return
     print(f"bench: preprocessing {args.frames:,} frames x {args.repeats}", file=sys.stderr, flush=True)
     result = bench_preprocess(args.frames, args.repeats)
     print(f"bench: {result['preprocess_frames_per_s']:,} frames/s", file=sys.stderr, flush=True)
@@ -193,14 +199,23 @@ def main(argv: list[str] | None = None) -> None:
 
         params = load_params(args.params) if args.params.is_file() else Params()
         result.update(bench_models(params, args.graphs, ModelBenchSettings(**chosen)))
+        import torch
+
+        if torch.cuda.is_available():
+            from kdgat.bench_gpu import bench_gpu
+
+            result.update(bench_gpu(params, args.graphs))
     record = read_record(args.repro_record)
     result["last_repro_s"] = record["wall_s"] if record else None
     result["last_repro_at"] = record.get("finished_at") if record else None
-    text = json.dumps(result)
-    if args.out:
-        write_json(result, args.out)
+    _emit(result, args.out, t0)
+
+
+def _emit(result: dict[str, Any], out: Path | None, t0: float) -> None:
+    if out:
+        write_json(result, out)
     print(f"bench: done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    print(text)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def fresh_graphs(params: Params, out: Path, minutes: float = FALLBACK_MINUTES) -
     return out / "graphs"
 
 
-def _lit(
+def make_lit(
     kind: str, scale: str, params: Params, meta: dict[str, Any], train: GraphSet, val: GraphSet
 ) -> LitBase:
     size = "large" if scale == "large" else "small"
@@ -123,10 +123,16 @@ def plan_steps(settings: ModelBenchSettings, step_s: float) -> tuple[int, int]:
 
 
 def train_rate(
-    lit: LitBase, batch_size: int, settings: ModelBenchSettings, seed: int = 0
+    lit: LitBase,
+    batch_size: int,
+    settings: ModelBenchSettings,
+    seed: int = 0,
+    device: torch.device | None = None,
+    bf16: bool = False,
 ) -> tuple[float, int, int]:
-    """(median graphs per second over the timed runs of full training steps: collate, step, backward,
-    optimiser; the steps timed in all; the runs).
+    """(median graphs per second over the timed runs of full training steps: collate, copy to ``device``
+    (the CPU by default), step under bf16 autocast when ``bf16``, backward, optimiser; the steps timed in
+    all; the runs). ``lit`` (and its teacher) must already be on ``device``.
 
     On a busy machine two intra-op threads can run a hundred times slower than on a quiet one (each
     parallel region waits for a descheduled thread), and the pace changes as other jobs come and go: the
@@ -143,13 +149,16 @@ def train_rate(
         graphs, done = 0, 0
         t0 = time.perf_counter()
         while done < n and (done < MIN_STEPS or time.perf_counter() < deadline):
-            b = next(batches)
+            b = next(batches) if device is None else next(batches).to(device)
             opt.zero_grad(set_to_none=True)
-            loss = lit.training_step(b, done)
+            with torch.autocast(b.x.device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = lit.training_step(b, done)
             assert isinstance(loss, torch.Tensor)
             loss.backward()
             opt.step()
             graphs, done = graphs + b.num_graphs, done + 1
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)  # the GPU's queue is part of the steps' time
         return graphs / (time.perf_counter() - t0), done
 
     with warnings.catch_warnings():  # self.log() outside a Trainer warns and does nothing
@@ -246,7 +255,7 @@ def bench_models(
     with _threads(s.train_threads):
         for kind in rates:
             for scale in TRAIN_SCALES:
-                lit = _lit(kind, scale, params, meta, train, val)
+                lit = make_lit(kind, scale, params, meta, train, val)
                 rate, steps, runs = train_rate(lit, params.train.batch_size, s, seed)
                 timed[f"{kind}_{scale}"] = {"steps": steps, "runs": runs}
                 rates[kind][scale] = round(rate, 1)

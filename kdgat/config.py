@@ -161,6 +161,10 @@ class TrainParams(_Strict):
     ema_decay: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     threads: int = Field(2, ge=1)  # torch intra-op threads
+    # auto: CUDA when a GPU is visible, else the CPU (Lightning's names); training, inference and fusion alike
+    accelerator: Literal["auto", "cpu", "cuda"] = "auto"
+    # bf16-mixed: autocast to bfloat16 (a GPU's tensor cores); weights, optimizer and metrics stay float32
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
 
 
 class GATTrainParams(_Strict):

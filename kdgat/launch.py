@@ -210,6 +210,9 @@ class StageCommand(Checkpointable):
         if "SLURM_CONF" in os.environ:
             env["SLURM_CONF"] = os.environ["SLURM_CONF"]
         env[EXECUTOR_ENV] = "local"
+        from kdgat.train.torch_setup import CUBLAS_WORKSPACE  # torch loads in the job, not in `kdgat launch`
+
+        env.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)  # before the stage's CUDA starts
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         if self.snapshot:
             env["PYTHONPATH"] = self.snapshot

@@ -62,6 +62,6 @@ def train_and_score(
         progress=progress,
         callbacks=[EpochLogger(t)],
     )
-    write_parquet(predict(outs.weights, graphs), predictions)
+    write_parquet(predict(outs.weights, graphs, accelerator=params.train.accelerator), predictions)
     t.summary(report)
     return report

@@ -163,3 +163,22 @@ def test_container_smoke_runs_on_cpu() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ok: torch" in proc.stdout
+
+
+def test_every_environment_sets_the_cublas_workspace() -> None:
+    """Deterministic CUDA matrix products need CUBLAS_WORKSPACE_CONFIG before CUDA starts: the torch setup
+    module sets it for a process that has not touched CUDA yet, the environments for everything else."""
+    from kdgat.train.torch_setup import CUBLAS_WORKSPACE
+
+    pixi = tomllib.loads((REPO / "pixi.toml").read_text())
+    assert pixi["activation"]["env"]["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE
+    for name in (
+        "container/kd-gat.def",
+        "slurm/pipeline.sbatch",
+        "slurm/hpo-array.sbatch",
+        "slurm/gpu-check.sbatch",
+    ):
+        text = (REPO / name).read_text()
+        assert f"CUBLAS_WORKSPACE_CONFIG:-{CUBLAS_WORKSPACE}" in text, (
+            f"{name} does not set CUBLAS_WORKSPACE_CONFIG"
+        )

@@ -237,3 +237,18 @@ def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
     assert not (repo / "out" / "b1.json").exists()
     assert json.loads(dvc(["status", "a", "--json"], repo)) == {}
     assert set(json.loads(dvc(["status", "c", "--with-deps", "--json"], repo))) == {"b1", "b2", "c"}
+
+
+def test_a_job_sets_the_cublas_workspace_before_its_stage_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU stage run as a job finds CUBLAS_WORKSPACE_CONFIG set (deterministic CUDA matrix products); a
+    value the user set is kept."""
+    from kdgat.launch import StageCommand
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    StageCommand('printf %s "$CUBLAS_WORKSPACE_CONFIG" > seen', str(tmp_path))()
+    assert (tmp_path / "seen").read_text() == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    StageCommand('printf %s "$CUBLAS_WORKSPACE_CONFIG" > seen', str(tmp_path))()
+    assert (tmp_path / "seen").read_text() == ":16:8"

@@ -77,12 +77,20 @@ class GAT(nn.Module):
         )
 
     def embed(
-        self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
+        self,
+        x: Tensor,
+        node_vocab: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        batch: Tensor,
+        num_graphs: int | None = None,
     ) -> Tensor:
-        """Pooled graph embedding [G, graph_embed_dim]: the input of the MLP head."""
+        """Pooled graph embedding [G, graph_embed_dim]: the input of the MLP head. ``num_graphs``, when the
+        caller knows it, spares reading it back from the device (a GPU sync per forward)."""
         jk = torch.cat(self.encoder(x, node_vocab, edge_index, edge_attr), dim=-1)
-        # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
-        num_graphs = batch.max().item() + 1
+        if num_graphs is None:
+            # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
+            num_graphs = batch.max().item() + 1  # type: ignore[assignment]
         pooled = [_POOL[p](jk, batch, num_graphs) for p in self.scale.pooling]
         if self.profile is not None and self.node_score is not None:
             ids = one_hot(node_vocab, self.n_vocab).to(x.dtype)
@@ -96,10 +104,16 @@ class GAT(nn.Module):
         return torch.cat(pooled, dim=-1)
 
     def forward(
-        self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
+        self,
+        x: Tensor,
+        node_vocab: Tensor,
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        batch: Tensor,
+        num_graphs: int | None = None,
     ) -> Tensor:
         """Class logits [G, n_classes]; G is the number of distinct graphs in ``batch`` (0..G-1)."""
-        return self.head(self.embed(x, node_vocab, edge_index, edge_attr, batch))
+        return self.head(self.embed(x, node_vocab, edge_index, edge_attr, batch, num_graphs))
 
     @torch.no_grad()
     def attention(

@@ -47,10 +47,13 @@ class Batch:
         return self.x, self.node_vocab, self.edge_index, self.edge_attr, self.batch
 
     def to(self, device: torch.device | str) -> Batch:
+        """The batch on ``device``. To a GPU through pinned memory: a copy from pageable memory makes the
+        host wait for every step queued before it, so the next batch could not be prepared meanwhile."""
+        pin = torch.device(device).type == "cuda"
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
         for k, v in moved.items():
             if isinstance(v, Tensor):
-                moved[k] = v.to(device, non_blocking=True)
+                moved[k] = (v.pin_memory() if pin else v).to(device, non_blocking=True)
         return Batch(**moved)
 
 

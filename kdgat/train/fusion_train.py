@@ -51,7 +51,7 @@ from kdgat.train.fusion import (
     state_matrix,
     vgae_anomaly,
 )
-from kdgat.train.torch_setup import deterministic
+from kdgat.train.torch_setup import deterministic, device_of
 
 
 def rewards(
@@ -113,7 +113,10 @@ def fit_qnet(
     whose greedy policy earns the best mean reward on ``select_states`` (ties: the best on ``states``, then
     the first); returns it, the epoch history (train_loss, fit_reward on the fitted rows, select_reward on
     the selection rows) and that epoch. ``on_epoch`` gets each history row as it is made (a tracker)."""
-    qnet = build_qnet(scale, states.shape[1], reward.shape[1], seed=train.seed)
+    device = device_of(train.accelerator)
+    qnet = build_qnet(scale, states.shape[1], reward.shape[1], seed=train.seed).to(device)
+    states, reward = states.to(device), reward.to(device)
+    select_states, select_reward = select_states.to(device), select_reward.to(device)
     # foreach: the per-tensor Adam hits denormal second moments on this tiny net and runs ~18× slower on CPU
     opt = torch.optim.Adam(qnet.parameters(), lr=train.lr, weight_decay=train.weight_decay, foreach=True)
     gen = torch.Generator().manual_seed(train.seed)
@@ -123,14 +126,15 @@ def fit_qnet(
         eps = epsilon_at(fusion, epoch) if fusion.feedback == "bandit" else 0.0
         qnet.train()
         total, seen = 0.0, 0
-        for idx in torch.randperm(len(states), generator=gen).split(train.batch_size):
+        # every draw from the CPU generator, on any device: the same minibatches and exploration as on a CPU
+        for idx in torch.randperm(len(states), generator=gen).to(device).split(train.batch_size):
             q, r = qnet(states[idx]), reward[idx]
             if fusion.feedback == "full":
                 loss = torch.nn.functional.mse_loss(q, r)
             else:
                 greedy = q.detach().argmax(dim=1)
-                random = torch.randint(0, q.shape[1], greedy.shape, generator=gen)
-                explore = torch.rand(greedy.shape, generator=gen) < eps
+                random = torch.randint(0, q.shape[1], greedy.shape, generator=gen).to(device)
+                explore = (torch.rand(greedy.shape, generator=gen) < eps).to(device)
                 a = torch.where(explore, random, greedy).unsqueeze(1)
                 loss = torch.nn.functional.mse_loss(q.gather(1, a), r.gather(1, a))
             opt.zero_grad()
@@ -153,7 +157,7 @@ def fit_qnet(
         if key > best:
             best, best_epoch, best_state = key, epoch, copy.deepcopy(qnet.state_dict())
     qnet.load_state_dict(best_state)
-    qnet.eval()
+    qnet.cpu().eval()  # the policy is saved, applied and exported from the CPU
     return qnet, history, best_epoch
 
 

@@ -23,7 +23,7 @@ from kdgat.data.shards import load_meta
 from kdgat.models import GAT, VGAE, anomaly_score
 from kdgat.train.data import Batch, GraphSet, collate, load_graphs
 from kdgat.train.kd import entropy
-from kdgat.train.torch_setup import deterministic
+from kdgat.train.torch_setup import deterministic, device_of
 from kdgat.train.weights import load_model, vgae_weights
 
 BATCH = 512
@@ -40,7 +40,7 @@ def _stats(v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _gat_rows(model: GAT, b: Batch) -> dict[str, Tensor]:
-    emb = model.embed(*b.inputs())
+    emb = model.embed(*b.inputs(), num_graphs=b.num_graphs)
     logits = model.head(emb)
     p = torch.softmax(logits, dim=-1)
     norm, mean, std = _stats(emb)
@@ -85,18 +85,23 @@ def predict(
     graphs_dir: str | Path,
     splits: Sequence[str] | None = None,
     batch_size: int = BATCH,
+    accelerator: str = "auto",
 ) -> pl.DataFrame:
-    """One row per graph of each split (all of them by default): split, index, y, y_type, outputs."""
+    """One row per graph of each split (all of them by default): split, index, y, y_type, outputs; computed
+    on the device ``accelerator`` names (train.accelerator)."""
     deterministic()
+    device = device_of(accelerator)
     model, blob = load_model(model_file)
+    model.to(device)
     frames = []
     for split in splits if splits is not None else splits_of(graphs_dir):
         graphs = load_graphs(graphs_dir, split)
         parts: dict[str, list[Tensor]] = {}
         for idx, b in _batches(graphs, np.arange(len(graphs)), batch_size):
+            b = b.to(device)
             rows = _gat_rows(model, b) if isinstance(model, GAT) else _vgae_rows(model, b, blob)
             for k, v in {"index": idx, "y": b.y, "y_type": b.y_type, **rows}.items():
-                parts.setdefault(k, []).append(v)
+                parts.setdefault(k, []).append(v.cpu())
         cols = {k: torch.cat(v).numpy() for k, v in parts.items()}
         df = pl.DataFrame(cols) if cols else _empty(model)
         frames.append(df.select(pl.lit(split).alias("split"), pl.all()))

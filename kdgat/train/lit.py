@@ -53,7 +53,8 @@ class LitBase(pl.LightningModule):
         # a tuple keeps the teacher out of the module tree: not trained, not saved, not in .parameters()
         self._teacher = (frozen(teacher),) if teacher is not None else ()
         self._t0 = self._t_train = 0.0
-        self._train_loss = self._train_graphs = 0.0
+        self._train_loss: float | torch.Tensor = 0.0
+        self._train_graphs = 0.0
         self.epoch_stats: dict[str, float] = {}
 
     @property
@@ -91,7 +92,9 @@ class LitBase(pl.LightningModule):
             [q for q in self.parameters() if q.requires_grad],
             lr=p.lr,
             weight_decay=p.weight_decay,
-            foreach=True,  # one fused update per step: CPU default is a per-tensor loop
+            # one fused update per step (the default is a per-tensor loop): on a GPU one kernel for all
+            fused=self.device.type == "cuda",
+            foreach=self.device.type != "cuda",
         )
         if p.lr_schedule == "constant":
             return opt
@@ -105,7 +108,9 @@ class LitBase(pl.LightningModule):
         self._train_loss = self._train_graphs = 0.0
 
     def record_train_loss(self, loss: torch.Tensor, n_graphs: int) -> None:
-        self._train_loss += float(loss.detach()) * n_graphs
+        # summed on the loss's device (float64, as a Python float would be): reading it back every step
+        # would make the host wait for the GPU at each step
+        self._train_loss = self._train_loss + loss.detach().double() * n_graphs
         self._train_graphs += n_graphs
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n_graphs)
 
@@ -117,7 +122,7 @@ class LitBase(pl.LightningModule):
     def finish_epoch_stats(self) -> dict[str, float]:
         """Called by EpochHistory at the end of each training epoch."""
         s = dict(self.epoch_stats)
-        s["train_loss"] = self._train_loss / max(self._train_graphs, 1.0)
+        s["train_loss"] = float(self._train_loss) / max(self._train_graphs, 1.0)
         s["train_seconds"] = self._t_train or (time.perf_counter() - self._t0)
         s["epoch_seconds"] = time.perf_counter() - self._t0
         s["train_graphs_per_s"] = self._train_graphs / max(s["train_seconds"], 1e-9)

@@ -23,7 +23,8 @@ def hide_ids(batch: Batch, p: float) -> tuple[torch.Tensor, ...]:
     otherwise the unknown slot only ever holds attack IDs in training)."""
     x, vocab, *rest = batch.inputs()
     if p > 0:
-        hide = torch.rand(batch.num_graphs) < p
+        # drawn from the CPU generator on every device: a CUDA run hides the same graphs as a CPU run
+        hide = (torch.rand(batch.num_graphs) < p).to(vocab.device)
         vocab = torch.where(hide[batch.batch], torch.full_like(vocab, UNKNOWN), vocab)
     return (x, vocab, *rest)
 
@@ -58,8 +59,10 @@ class LitGAT(LitBase):
         return idx
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        logits = self.model(*hide_ids(batch, self.gat_train.id_dropout))
-        w = None if self.class_weight is None else self.class_weight.to(logits)
+        logits = self.model(*hide_ids(batch, self.gat_train.id_dropout), num_graphs=batch.num_graphs)
+        if self.class_weight is not None and self.class_weight.device != logits.device:
+            self.class_weight = self.class_weight.to(logits.device)  # once an epoch, not a copy every step
+        w = None if self.class_weight is None else self.class_weight.to(logits.dtype)
         gamma = self.gat_train.focal_gamma if self.gat_train.loss == "focal" else None
         teacher = self.teacher
         eps = self.gat_train.label_smoothing
@@ -67,13 +70,14 @@ class LitGAT(LitBase):
             loss = task_loss(logits, batch.y, w, gamma, eps)
         else:
             with torch.no_grad():
-                t_logits = teacher(*batch.inputs())
+                t_logits = teacher(*batch.inputs(), num_graphs=batch.num_graphs)
             loss = gat_kd_loss(logits, t_logits, batch.y, self.kd.temperature, self.kd.alpha, w, gamma, eps)
         self.record_train_loss(loss, batch.num_graphs)
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._val.append((F.log_softmax(self.model(*batch.inputs()), dim=-1), batch.y))
+        logits = self.model(*batch.inputs(), num_graphs=batch.num_graphs)
+        self._val.append((F.log_softmax(logits, dim=-1), batch.y))
 
     def on_validation_epoch_end(self) -> None:
         if not self._val:

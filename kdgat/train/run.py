@@ -43,7 +43,7 @@ from kdgat.train.data import load_graphs
 from kdgat.train.lit import EpochHistory, LitBase
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE
-from kdgat.train.torch_setup import deterministic
+from kdgat.train.torch_setup import deterministic, device_of
 from kdgat.train.weights import load_model, save_model
 
 RUN_FILE = "run.json"
@@ -207,8 +207,9 @@ def _fit(
     )
     with _quiet():
         trainer = Trainer(
-            accelerator="auto",
+            accelerator=device_of(p.accelerator).type,
             devices=1,
+            precision=p.precision,
             max_epochs=p.max_epochs,
             callbacks=[history, stop, best, *_averaging(p), *callbacks],
             logger=logger if logger is not None else CSVLogger(outs.ckpt_dir, name="logs"),
@@ -245,6 +246,7 @@ def _fit(
         "stopped_early": len(rows) < p.max_epochs,
         "resumed_from": str(resume) if resume else None,
         "params_count": count_parameters(model),
+        "device": str(trainer.strategy.root_device),
         "train_graphs_per_s": sum(r["train_graphs_per_s"] for r in rows) / max(len(rows), 1),
         "train_seconds": sum(r["epoch_seconds"] for r in rows),  # over all sessions of the run
         "wall_seconds": time.perf_counter() - t_start,  # this session only
