@@ -265,7 +265,7 @@ def test_missing_source_folder_is_a_clear_error(tmp_path: Path, repo_root: Path)
 
 
 def test_cli_inject(src: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "kdgat.cli", "inject", str(src), str(tmp_path / "out"), "--seed", "3"]
+    cmd = [sys.executable, "-m", "kdgat.cli.main", "inject", str(src), str(tmp_path / "out"), "--seed", "3"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["seed"] == 3

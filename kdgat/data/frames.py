@@ -6,13 +6,11 @@ per-byte statistics stay vectorized without null handling.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+from kdgat.io import atomic_path
 
 BYTE_COLUMNS = [f"b{i}" for i in range(8)]
 BENIGN = "none"  # attack_type of a benign frame
@@ -49,34 +47,6 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     if missing:
         raise ValueError(f"frame table lacks columns {missing}")
     return df.select([pl.col(c).cast(t) for c, t in FRAME_SCHEMA.items()])
-
-
-@contextmanager
-def atomic_path(dest: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds.
-
-    Works for files and directories; an existing ``dest`` stays intact until the new one is complete.
-    """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    target = tmp / dest.name
-    try:
-        yield target
-        if dest.is_dir() and not dest.is_symlink():
-            old = tmp / (dest.name + ".old")
-            os.replace(dest, old)
-            os.replace(target, dest)
-        else:
-            os.replace(target, dest)
-    finally:
-        _rmtree(tmp)
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def write_frames(df: pl.DataFrame, dest: str | Path) -> None:

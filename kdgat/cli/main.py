@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from kdgat.cli_hpo import hpo
-from kdgat.cli_launch import launch
-from kdgat.cli_remote import remote_app
-from kdgat.cli_results import results_app
-from kdgat.cli_track import track_app
+from kdgat.cli.hpo import hpo
+from kdgat.cli.launch import launch
+from kdgat.cli.remote import remote_app
+from kdgat.cli.results import results_app
+from kdgat.cli.track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
 
 app = typer.Typer(
@@ -104,7 +104,7 @@ def ingest(
     """Read any supported CAN log or dataset folder into the canonical frame table (Parquet)."""
     from kdgat.data.formats import FrameError, read_any
     from kdgat.data.frames import write_frames
-    from kdgat.reports import write_json
+    from kdgat.io import write_json
 
     try:
         opts = IngestParams.model_validate({"format": fmt, "on_bad_line": on_bad_line})
@@ -144,7 +144,7 @@ def metrics(
     metric: Annotated[str, typer.Option(help="Metric per cell (f1, recall, fpr, roc_auc, ...).")] = "f1",
 ) -> None:
     """Print one metric per model × test scenario as a Markdown table (from the evaluate stage's JSON)."""
-    from kdgat.tables import metrics_table
+    from kdgat.results.tables import metrics_table
 
     path = Path("metrics") / f"{dataset}.json"
     if not path.exists():
