@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from kdgat.bench.gpu import table as gpu_table
 from kdgat.bench.models import (
     INFER_MODELS,
     MIN_STEPS,
@@ -206,3 +207,14 @@ def test_skip_models_is_preprocessing_only() -> None:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["preprocess_frames_per_s"] > 0 and "train_graphs_per_s" not in out and "last_repro_s" in out
+
+
+def test_gpu_doc_quotes_the_last_gpu_check(repo_root: Path) -> None:
+    """docs/gpu.md shows bench/gpu.json (the last `make gpu-check`; CI has no GPU to rerun it)."""
+    record = json.loads((repo_root / "bench" / "gpu.json").read_text())
+    doc = (repo_root / "docs" / "gpu.md").read_text()
+    assert gpu_table(record) in doc
+    speedup = record["gpu_speedup"]
+    assert f"{speedup['gat_large_default_batch']}× at the default batch" in doc
+    assert f"{speedup['gat_large_best']:.0f}× at a batch of 4,096" in doc
+    assert f"({record['gpu_cpu_baseline']['gat_large']:,.0f} graphs/s" in doc

@@ -20,7 +20,7 @@ import torch
 from tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
 
 from kdgat.config import Params, load_params, with_overrides
-from kdgat.train.fusion import load_policy
+from kdgat.models.fusion import load_policy
 from kdgat.train.fusion_train import train_fusion
 from kdgat.train.infer import predict
 from kdgat.train.run import train_gat, train_vgae

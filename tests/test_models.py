@@ -37,7 +37,7 @@ class RandomBatch(NamedTuple):
     num_graphs: int
 
     @property
-    def inputs(self) -> tuple[torch.Tensor, ...]:
+    def inputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.x, self.node_vocab, self.edge_index, self.edge_attr, self.batch
 
 

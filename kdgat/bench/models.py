@@ -141,6 +141,7 @@ def train_rate(
     idx = lit.epoch_indices(0)
     if len(idx) == 0:
         raise ValueError(f"no training graphs in the {lit.train_set.name!r} split to time steps on")
+    idx = np.resize(idx, max(len(idx), batch_size))  # a full batch even above the split's size (repeats)
     batches = _endless(GraphLoader(lit.train_set, idx, batch_size, shuffle=True, seed=seed))
     opt = lit.configure_optimizers()
     lit.train()

@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--infer-calls", type=int, help="timed single-window calls per model")
     ap.add_argument("--train-threads", type=int, help="torch threads while training")
     ap.add_argument("--skip-models", action="store_true", help="preprocessing only (no torch, seconds)")
-    ap.add_argument("--gpu-only", action="store_true", help="the GPU figures alone (kdgat/bench_gpu.py)")
+    ap.add_argument("--gpu-only", action="store_true", help="the GPU figures alone (kdgat/bench/gpu.py)")
     ap.add_argument("--worker", nargs=2, metavar=("CSV", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.repeats < 1 or args.frames < 1000:
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     t0 = time.perf_counter()
     if args.gpu_only:
-        from kdgat.bench_gpu import bench_gpu
+        from kdgat.bench.gpu import bench_gpu
 
         _emit(bench_gpu(load_params(args.params), args.graphs), args.out, t0)
         return
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         if torch.cuda.is_available():
-            from kdgat.bench_gpu import bench_gpu
+            from kdgat.bench.gpu import bench_gpu
 
             result.update(bench_gpu(params, args.graphs))
     record = read_record(args.repro_record)

@@ -1,7 +1,7 @@
 """Training speed on a GPU (`make bench` adds it when CUDA is visible; `make gpu-check` runs it alone).
 
 ``gpu_train_graphs_per_s`` {model: {precision: {batch size: graphs/s}}}: the same timed training steps as
-the CPU bench (kdgat/bench_models.py ``train_rate``: collate on the CPU, copy, step, backward, AdamW) on
+the CPU bench (kdgat/bench/models.py ``train_rate``: collate on the CPU, copy, step, backward, AdamW) on
 CUDA, in float32 and under bf16 autocast, at the default batch size and larger ones up to 4,096.
 ``gpu_cpu_baseline`` times the large GAT's steps on this machine's CPU with 2 threads (the cluster's CPU
 baseline); ``gpu_speedup`` divides by it. ``gpu_h2d_ms`` / ``gpu_collate_ms``: per batch, the copy to the
@@ -12,6 +12,7 @@ kept epoch."""
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 
-from kdgat.bench_models import ModelBenchSettings, fresh_graphs, has_graphs, make_lit, train_rate
+from kdgat.bench.models import ModelBenchSettings, fresh_graphs, has_graphs, make_lit, train_rate
 from kdgat.config import Params, with_overrides
 from kdgat.data.shards import load_meta
 from kdgat.train.data import GraphLoader, load_graphs
@@ -29,7 +30,7 @@ from kdgat.train.run import train_gat
 from kdgat.train.torch_setup import deterministic
 
 BATCHES = (256, 1024, 4096)  # beside train.batch_size
-MINUTES = 4.5  # generated data when no graph folder is given: > 4,096 benign training graphs (the VGAE's)
+MINUTES = 1.0  # generated data when no graph folder is given (a batch larger than the split repeats graphs)
 MODELS = (("gat", "large"), ("gat", "small"), ("vgae", "large"), ("vgae", "small"))
 F1_EPOCHS = 6
 
@@ -141,3 +142,23 @@ def bench_gpu(params: Params, graphs_dir: Path | None = None, device: str = "cud
         "gpu_deterministic_cost": round(loose / fp32[str(default)], 3),
         "gpu_bf16_val_f1": {**f1, "diff": round(abs(f1["32-true"] - f1["bf16-mixed"]), 4)},
     }
+
+
+def table(record: dict[str, Any]) -> str:
+    """The markdown table of docs/gpu.md: float32 (bf16) training graphs/s per model and batch size."""
+    rates = record["gpu_train_graphs_per_s"]
+    sizes = sorted(next(iter(rates.values()))["32-true"], key=int)
+    lines = [
+        "| model | " + " | ".join(f"batch {s}" for s in sizes) + " | peak MiB at " + sizes[-1] + " |",
+        "| --- |" + " ---: |" * (len(sizes) + 1),
+    ]
+    for name, r in rates.items():
+        cells = [f"{r['32-true'][s]:,.0f} ({r['bf16-mixed'][s]:,.0f})" for s in sizes]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {record['gpu_peak_mib'][name][sizes[-1]]:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "bench/gpu.json").read_text())))
