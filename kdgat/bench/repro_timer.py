@@ -47,7 +47,8 @@ def reproduce(dvc_args: Sequence[str]) -> tuple[list[str], list[str]]:
     from dvc.logger import setup
 
     setup(logging.INFO)  # DVC's own messages, as its command line shows them
-    cmd = parse_args(["repro", *dvc_args]).func(parse_args(["repro", *dvc_args]))
+    args = parse_args(["repro", *dvc_args])
+    cmd = args.func(args)
     repo = cmd.repo
     all_stages = [s.addressing for s in repo.index.stages]
     restored: set[str] = set()
@@ -58,7 +59,7 @@ def reproduce(dvc_args: Sequence[str]) -> tuple[list[str], list[str]]:
         restored.add(stage.addressing)
         return done
 
-    repo.stage_cache.restore = noting  # type: ignore[method-assign]
+    repo.stage_cache.restore = noting
     try:
         result = repo.reproduce(**cmd._common_kwargs, **cmd._repro_kwargs)
     finally:
