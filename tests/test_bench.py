@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from tiny_project import study_params
+from tiny_project import TINY_GAT, TINY_VGAE, study_params
 
 from kdgat.bench.models import (
     INFER_MODELS,
@@ -46,17 +46,7 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
 
 def tiny_params() -> Params:
-    gat = GATScale(
-        embed_dim=4,
-        hidden=8,
-        heads=2,
-        layers=2,
-        mlp_hidden=16,
-        dropout=0.1,
-        pooling=("mean", "max"),
-        id_profile=0,
-    )
-    vgae = VGAEScale(embed_dim=4, hidden=8, heads=2, layers=2, latent=8, dropout=0.1)
+    gat, vgae = GATScale(**TINY_GAT), VGAEScale(**TINY_VGAE)
     return STUDY.model_copy(
         update={
             "synth": STUDY.synth.model_copy(update={"minutes": 0.05, "vehicles": 2}),

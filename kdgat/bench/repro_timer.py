@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -43,10 +42,8 @@ def read_record(path: str | Path = RECORD) -> dict[str, Any] | None:
 
 def reproduce(dvc_args: Sequence[str]) -> tuple[list[str], list[str]]:
     """`dvc repro *dvc_args` in this process: (every stage of the pipeline, the stages that ran, in order)."""
-    from dvc.cli import parse_args
-    from dvc.logger import setup
+    from dvc.cli import parse_args  # importing dvc sets up its console logging, as its command line has it
 
-    setup(logging.INFO)  # DVC's own messages, as its command line shows them
     args = parse_args(["repro", *dvc_args])
     cmd = args.func(args)
     repo = cmd.repo

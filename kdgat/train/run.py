@@ -37,7 +37,9 @@ from kdgat.closure import import_closure
 from kdgat.config import Params, TrainParams
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.io import write_csv, write_json
-from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
+from kdgat.models import count_parameters
+from kdgat.models.gat import GAT, build_gat
+from kdgat.models.vgae import VGAE, build_vgae
 from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
