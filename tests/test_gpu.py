@@ -20,8 +20,8 @@ import torch
 from tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
 
 from kdgat.config import Params, load_params, with_overrides
-from kdgat.models.fusion import load_policy
-from kdgat.train.fusion_train import train_fusion
+from kdgat.fusion.policy import load_policy
+from kdgat.fusion.train import train_fusion
 from kdgat.train.infer import predict
 from kdgat.train.run import train_gat, train_vgae
 from kdgat.train.weights import load_model
