@@ -76,6 +76,7 @@ def check_model_figures(out: dict[str, Any]) -> None:
         assert 0 < p["p50"] <= p["p99"]
 
 
+@pytest.mark.slow
 def test_model_bench_shape(graphs_dir: Path) -> None:
     threads = torch.get_num_threads()
     out = bench_models(tiny_params(), graphs_dir, TINY, progress=False)
@@ -91,6 +92,7 @@ def test_model_bench_shape(graphs_dir: Path) -> None:
     assert torch.get_num_threads() == threads  # the bench restores the caller's thread count
 
 
+@pytest.mark.slow
 def test_model_bench_generates_data_when_the_folder_is_missing(tmp_path: Path) -> None:
     # and a spent time budget cuts the timed steps and runs to the minimum
     hurried = dataclasses.replace(TINY, steps=50, repeats=3, budget_s=1e-9)
@@ -100,6 +102,7 @@ def test_model_bench_generates_data_when_the_folder_is_missing(tmp_path: Path) -
     check_model_figures(out)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_object(graphs_dir: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params().model_dump(mode="json")))
@@ -169,6 +172,7 @@ def _timer(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_repro_timer_records_only_full_runs(tmp_path: Path) -> None:
     """A real dvc project of three stages (one a foreach): first run and -f are full, a no-op is not."""
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, env=ENV, check=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurm_cluster import SlurmCluster
+from support.slurm_cluster import SlurmCluster
 from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
 
 from kdgat.cluster.launch import StageCommand, job_error, job_parameters, make_executor
