@@ -26,13 +26,17 @@ from lightning.pytorch import Trainer
 from support.s3server import SeaweedS3, weed_binary
 from support.slurm_cluster import SlurmCluster, ensure_installed
 
+from kdgat.train.torch_setup import deterministic
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real captures live outside the repository (their licence does not allow copying them in).
 CAN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "can"
 
-# The tests' tensors are tiny: one thread beats two, which stall each other on a busy machine (test_models
-# took 3× as long with two under load). Training and the bench set their own count (train.threads).
-torch.set_num_threads(1)
+# Every test runs under the process settings that training applies first, whichever tests ran before it
+# (without flush-denormal, test_models' VGAE fit took 16 s instead of 0.3 s when no training had run), on
+# one thread: the tests' tensors are tiny, and two threads stall each other on a busy machine (test_models
+# took 3× as long with two). Training and the bench still set their own count (train.threads).
+deterministic(threads=1)
 
 FIXTURE_MARKERS = {"slurm_cluster": "cluster", "s3_server": "system"}
 MARKER_TIERS = {"cluster": "system", "system": "system", "slow": "integration", "gpu": "integration"}
