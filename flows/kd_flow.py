@@ -6,7 +6,7 @@ then its distilled student, then one table of their F1 on validation and every t
 
 It reads the graph folders the DVC pipeline builds (data/graphs/<dataset>) and trains with the functions
 the DVC stages call (kdgat/cluster/metaflow.py), into flows/out/<run id>/<dataset>/. Metaflow keeps its
-datastore and metadata in ./.metaflow (or S3: see the README); the table is then
+datastore and metadata in ./.metaflow (or S3: see docs/hpo.md); the table is then
 ``Flow("KDFlow").latest_run["join"].task.data.table``.
 """
 
