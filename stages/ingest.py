@@ -3,8 +3,6 @@
 Writes the ingest report (files, frames, bad lines skipped) to reports/ingest/<dataset>.json.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
@@ -13,6 +11,7 @@ from kdgat.data import catalog
 from kdgat.data.formats import read_any
 from kdgat.data.frames import write_frames
 from kdgat.io import write_json
+from kdgat.study import Paths
 from kdgat.track.tracker import stage_run
 
 
@@ -25,10 +24,11 @@ def main(dataset: str) -> None:
         if not raw.exists():
             raise FileNotFoundError(f"{raw}: raw data for {dataset!r} missing (source: {entry.source})")
         frames, report = read_any(raw, fmt=fmt, on_bad_line=opts.on_bad_line)
-        write_frames(frames, f"data/frames/{dataset}.parquet")
-        write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
+        paths = Paths(dataset)
+        write_frames(frames, paths.frames)
+        write_json(report.to_dict(), paths.report("ingest"))
         t.summary(report.to_dict())
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

@@ -1,7 +1,5 @@
 """DVC stage `synth`: generate the embedded synthetic dataset into data/raw/synth/ (params: synth)."""
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
@@ -17,4 +15,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

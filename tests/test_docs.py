@@ -1,6 +1,6 @@
 """The README and docs/ against the project: metric tables are what `kdgat metrics` prints from the
-committed metrics/*.json, relative links resolve, every docs page is linked from the README, and the
-README's layout table names every folder of the tree and nothing else."""
+committed metrics/*.json, relative links and the source files they name exist, every docs page is linked
+from the README, and the README's layout table names every folder of the tree and nothing else."""
 
 from __future__ import annotations
 
@@ -44,6 +44,13 @@ def test_relative_links_resolve(page: Path) -> None:
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
         if "://" not in target:
             assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_source_files_named_exist(page: Path) -> None:
+    # code moves; the pages must follow (outputs such as flows/out/ are not source, so not checked)
+    for path in re.findall(r"`((?:kdgat|stages|tests|container)/[^`<> ]*)`", page.read_text()):
+        assert list(REPO.glob(path)), f"{page.name}: {path} does not exist"
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:

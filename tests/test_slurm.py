@@ -15,14 +15,17 @@ from pathlib import Path
 import pytest
 import yaml
 from support.slurm_cluster import SlurmCluster
+from support.tiny_project import study_params
 from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
 
 from kdgat.cluster.launch import StageCommand, job_error, job_parameters, make_executor
-from kdgat.config import LaunchParams, SlurmParams
+
+STUDY = study_params()  # the repository's params.yaml
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-LAUNCH = LaunchParams(slurm=SlurmParams(gpus_per_node=0, cpus_per_task=1, mem_gb=1, timeout_min=5))
+SMALL_JOBS = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}
+LAUNCH = STUDY.launch.model_copy(update={"slurm": STUDY.launch.slurm.model_copy(update=SMALL_JOBS)})
 
 
 def _wait_for(ready: object, timeout_s: float, what: str) -> None:
@@ -128,6 +131,7 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["launch"]["slurm"].update(gpus_per_node=0, cpus_per_task=1, mem_gb=2, timeout_min=10)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(["init", "--no-scm", "-q"], repo)
+    shutil.copy(REPO / ".dvcignore", repo / ".dvcignore")  # kdgat/ folders are deps: not their __pycache__
     _stage_run(["dvc", "repro", "-q", "graphs@synth"], repo).check_returncode()
     return repo
 

@@ -15,7 +15,7 @@ from kdgat.cli.launch import launch
 from kdgat.cli.remote import remote_app
 from kdgat.cli.results import results_app
 from kdgat.cli.track import track_app
-from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
+from kdgat.config import IngestParams, ParamsError, format_validation_error, load_params, params_here
 
 app = typer.Typer(
     help="kd-gat: CAN-bus intrusion detection with GNNs and knowledge distillation.",
@@ -61,7 +61,7 @@ def synth(
     """Generate the synthetic CAN dataset in the can-train-and-test layout."""
     from kdgat.data.synth import generate
 
-    base = load_params(params).synth if params.exists() else SynthParams()
+    base = params_here(params).synth
     overrides = {k: v for k, v in {"seed": seed, "minutes": minutes}.items() if v is not None}
     manifest = generate(out_dir, base.model_copy(update=overrides))
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
@@ -75,11 +75,10 @@ def inject(
     params: ParamsOpt = Path("params.yaml"),
 ) -> None:
     """Inject Car-Hacking attacks into real benign captures (can-train-and-test layout)."""
-    from kdgat.config import InjectParams
     from kdgat.data.frames import FrameError
     from kdgat.data.inject import build_injected
 
-    base = load_params(params).inject if params.exists() else InjectParams()
+    base = params_here(params).inject
     try:
         manifest = build_injected(
             src_dir, out_dir, base if seed is None else base.model_copy(update={"seed": seed})
