@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
+from support.tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
 
 from kdgat.config import Params, load_params, with_overrides
 from kdgat.fusion.policy import load_policy
