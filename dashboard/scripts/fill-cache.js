@@ -16,6 +16,7 @@ const cache = join(root, "src", ".observablehq", "cache", "_npm");
 const PACKAGES = {
   "d3": [null, []],
   "htl": [null, []],
+  "isoformat": [null, []], // asked for by Framework along with Inputs
   "@observablehq/plot": [null, []],
   "@observablehq/inputs": [null, []],
   "apache-arrow": ["Arrow.dom.mjs", []],
@@ -24,6 +25,21 @@ const PACKAGES = {
     "dist/duckdb-browser.mjs",
     ["dist/duckdb-eh.wasm", "dist/duckdb-mvp.wasm", "dist/duckdb-browser-eh.worker.js", "dist/duckdb-browser-mvp.worker.js"]
   ]
+};
+
+// Libraries Framework's client (its recommended libraries, sample data sets, JSX) only asks the version of,
+// to write the lazy import() these pages never call: an empty folder answers; the module is not fetched.
+const VERSION_ONLY = {
+  "@observablehq/sample-datasets": "1.0.1",
+  "arquero": "8.0.3",
+  "d3-dsv": "3.0.1",
+  "echarts": "5.6.0",
+  "leaflet": "1.9.4",
+  "lodash": "4.17.21",
+  "mapbox-gl": "3.9.0",
+  "react": "19.1.0",
+  "react-dom": "19.1.0",
+  "topojson-client": "3.1.0"
 };
 
 const version = async (name) => JSON.parse(await readFile(join(root, "node_modules", name, "package.json"), "utf-8")).version;
@@ -68,3 +84,4 @@ for (const [name, [entry, files]] of Object.entries(PACKAGES)) {
     if (!(await exists(join(out, file)))) await copyFile(join(pkg, file), join(out, file));
   }
 }
+for (const [name, v] of Object.entries(VERSION_ONLY)) await mkdir(join(cache, `${name}@${v}`), {recursive: true});
