@@ -91,5 +91,32 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
 	  /tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e '; } > requirements.lock
 
+# The dashboard (docs/dashboard.md): Observable Framework in dashboard/, served by a Cloudflare Worker with R2
+.PHONY: dashboard preview deploy publish-results
+WRANGLER := cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler
+R2_BUCKET := kd-gat-dashboard
+NODE_MODULES := dashboard/node_modules/.package-lock.json  # npm rewrites it on every install
+$(NODE_MODULES): dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+
+dashboard: $(STAMP) ## build the dashboard (dvc repro dashboard): dashboard/dist from results/
+	$(BIN)/dvc repro dashboard
+
+preview: dashboard ## serve the built dashboard locally through its Worker and a local R2 bucket (port 8787)
+	cd dashboard && node scripts/local-r2.js ../results
+	$(WRANGLER) dev --port $(or $(PORT),8787) --persist-to .wrangler/state
+
+deploy: dashboard ## publish the dashboard: the over-25-MiB files to R2, then `wrangler deploy` (needs CLOUDFLARE_API_TOKEN)
+	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make deploy: set CLOUDFLARE_API_TOKEN (a Cloudflare API token with Workers and R2 edit rights)"; exit 2; }
+	cd dashboard/dist/r2 && find site -type f | while read -r f; do \
+	  (cd ../.. && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "dist/r2/$$f" --remote) || exit 1; done
+	$(WRANGLER) deploy
+
+publish-results: $(NODE_MODULES) ## upload results/<dataset>/*.parquet to the dashboard's R2 bucket (public/results/; needs CLOUDFLARE_API_TOKEN)
+	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make publish-results: set CLOUDFLARE_API_TOKEN (a Cloudflare API token with R2 edit rights)"; exit 2; }
+	@test -d results || { echo "make publish-results: no results/ yet: run make run first"; exit 2; }
+	for f in results/*/*.parquet; do \
+	  (cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "../$$f" --remote) || exit 1; done
+
 clean: ## remove the environment and caches (keeps data/ and the DVC cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -2,14 +2,14 @@
 export default {
   title: "KD-GAT",
   root: "src",
+  // dist/site is the static assets; scripts/split-assets.js moves what is too large for them to dist/r2.
+  output: "dist/site",
   // The dark near-midnight theme plus a few shared classes (src/style.css imports the theme).
   style: "style.css",
   // The default stylesheet pulls web fonts from a CDN; the site must build and run offline.
   globalStylesheets: [],
   // DuckDB-WASM fetches extensions from the internet; Parquet comes in through FileAttachment instead.
   duckdb: {extensions: {json: null, parquet: null}},
-  // Data loaders run in the project's venv (make venv), where kdgat and the results schema live.
-  interpreters: {".py": ["../.venv/bin/python"]},
   pages: [
     {name: "Leaderboard", path: "/leaderboard"}
   ],
