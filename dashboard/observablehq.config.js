@@ -11,7 +11,10 @@ export default {
   // DuckDB-WASM fetches extensions from the internet; Parquet comes in through FileAttachment instead.
   duckdb: {extensions: {json: null, parquet: null}},
   pages: [
-    {name: "Leaderboard", path: "/leaderboard"}
+    {name: "Leaderboard", path: "/leaderboard"},
+    {name: "KD transfer", path: "/kd-transfer"},
+    {name: "Dataset comparison", path: "/dataset-comparison"},
+    {name: "Training curves", path: "/training-curves"}
   ],
   search: false,
   footer: "kd-gat: CAN-bus intrusion detection with GNNs and knowledge distillation. Built from results/*.parquet."

@@ -37,7 +37,8 @@ let count = 0;
 for (const [dir, prefix] of uploads) {
   for await (const path of files(dir)) {
     if (prefix.endsWith("results/") && !path.endsWith(".parquet")) continue;
-    await bucket.put(prefix + relative(dir, path).replaceAll("\\", "/"), await readFile(path));
+    // a copy: a Buffer views a shared pool, which the proxy to workerd cannot pass
+    await bucket.put(prefix + relative(dir, path).replaceAll("\\", "/"), new Uint8Array(await readFile(path)));
     count++;
   }
 }
