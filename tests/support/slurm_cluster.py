@@ -24,6 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # also run as a command: tests/ holds support/
+from support.apt import ensure_packages
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "slurm" / "test-cluster" / "slurm.conf"
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sacct", "scancel", "sinfo")
@@ -38,24 +41,7 @@ def missing_binaries() -> list[str]:
 
 def ensure_installed(timeout_s: float = 900) -> str | None:
     """Install Debian's SLURM packages when missing. Returns None when ready, else why not."""
-    if not missing_binaries():
-        return None
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return (
-            f"SLURM not installed ({', '.join(missing_binaries())} missing) and no root apt-get to install it"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    log = ""
-    for cmd in (install, ["apt-get", "update", "-q"], install):  # update only when the first try fails
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(cmd)}` took over {timeout_s:.0f} s"
-        log = proc.stdout[-2000:] + proc.stderr[-2000:]
-        if cmd is install and proc.returncode == 0 and not missing_binaries():
-            return None
-    return f"`{' '.join(install)}` failed: {log.strip()[-500:]}"
+    return ensure_packages(PACKAGES, missing_binaries, timeout_s)
 
 
 def _free_port() -> int:
