@@ -2,7 +2,7 @@
 export default {
   title: "KD-GAT",
   root: "src",
-  // dist/site is the static assets; scripts/split-assets.js moves what is too large for them to dist/r2.
+  // dist/site is the static assets; scripts/finish-build.js moves what is too large for them to dist/r2.
   output: "dist/site",
   // The dark near-midnight theme plus a few shared classes (src/style.css imports the theme).
   style: "style.css",
@@ -16,6 +16,8 @@ export default {
     {name: "Dataset comparison", path: "/dataset-comparison"},
     {name: "Training curves", path: "/training-curves"}
   ],
+  // No favicon: an empty one keeps the browser from asking for /favicon.ico (a 404)
+  head: `<link rel="icon" href="data:,">`,
   search: false,
   footer: "kd-gat: CAN-bus intrusion detection with GNNs and knowledge distillation. Built from results/*.parquet."
 };

@@ -4,13 +4,16 @@
 // (`_esm.js`), plus the wasm and worker files that are loaded by URL. Framework then resolves every
 // version from these folder names and asks the network nothing. Run before each build; it skips what
 // is already there for the same version.
-import {copyFile, mkdir, readFile, stat} from "node:fs/promises";
+// It also drops the data loaders' cached outputs: Framework reruns a loader only when the loader's own
+// file changes, not when the results tables it reads do, and the build must show the current results.
+import {copyFile, mkdir, readFile, rm, stat} from "node:fs/promises";
 import {dirname, join, relative} from "node:path";
 import {fileURLToPath} from "node:url";
 import * as esbuild from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cache = join(root, "src", ".observablehq", "cache", "_npm");
+await rm(join(root, "src", ".observablehq", "cache", "data"), {recursive: true, force: true});
 
 // name → [entry inside the package (null: its browser/module entry), files loaded by URL]
 const PACKAGES = {

@@ -3,7 +3,7 @@
 //   /data/<key>   published files (results Parquet, sample artifacts): R2 key public/<key>
 //   /paper/...    reserved for the paper's HTML (the paper issue); 404 until it is published
 //   anything else the build files too large for static assets (> 25 MiB, the DuckDB wasm): R2 key
-//                 public/site/<path>, moved there by scripts/split-assets.js
+//                 public/site/<path>, moved there by scripts/finish-build.js
 // Only keys under public/ are reachable: no listing, no `..` (plain or percent-encoded), no other key.
 // R2 answers Range (206, what DuckDB sends for Parquet) and conditional requests (ETag → 304).
 

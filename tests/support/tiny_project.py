@@ -4,6 +4,10 @@ one place a value is set) made tiny: small models, a few epochs, one thread."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +102,48 @@ def tiny_params_file(path: Path, **sections: dict[str, Any]) -> Path:
     """tiny_params(**sections) written to ``path``."""
     path.write_text(yaml.safe_dump(tiny_params(**sections).model_dump(mode="json")))
     return path
+
+
+def run_in(repo: Path, args: list[str], timeout_s: float = 900) -> str:
+    """A command in a study_repo copy, with that copy's kdgat first; its output (stdout + stderr)."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(repo),  # run the copied library, the one whose files DVC hashes
+        "DVC_NO_ANALYTICS": "1",
+    }
+    proc = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s)
+    assert proc.returncode == 0, f"{' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def set_params(repo: Path, sections: dict[str, dict[str, Any]]) -> None:
+    """Merge each of ``sections`` into its section of repo/params.yaml."""
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for name, values in sections.items():
+        params[name].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+# What the dashboard build makes or installs; node_modules is linked from the repository when installed
+DASHBOARD_BUILT = ("node_modules", "dist", ".observablehq", ".wrangler", "screenshots")
+
+
+def study_repo(dst: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """A copy of the pipeline (kdgat, stages, the dashboard, dvc.yaml, params.yaml with ``sections``
+    merged) at ``dst``, under git and DVC, ready for `dvc repro`."""
+    for name in ("kdgat", "stages"):
+        shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "dashboard", dst / "dashboard", ignore=shutil.ignore_patterns(*DASHBOARD_BUILT))
+    if (REPO / "dashboard" / "node_modules").is_dir():
+        (dst / "dashboard" / "node_modules").symlink_to(REPO / "dashboard" / "node_modules")
+    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+        shutil.copy(REPO / name, dst / name)
+    run_in(dst, ["git", "init", "-q"])
+    run_in(dst, ["dvc", "init", "-q"])
+    shutil.copy(REPO / ".dvcignore", dst / ".dvcignore")  # kdgat/ folders are deps: not their __pycache__
+    set_params(dst, sections)
+    run_in(dst, ["git", "add", "-A"])
+    run_in(dst, ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"])
+    return dst

@@ -1,0 +1,222 @@
+"""The dashboard in a real browser and its Worker over HTTP: the tiny study's DAG run to its end (results
+→ `dashboard` stage) in a temporary copy of the repository, the site served by `wrangler dev` (workerd)
+with a local R2 bucket, every page opened in headless Debian chromium. Each page must load with no
+console error and no failed request, draw marks in every chart, and the Leaderboard must show the rows
+of `kdgat results leaderboard`, number for number, for every scenario. A screenshot of each page is
+written to dashboard/screenshots/ (git-ignored): look at them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.apt import ensure_packages
+from support.dashboard_site import CHROMIUM, CHROMIUM_FLAGS, CHROMIUM_PACKAGES, WorkerSite, missing_chromium
+from support.tiny_project import run_in, study_repo
+
+REPO = Path(__file__).resolve().parents[1]
+SHOTS = REPO / "dashboard" / "screenshots"
+pytestmark = pytest.mark.system
+TINY: dict[str, dict] = {
+    "synth": {"minutes": 0.5, "vehicles": 2},
+    "train": {"max_epochs": 2, "patience": 2},
+    "fusion": {"epochs": 2},
+}
+PAGES = ["/", "/leaderboard", "/kd-transfer", "/dataset-comparison", "/training-curves"]
+DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
+# Plot's mark groups that are scaffolding, not data
+SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if shutil.which("npm") is None:
+        pytest.fail("npm not found: the dashboard needs Node.js 20 (.ci/run installs it)")
+    repo = study_repo(tmp_path_factory.mktemp("dash"), TINY)
+    run_in(repo, ["dvc", "repro", "dashboard"], timeout_s=1500)
+    return repo
+
+
+@pytest.fixture(scope="module")
+def site(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerSite]:
+    with WorkerSite(study / "dashboard", study / "results", tmp_path_factory.mktemp("wrangler")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    reason = ensure_packages(CHROMIUM_PACKAGES, missing_chromium)
+    if reason:
+        pytest.fail(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+class Visit:
+    """One page opened and left to finish: its console errors, failed requests and URLs fetched."""
+
+    def __init__(self, browser: Any, url: str) -> None:
+        self.errors: list[str] = []
+        self.failed: list[str] = []
+        self.fetched: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
+        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url}: {r.status}"))
+        self.page.on("request", lambda r: self.fetched.append(r.url))
+        self.page.goto(url, wait_until="load")
+        self.settle()
+
+    def settle(self) -> None:
+        """Until no cell is computing (Framework shows <observablehq-loading> while one is)."""
+        self.page.wait_for_load_state("networkidle")
+        self.page.wait_for_function("document.querySelectorAll('observablehq-loading').length === 0")
+        self.page.wait_for_timeout(300)
+
+    def marks(self) -> list[int]:
+        """Per chart (a Plot SVG), how many data marks it drew (bars, dots, cells, lines, labels)."""
+        return self.page.evaluate(
+            """(scaffold) => [...document.querySelectorAll('#observablehq-main svg')]
+                .filter((svg) => svg.querySelector('g[aria-label]'))
+                .map((svg) => [...svg.querySelectorAll(':scope > g[aria-label]')]
+                    .filter((g) => !new RegExp(scaffold).test(g.getAttribute('aria-label')))
+                    .reduce((n, g) => n + g.childElementCount, 0))""",
+            SCAFFOLD.pattern,
+        )
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_loads_clean_and_draws(site: WorkerSite, browser: Any, path: str) -> None:
+    visit = Visit(browser, site.url(path))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    visit.page.screenshot(path=str(SHOTS / f"{path.strip('/') or 'overview'}.png"), full_page=True)
+    assert visit.errors == [] and visit.failed == []
+    assert visit.page.locator(".observablehq--error").count() == 0
+    assert visit.page.locator("[data-missing]").count() == 0  # every table this page reads is there
+    marks = visit.marks()
+    assert marks and all(n > 0 for n in marks), f"charts with no marks: {marks}"
+    # Only pages that query with DuckDB download its wasm
+    wasm = [u for u in visit.fetched if "duckdb" in u and u.endswith(".wasm")]
+    assert bool(wasm) == (path in DUCKDB_PAGES), wasm
+    visit.page.close()
+
+
+def _cli_leaderboard(study: Path, scenario: str) -> list[list[str]]:
+    out = run_in(
+        study,
+        [sys.executable, "-m", "kdgat.cli.main", "results", "leaderboard", "-d", "synth", "-s", scenario],
+    )
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    keep = [
+        head.index(c)
+        for c in (
+            "rank",
+            "model",
+            "f1",
+            "precision",
+            "recall",
+            "fpr",
+            "roc_auc",
+            "mcc",
+            "params",
+            "params_total",
+        )
+    ]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    return [[row[i] for i in keep] for row in rows]
+
+
+def test_leaderboard_rows_equal_the_cli(site: WorkerSite, browser: Any, study: Path) -> None:
+    visit = Visit(browser, site.url("/leaderboard"))
+    scenario_select = visit.page.locator("form select").nth(1)
+    scenarios = scenario_select.locator("option").all_inner_texts()
+    assert scenarios[0] == "known" and len(scenarios) == 4
+    drawn = set()
+    for scenario in scenarios:
+        scenario_select.select_option(label=scenario)
+        visit.settle()
+        shown = visit.page.locator("table tbody tr").evaluate_all(
+            "(trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent.trim()))"
+        )
+        assert shown == _cli_leaderboard(study, scenario), scenario
+        drawn.add(visit.page.locator("#observablehq-main svg").first.inner_html())
+    assert len(drawn) == len(scenarios)  # the chart follows the selector
+    visit.page.close()
+
+
+def _get(site: WorkerSite, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(site.url(path), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+
+
+def test_worker_answers_ranges_on_r2_objects(site: WorkerSite, study: Path) -> None:
+    data = (study / "results" / "synth" / "metrics.parquet").read_bytes()
+    status, headers, body = _get(site, "/data/results/synth/metrics.parquet", Range="bytes=4-103")
+    assert status == 206 and body == data[4:104]
+    assert headers["content-range"] == f"bytes 4-103/{len(data)}" and headers["accept-ranges"] == "bytes"
+    status, _, body = _get(site, "/data/results/synth/metrics.parquet", Range="bytes=-8")
+    assert status == 206 and body == data[-8:]  # the Parquet footer, DuckDB's first read
+    status, headers, body = _get(site, "/data/results/synth/metrics.parquet")
+    assert status == 200 and body == data and "max-age=300" in headers["cache-control"]
+    status, _, _ = _get(site, "/data/results/synth/metrics.parquet", **{"If-None-Match": headers["etag"]})
+    assert status == 304
+
+
+def test_worker_serves_the_large_wasm_from_r2_immutable(site: WorkerSite) -> None:
+    wasm = "/_npm/@duckdb/duckdb-wasm@1.29.0/dist/duckdb-eh.wasm"
+    status, headers, body = _get(site, wasm, Range="bytes=0-3")
+    assert status == 206 and body == b"\0asm"
+    assert "immutable" in headers["cache-control"] and headers["etag"]
+
+
+def test_worker_static_assets_carry_cache_headers(site: WorkerSite) -> None:
+    status, headers, body = _get(site, "/leaderboard")
+    assert status == 200 and b"Leaderboard" in body and headers["etag"]
+    hashed = re.search(rb'href="(\./_observablehq/[^"]+\.css)"', body) or re.search(
+        rb'src="(\./_observablehq/[^"]+)"', body
+    )
+    assert hashed
+    status, headers, _ = _get(site, hashed.group(1).decode()[1:])
+    assert status == 200 and "immutable" in headers["cache-control"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/data/",  # no listing
+        "/data/results/",
+        "/data/nothing.parquet",
+        "/data/..%2fsite%2f_npm",  # encoded traversal out of public/results
+        "/data/%2e%2e/%2e%2e/secret",
+        "/data/results%5c..%5csecret",  # backslashes
+        "/paper/",  # reserved for the paper
+        "/not-a-page",
+    ],
+)
+def test_worker_refuses_what_is_not_public(site: WorkerSite, path: str) -> None:
+    status, _, _ = _get(site, path)
+    assert status in (400, 404)
+
+
+def test_worker_refuses_writes(site: WorkerSite) -> None:
+    request = urllib.request.Request(site.url("/data/results/synth/metrics.parquet"), data=b"x", method="PUT")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 405
