@@ -14,7 +14,12 @@ export default {
     {name: "Leaderboard", path: "/leaderboard"},
     {name: "KD transfer", path: "/kd-transfer"},
     {name: "Dataset comparison", path: "/dataset-comparison"},
-    {name: "Training curves", path: "/training-curves"}
+    {name: "Training curves", path: "/training-curves"},
+    {name: "DQN policy", path: "/dqn-policy"},
+    {name: "VGAE latent space", path: "/vgae-latent"},
+    {name: "GAT state space", path: "/gat-state-space"},
+    {name: "Attention heatmap", path: "/attention"},
+    {name: "CAN bus graph", path: "/can-bus-graph"}
   ],
   // No favicon: an empty one keeps the browser from asking for /favicon.ico (a 404)
   head: `<link rel="icon" href="data:,">`,
