@@ -29,7 +29,18 @@ TINY: dict[str, dict] = {
     "train": {"max_epochs": 2, "patience": 2},
     "fusion": {"epochs": 2},
 }
-PAGES = ["/", "/leaderboard", "/kd-transfer", "/dataset-comparison", "/training-curves"]
+PAGES = [
+    "/",
+    "/leaderboard",
+    "/kd-transfer",
+    "/dataset-comparison",
+    "/training-curves",
+    "/dqn-policy",
+    "/vgae-latent",
+    "/gat-state-space",
+    "/attention",
+    "/can-bus-graph",
+]
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 # Plot's mark groups that are scaffolding, not data
 SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
