@@ -82,13 +82,21 @@ class Visit:
         self.failed: list[str] = []
         self.fetched: list[str] = []
         self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("console", self._console)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
-        self.page.on("response", lambda r: r.status >= 400 and self.failed.append(f"{r.url}: {r.status}"))
+        self.page.on("response", self._response)
         self.page.on("request", lambda r: self.fetched.append(r.url))
         self.page.goto(url, wait_until="load")
         self.settle()
+
+    def _console(self, message: Any) -> None:
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def _response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.failed.append(f"{response.url}: {response.status}")
 
     def settle(self) -> None:
         """Until no cell is computing (Framework shows <observablehq-loading> while one is)."""

@@ -22,8 +22,10 @@ table = TABLES[parser.parse_args().table]
 results = Path(os.environ.get("KDGAT_RESULTS", "../results")).resolve()
 files = sorted(str(f) for f in results.glob(f"*/{table.name}.parquet"))
 con = duckdb.connect()
-empty = table.schema.to_frame().to_arrow()  # noqa: F841  (DuckDB finds it by its name)
-source = con.read_parquet(files, union_by_name=True) if files else con.sql("SELECT * FROM empty")
+if files:
+    source = con.read_parquet(files, union_by_name=True)
+else:
+    source = con.from_arrow(table.schema.to_frame().to_arrow())
 with tempfile.TemporaryDirectory() as tmp:
     out = Path(tmp) / "table.parquet"
     source.write_parquet(str(out))
