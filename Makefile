@@ -92,7 +92,7 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 	  /tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e '; } > requirements.lock
 
 # The dashboard (docs/dashboard.md): Observable Framework in dashboard/, served by a Cloudflare Worker with R2
-.PHONY: dashboard preview deploy publish-results
+.PHONY: dashboard preview deploy publish-results bench-dashboard
 WRANGLER := cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler
 R2_BUCKET := kd-gat-dashboard
 NODE_MODULES := dashboard/node_modules/.package-lock.json  # npm rewrites it on every install
@@ -117,6 +117,9 @@ publish-results: $(NODE_MODULES) ## upload results/<dataset>/*.parquet to the da
 	@test -d results || { echo "make publish-results: no results/ yet: run make run first"; exit 2; }
 	for f in results/*/*.parquet; do \
 	  (cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "../$$f" --remote) || exit 1; done
+
+bench-dashboard: ## time to first chart and bytes per page of the served dashboard (URL=..., default make preview's)
+	$(BIN)/python -m kdgat.bench.dashboard --url $(or $(URL),http://localhost:8787) --out bench/dashboard.json
 
 clean: ## remove the environment and caches (keeps data/ and the DVC cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 from support.apt import ensure_packages
-from support.dashboard_site import CHROMIUM, CHROMIUM_FLAGS, CHROMIUM_PACKAGES, WorkerSite, missing_chromium
+from support.dashboard_site import CHROMIUM_PACKAGES, WorkerSite, missing_chromium
 from support.tiny_project import run_in, study_repo
+
+from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "dashboard" / "screenshots"
@@ -29,18 +31,6 @@ TINY: dict[str, dict] = {
     "train": {"max_epochs": 2, "patience": 2},
     "fusion": {"epochs": 2},
 }
-PAGES = [
-    "/",
-    "/leaderboard",
-    "/kd-transfer",
-    "/dataset-comparison",
-    "/training-curves",
-    "/dqn-policy",
-    "/vgae-latent",
-    "/gat-state-space",
-    "/attention",
-    "/can-bus-graph",
-]
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 # Plot's mark groups that are scaffolding, not data
 SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
@@ -69,7 +59,7 @@ def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
 

@@ -19,22 +19,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-CHROMIUM = Path("/usr/bin/chromium")
+from kdgat.bench.dashboard import CHROMIUM
+
 CHROMIUM_PACKAGES = ("chromium",)
-# No sandbox (root in CI), no GPU, and nothing that phones home
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def missing_chromium() -> list[str]:
-    return [] if CHROMIUM.exists() else [str(CHROMIUM)]
+    return [] if Path(CHROMIUM).exists() else [CHROMIUM]
 
 
 def _free_port() -> int:
