@@ -106,14 +106,17 @@ preview: dashboard ## serve the built dashboard locally through its Worker and a
 	cd dashboard && node scripts/local-r2.js ../results
 	$(WRANGLER) dev --port $(or $(PORT),8787) --persist-to .wrangler/state
 
-deploy: dashboard ## publish the dashboard: the over-25-MiB files to R2, then `wrangler deploy` (needs CLOUDFLARE_API_TOKEN)
-	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make deploy: set CLOUDFLARE_API_TOKEN (a Cloudflare API token with Workers and R2 edit rights)"; exit 2; }
+# Checked before anything is built; the token stays in the environment, never in a file of the repository
+.PHONY: cloudflare-token
+cloudflare-token:
+	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make $(MAKECMDGOALS): set CLOUDFLARE_API_TOKEN (a Cloudflare API token with Workers and R2 edit rights)"; exit 2; }
+
+deploy: cloudflare-token dashboard ## publish the dashboard: the over-25-MiB files to R2, then `wrangler deploy` (needs CLOUDFLARE_API_TOKEN)
 	cd dashboard/dist/r2 && find site -type f | while read -r f; do \
 	  (cd ../.. && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "dist/r2/$$f" --remote) || exit 1; done
 	$(WRANGLER) deploy
 
-publish-results: $(NODE_MODULES) ## upload results/<dataset>/*.parquet to the dashboard's R2 bucket (public/results/; needs CLOUDFLARE_API_TOKEN)
-	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make publish-results: set CLOUDFLARE_API_TOKEN (a Cloudflare API token with R2 edit rights)"; exit 2; }
+publish-results: cloudflare-token $(NODE_MODULES) ## upload results/<dataset>/*.parquet to the dashboard's R2 bucket (public/results/; needs CLOUDFLARE_API_TOKEN)
 	@test -d results || { echo "make publish-results: no results/ yet: run make run first"; exit 2; }
 	for f in results/*/*.parquet; do \
 	  (cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "../$$f" --remote) || exit 1; done
