@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real captures live outside the repository (their licence does not allow copying them in).
 CAN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "can"
 
-FIXTURE_MARKERS = {"slurm_cluster": "cluster", "s3_server": "system"}
+FIXTURE_MARKERS = {"slurm_cluster": "cluster", "s3_server": "system", "can_data": "realdata"}
 MARKER_TIERS = {"cluster": "system", "system": "system", "slow": "integration", "gpu": "integration"}
 
 

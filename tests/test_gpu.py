@@ -26,12 +26,7 @@ from kdgat.train.infer import predict
 from kdgat.train.run import train_gat, train_vgae
 from kdgat.train.weights import load_model
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="no CUDA device visible (the gpu tier runs in `make gpu-check`)"
-    ),
-]
+pytestmark = pytest.mark.gpu  # skipped where no CUDA device is visible (tests/conftest.py)
 
 GPU = "cuda"
 SAME_WEIGHTS_ATOL = 1e-4
