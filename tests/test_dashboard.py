@@ -7,6 +7,7 @@ written to dashboard/screenshots/ (git-ignored): look at them."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -25,10 +26,11 @@ from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "dashboard" / "screenshots"
-pytestmark = pytest.mark.system
+# The fixture runs the whole tiny DAG (about 3 minutes on a quiet machine, far longer on a loaded one)
+pytestmark = [pytest.mark.system, pytest.mark.timeout(2400)]
 TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
-    "train": {"max_epochs": 2, "patience": 2},
+    "train": {"max_epochs": 1, "patience": 1},
     "fusion": {"epochs": 2},
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
@@ -40,6 +42,9 @@ SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("npm") is None:
         pytest.fail("npm not found: the dashboard needs Node.js 20 (.ci/run installs it)")
+    if reuse := os.environ.get("KDGAT_DASHBOARD_STUDY"):
+        # while iterating on the pages: a copy made by an earlier run, rebuilt from its current results
+        return Path(reuse)
     repo = study_repo(tmp_path_factory.mktemp("dash"), TINY)
     run_in(repo, ["dvc", "repro", "dashboard"], timeout_s=1500)
     return repo
