@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from support.apt import ensure_packages
 from support.dashboard_site import CHROMIUM_PACKAGES, WorkerSite, missing_chromium
-from support.tiny_project import run_in, study_repo
+from support.tiny_project import copy_dashboard, run_in, study_repo
 
 from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES
 
@@ -43,9 +43,11 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("npm") is None:
         pytest.fail("npm not found: the dashboard needs Node.js 20 (.ci/run installs it)")
     if reuse := os.environ.get("KDGAT_DASHBOARD_STUDY"):
-        # while iterating on the pages: a copy made by an earlier run, rebuilt from its current results
-        return Path(reuse)
-    repo = study_repo(tmp_path_factory.mktemp("dash"), TINY)
+        # while iterating on the pages: a study copy made earlier, its dashboard sources refreshed
+        repo = Path(reuse)
+        copy_dashboard(repo)
+    else:
+        repo = study_repo(tmp_path_factory.mktemp("dash"), TINY)
     run_in(repo, ["dvc", "repro", "dashboard"], timeout_s=1500)
     return repo
 

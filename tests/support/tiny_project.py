@@ -130,14 +130,21 @@ def set_params(repo: Path, sections: dict[str, dict[str, Any]]) -> None:
 DASHBOARD_BUILT = ("node_modules", "dist", ".observablehq", ".wrangler", "screenshots")
 
 
+def copy_dashboard(dst: Path) -> None:
+    """The repository's dashboard sources into dst/dashboard (over what is there)."""
+    ignore = shutil.ignore_patterns(*DASHBOARD_BUILT)
+    shutil.copytree(REPO / "dashboard", dst / "dashboard", ignore=ignore, dirs_exist_ok=True)
+    modules = dst / "dashboard" / "node_modules"
+    if (REPO / "dashboard" / "node_modules").is_dir() and not modules.exists():
+        modules.symlink_to(REPO / "dashboard" / "node_modules")
+
+
 def study_repo(dst: Path, sections: dict[str, dict[str, Any]]) -> Path:
     """A copy of the pipeline (kdgat, stages, the dashboard, dvc.yaml, params.yaml with ``sections``
     merged) at ``dst``, under git and DVC, ready for `dvc repro`."""
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "dashboard", dst / "dashboard", ignore=shutil.ignore_patterns(*DASHBOARD_BUILT))
-    if (REPO / "dashboard" / "node_modules").is_dir():
-        (dst / "dashboard" / "node_modules").symlink_to(REPO / "dashboard" / "node_modules")
+    copy_dashboard(dst)
     for name in ("dvc.yaml", "params.yaml", ".gitignore"):
         shutil.copy(REPO / name, dst / name)
     run_in(dst, ["git", "init", "-q"])
