@@ -201,7 +201,7 @@ def test_worker_answers_ranges_on_r2_objects(site: WorkerSite, study: Path) -> N
 def test_worker_serves_the_large_wasm_from_r2_immutable(site: WorkerSite) -> None:
     wasm = "/_npm/@duckdb/duckdb-wasm@1.29.0/dist/duckdb-eh.wasm"
     status, headers, body = _get(site, wasm, Range="bytes=0-3")
-    assert status == 206 and body == b"\0asm"
+    assert status == 206 and body == b"\0asm" and headers["content-type"] == "application/wasm"
     assert "immutable" in headers["cache-control"] and headers["etag"]
 
 

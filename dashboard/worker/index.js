@@ -10,6 +10,8 @@
 const PUBLIC = "public/";
 const IMMUTABLE = "public, max-age=31536000, immutable"; // site files carry a version or hash in their path
 const CHANGEABLE = "public, max-age=300, must-revalidate"; // published results change when republished
+// For objects uploaded without a content type: browsers compile wasm only when served as application/wasm
+const TYPES = {wasm: "application/wasm", parquet: "application/vnd.apache.parquet", js: "text/javascript", json: "application/json"};
 
 export default {
   async fetch(request, env) {
@@ -54,6 +56,7 @@ async function object(request, env, key, cacheControl) {
   if (found === null) return text(404, "not found");
   const headers = new Headers();
   found.writeHttpMetadata(headers);
+  if (!headers.has("content-type")) headers.set("content-type", TYPES[key.split(".").pop()] ?? "application/octet-stream");
   headers.set("etag", found.httpEtag);
   headers.set("cache-control", cacheControl);
   headers.set("accept-ranges", "bytes");
