@@ -38,13 +38,15 @@ WITH wide AS (
         max(value) FILTER (WHERE metric = 'roc_auc') AS roc_auc,
         max(value) FILTER (WHERE metric = 'mcc') AS mcc
     FROM metrics GROUP BY dataset, scenario, model
+), board AS (
+    SELECT w.dataset, w.scenario,
+        CAST(rank() OVER (PARTITION BY w.dataset, w.scenario ORDER BY w.f1 DESC NULLS LAST) AS BIGINT) AS rank,
+        w.model, w.f1, w.precision, w.recall, w.fpr, w.roc_auc, w.mcc,
+        r.params_count AS params, r.params_total
+    FROM wide w LEFT JOIN runs r ON r.dataset = w.dataset AND r.model = w.model
 )
-SELECT w.dataset, w.scenario,
-    CAST(rank() OVER (PARTITION BY w.dataset, w.scenario ORDER BY w.f1 DESC NULLS LAST) AS BIGINT) AS rank,
-    w.model, w.f1, w.precision, w.recall, w.fpr, w.roc_auc, w.mcc,
-    r.params_count AS params, r.params_total
-FROM wide w LEFT JOIN runs r ON r.dataset = w.dataset AND r.model = w.model
-ORDER BY {LEADERBOARD_ORDER}
+-- ordered outside the join: DuckDB 1.1 (the dashboard's DuckDB-WASM) calls a bare `dataset` ambiguous there
+SELECT * FROM board ORDER BY {LEADERBOARD_ORDER}
 """
 
 KD_TRANSFER_SQL = f"""
