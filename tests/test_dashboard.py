@@ -35,6 +35,7 @@ TINY: dict[str, dict] = {
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 # Plot's mark groups that are scaffolding, not data
+CHART = "#observablehq-main svg g[aria-label]"
 SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
 
 
@@ -96,7 +97,9 @@ class Visit:
             self.failed.append(f"{response.url}: {response.status}")
 
     def settle(self) -> None:
-        """Until no cell is computing (Framework shows <observablehq-loading> while one is)."""
+        """Until a chart or a missing-table notice is drawn and no cell is computing (Framework shows
+        <observablehq-loading> while one is; a cell awaiting DuckDB shows nothing)."""
+        self.page.wait_for_selector(f"{CHART}, [data-missing]", state="attached", timeout=120_000)
         self.page.wait_for_load_state("networkidle")
         self.page.wait_for_function("document.querySelectorAll('observablehq-loading').length === 0")
         self.page.wait_for_timeout(300)
@@ -171,7 +174,7 @@ def test_leaderboard_rows_equal_the_cli(site: WorkerSite, browser: Any, study: P
             ".map((td) => td.textContent.trim()))"
         )
         assert shown == _cli_leaderboard(study, scenario), scenario
-        drawn.add(visit.page.locator("#observablehq-main svg").first.inner_html())
+        drawn.add(visit.page.locator("#observablehq-main svg:has(g[aria-label='bar'])").inner_html())
     assert len(drawn) == len(scenarios)  # the chart follows the selector
     visit.page.close()
 
