@@ -42,7 +42,7 @@ def visit(browser: Any, url: str) -> tuple[float, int]:
     cdp.on("Network.loadingFinished", lambda e: sizes.append(int(e["encodedDataLength"])))
     start = time.perf_counter()
     page.goto(url, wait_until="commit")
-    page.wait_for_selector(FIRST_CHART, timeout=120_000)
+    page.wait_for_selector(FIRST_CHART, state="attached", timeout=120_000)
     first_chart = time.perf_counter() - start
     page.wait_for_load_state("networkidle")
     context.close()
