@@ -40,7 +40,8 @@ WITH wide AS (
     FROM metrics GROUP BY dataset, scenario, model
 ), board AS (
     SELECT w.dataset, w.scenario,
-        CAST(rank() OVER (PARTITION BY w.dataset, w.scenario ORDER BY w.f1 DESC NULLS LAST) AS BIGINT) AS rank,
+        CAST(rank() OVER (PARTITION BY w.dataset, w.scenario ORDER BY w.f1 DESC NULLS LAST) AS BIGINT)
+            AS rank,
         w.model, w.f1, w.precision, w.recall, w.fpr, w.roc_auc, w.mcc,
         r.params_count AS params, r.params_total
     FROM wide w LEFT JOIN runs r ON r.dataset = w.dataset AND r.model = w.model
