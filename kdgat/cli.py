@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kdgat.cli_hpo import hpo
 from kdgat.cli_launch import launch
@@ -16,6 +16,11 @@ from kdgat.cli_remote import remote_app
 from kdgat.cli_results import results_app
 from kdgat.cli_track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
+
+from kdgat.data.format_names import format_help
+
+M = TypeVar("M", bound=BaseModel)
+FORMAT_HELP = format_help()
 
 app = typer.Typer(
     help="kd-gat: CAN-bus intrusion detection with GNNs and knowledge distillation.",
@@ -30,11 +35,25 @@ app.command()(hpo)
 app.command()(launch)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace an existing output even where it is a folder kdgat did not write.")
+]
 
 
-def _fail(message: str) -> None:
+_REPLACES = "replaced atomically if kdgat wrote it; any other non-empty folder or file needs --force"
+
+
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _validated(model: type[M], base: M, overrides: dict[str, object]) -> M:
+    """``base`` with command-line overrides, validated like params.yaml (model_copy would not check)."""
+    try:
+        return model.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as err:
+        _fail(format_validation_error(err, "options"))
 
 
 @app.command()
@@ -51,59 +70,66 @@ def datasets() -> None:
 
 @app.command()
 def synth(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced atomically if it exists).")],
+    out_dir: Annotated[Path, typer.Argument(help=f"Folder to write ({_REPLACES}).")],
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml synth.seed).")] = None,
     minutes: Annotated[
         float | None, typer.Option(help="Total minutes of traffic (default: params.yaml synth.minutes).")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Generate the synthetic CAN dataset in the can-train-and-test layout."""
+    from kdgat.data.frames import OutputError
     from kdgat.data.synth import generate
 
     base = load_params(params).synth if params.exists() else SynthParams()
     overrides = {k: v for k, v in {"seed": seed, "minutes": minutes}.items() if v is not None}
-    manifest = generate(out_dir, base.model_copy(update=overrides))
+    try:
+        manifest = generate(out_dir, _validated(SynthParams, base, overrides), force=force)
+    except OutputError as err:
+        _fail(str(err))
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
 
 
 @app.command()
 def inject(
     src_dir: Annotated[Path, typer.Argument(help="Folder of benign captures (e.g. the WRX candump logs).")],
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced atomically if it exists).")],
+    out_dir: Annotated[Path, typer.Argument(help=f"Folder to write ({_REPLACES}).")],
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml inject.seed).")] = None,
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Inject Car-Hacking attacks into real benign captures (can-train-and-test layout)."""
     from kdgat.config import InjectParams
-    from kdgat.data.frames import FrameError
+    from kdgat.data.frames import FrameError, OutputError
     from kdgat.data.inject import build_injected
 
     base = load_params(params).inject if params.exists() else InjectParams()
     try:
-        manifest = build_injected(
-            src_dir, out_dir, base if seed is None else base.model_copy(update={"seed": seed})
-        )
-    except (FileNotFoundError, FrameError) as err:
+        overrides = {} if seed is None else {"seed": seed}
+        manifest = build_injected(src_dir, out_dir, _validated(InjectParams, base, overrides), force=force)
+    except (FileNotFoundError, FrameError, OutputError) as err:
         _fail(str(err))
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
 
 
-@app.command()
+@app.command(help=f"""Read any supported CAN log or dataset folder into the canonical frame table (Parquet).
+
+Formats (--format, default auto: detected per file): {FORMAT_HELP}
+
+Compressed files (.gz, .xz, .zst) are read as the log inside them.""")
 def ingest(
     src: Annotated[Path, typer.Argument(help="A log file or a dataset folder.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet).")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto|candump|asc|blf|trc|canlog_csv|hcrl|hcrl_txt|cantt")
-    ] = "auto",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet); not a folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto or a format named above.")] = "auto",
     on_bad_line: Annotated[
         str, typer.Option(help="error: stop at the first bad line; skip: drop and count")
     ] = ("error"),
     report: Annotated[Path | None, typer.Option(help="Also write the ingest report (JSON) here.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Read any supported CAN log or dataset folder into the canonical frame table (Parquet)."""
     from kdgat.data.formats import FrameError, read_any
-    from kdgat.data.frames import write_frames
+    from kdgat.data.frames import OutputError, check_output, write_frames
     from kdgat.reports import write_json
 
     try:
@@ -112,13 +138,18 @@ def ingest(
         _fail(format_validation_error(err, "options"))
     if not src.exists():
         _fail(f"{src}: no such file or folder")
+    outputs = [out] if report is None else [out, report]
+    if report is not None and report.resolve() == out.resolve():
+        _fail(f"{report}: --report and -o name the same file")
     try:
+        for dest in outputs:  # before reading: a bad destination fails in a second, not after the read
+            check_output(dest, force=force, inputs=[src])
         frames, rep = read_any(src, fmt=opts.format, on_bad_line=opts.on_bad_line)
-    except FrameError as err:
+        write_frames(frames, out, force=force, inputs=[src])
+        if report is not None:
+            write_json(rep.to_dict(), report, force=force, inputs=[src])
+    except (FrameError, OutputError) as err:
         _fail(str(err))
-    write_frames(frames, out)
-    if report is not None:
-        write_json(rep.to_dict(), report)
     typer.echo(json.dumps(rep.to_dict()), err=True)
     typer.echo(f"wrote {frames.height} frames to {out}")
 
@@ -126,15 +157,20 @@ def ingest(
 @app.command()
 def graphs(
     frames_path: Annotated[Path, typer.Argument(help="Frame table (.parquet) from `kdgat ingest`.")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Graph shard folder to write.")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out", help=f"Graph shard folder to write ({_REPLACES}).")],
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
-    from kdgat.data.frames import read_frames
+    from kdgat.data.frames import OutputError, check_output, read_frames
     from kdgat.data.graphs import build_graphs
 
     p = load_params(params)
-    meta = build_graphs(read_frames(frames_path), p.windows, p.split, p.vocab, out_dir)
+    try:
+        check_output(out_dir, folder=True, force=force, inputs=[frames_path])
+        meta = build_graphs(read_frames(frames_path), p.windows, p.split, p.vocab, out_dir, force=force)
+    except OutputError as err:
+        _fail(str(err))
     typer.echo(json.dumps(meta["counts"], indent=1))
 
 

@@ -179,7 +179,7 @@ def write_evaluation(
     scenario lingers."""
     views = {name: scored_view(name, table) for name, table in pred_tables.items()}
     metrics = {name: _metrics_of(name, view) for name, view in views.items()}
-    with atomic_path(plots_dir) as fresh:
+    with atomic_path(plots_dir, folder=True, force=True) as fresh:  # the stage's own out
         _write_plots(views, fresh)
         _write_figures(views, fresh / "figures", model_files or {})
         if model_files and graphs_dir is not None:

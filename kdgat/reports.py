@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import polars as pl
 from kdgat.data.frames import atomic_path
 
 
-def write_json(obj: Any, dest: str | Path) -> None:
-    with atomic_path(dest) as tmp:
+def write_json(obj: Any, dest: str | Path, force: bool = False, inputs: Iterable[str | Path] = ()) -> None:
+    with atomic_path(dest, force=force, inputs=inputs) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 

@@ -24,10 +24,12 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
-from kdgat.data.formats_core import MAX_EXAMPLES, FileCounts, finish
+from kdgat.data.format_names import FORMATS as FORMAT_SHAPES
+from kdgat.data.formats_core import COMPRESSED, MAX_EXAMPLES, FileCounts, finish, inner_suffix, read_bytes
 from kdgat.data.formats_pycan import CANLOG_CSV_HEADER, read_blf, read_pycan_text
 from kdgat.data.formats_text import (
     CANTT_HEADER,
+    SCREEN_LINE,
     read_candump,
     read_cantt_fast,
     read_cantt_lines,
@@ -48,12 +50,13 @@ __all__ = [
     "read_dataset",
 ]
 
-FORMATS = ("candump", "asc", "blf", "trc", "canlog_csv", "hcrl", "hcrl_txt", "cantt")
+FORMATS = tuple(FORMAT_SHAPES)
 ON_BAD_LINE = ("error", "skip")
 CAPTURE_SUFFIXES = (".log", ".csv", ".txt", ".asc", ".blf", ".trc")
 _DOC_STEMS = ("readme", "license", "licence", "notice", "changelog", "citation")
 _SNIFF = [  # first non-blank line → format, tried in order
     ("candump", re.compile(r"^\(\s*[0-9.]+\)\s+\S+\s+[^#\s]*#")),
+    ("candump", re.compile(SCREEN_LINE)),  # candump's screen output (read by the same reader)
     ("hcrl_txt", re.compile(r"^Timestamp:\s*[0-9.]+\s+ID:")),
     ("hcrl", re.compile(r"^[0-9]+(\.[0-9]+)?,[0-9A-Fa-f]+,[0-9],")),
     ("asc", re.compile(r"^(date\s|base\s+(hex|dec)|//|begin\s+triggerblock)", re.IGNORECASE)),
@@ -106,13 +109,15 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FrameError(path, "no such file")
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    head = read_bytes(path, 1 << 16)
     if not head:
         raise FrameError(path, "empty file")
+    suffix = inner_suffix(path)
     if head[:4] == b"LOGG":
+        if suffix != path.suffix.lower():  # python-can reads BLF from a file only
+            raise FrameError(path, "a compressed BLF file: decompress it (BLF compresses its data already)")
         return "blf"
-    if path.suffix.lower() == ".blf":
+    if suffix == ".blf":
         raise FrameError(path, "has the .blf extension but no BLF signature ('LOGG')")
     if b"\0" in head:
         raise FrameError(path, "binary data of unknown format (neither a text CAN log nor BLF)")
@@ -127,8 +132,8 @@ def detect_format(path: str | Path) -> str:
     for fmt, pattern in _SNIFF:
         if pattern.match(first):
             return fmt
-    if path.suffix.lower() in _BY_SUFFIX:
-        return _BY_SUFFIX[path.suffix.lower()]
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
     raise FrameError(
         path, f"unknown log format (first line: {first[:80]!r}); pass one of {', '.join(FORMATS)}"
     )
@@ -161,7 +166,10 @@ def read_dataset(
     _check_options(fmt, on_bad_line)
     files = capture_files(root)
     if not files:
-        raise FrameError(root, f"no capture files ({' '.join(CAPTURE_SUFFIXES)}) under this folder")
+        raise FrameError(
+            root,
+            f"no capture files ({' '.join(CAPTURE_SUFFIXES)}, also as {'/'.join(COMPRESSED)}) under this folder",
+        )
     parts, report = [], IngestReport()
     bar = tqdm(
         files, desc=f"ingest {root.name}", unit="file", disable=None if progress is None else not progress
@@ -187,7 +195,8 @@ def read_any(
 
 
 def capture_files(root: str | Path) -> list[Path]:
-    """Capture files under ``root`` (any depth), by relative path; hidden entries and docs left out."""
+    """Capture files under ``root`` (any depth), by relative path; hidden entries and docs left out.
+    A capture compressed as .gz, .xz or .zst counts by its own extension ('a.log.gz' is a .log)."""
     root = Path(root)
     if not root.is_dir():
         raise FrameError(root, "not a folder")
@@ -196,7 +205,7 @@ def capture_files(root: str | Path) -> list[Path]:
         rel = p.relative_to(root)
         if (
             p.is_file()
-            and p.suffix.lower() in CAPTURE_SUFFIXES
+            and inner_suffix(p) in CAPTURE_SUFFIXES
             and not any(part.startswith(".") for part in rel.parts)
             and not p.stem.lower().startswith(_DOC_STEMS)
         ):

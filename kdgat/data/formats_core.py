@@ -55,13 +55,44 @@ class FileCounts:
 # --- physical lines ------------------------------------------------------------------------------------
 
 
+COMPRESSED = (".gz", ".xz", ".zst")  # a capture inside one of these is read as the capture itself
+
+
+def inner_suffix(path: Path) -> str:
+    """The capture's own extension: '.log' for both 'a.log' and 'a.log.gz'."""
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix in COMPRESSED else suffix
+
+
+def read_bytes(path: Path, limit: int = -1) -> bytes:
+    """A capture's bytes (at most ``limit``), decompressed where its extension says so."""
+    import gzip
+    import lzma
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zst":
+            import zstandard
+
+            with zstandard.open(path, "rb") as f:
+                return f.read(limit)
+        with (gzip.open if suffix == ".gz" else lzma.open if suffix == ".xz" else open)(path, "rb") as f:
+            return f.read(limit)
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise FrameError(path, f"cannot read: {getattr(err, 'strerror', None) or err}") from None
+    except Exception as err:  # zstandard.ZstdError has no common base with the others
+        if type(err).__name__ == "ZstdError":
+            raise FrameError(path, f"cannot read: {err}") from None
+        raise
+
+
 def read_lines(path: Path, fmt: str) -> pl.DataFrame:
     """Non-blank lines of a text log as (line, text, reason); reason marks lines that are not UTF-8.
 
     Line numbers are physical (blank lines count), built from newline positions rather than a CSV
     parser, which would merge or skip lines.
     """
-    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
     if raw.size == 0:
         raise FrameError(path, "empty file")
     if (raw[: 1 << 16] == 0).any():

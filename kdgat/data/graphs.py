@@ -28,7 +28,7 @@ from kdgat.data.features import (
     graphs_of_windows,
     window_starts,
 )
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, atomic_path, conform
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS, atomic_path, check_output, conform
 from kdgat.data.layout import role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import SplitPlan, assign_splits, drop_duplicates
@@ -250,12 +250,14 @@ def build_graphs(
     vocab: VocabParams,
     out_dir: Path,
     progress: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Cut a dataset's frame table into window graphs and write the shards + meta.json to ``out_dir``.
 
     ``frames`` is the canonical table of a whole dataset, sorted by (source, timestamp). The folder is
     replaced atomically: a failure leaves any previous output intact. Returns the metadata written.
     """
+    check_output(out_dir, folder=True, force=force)
     S = windows.size
     sources, offsets, cols, uniq_keys, types = _prepare(conform(frames))
     n_frames = np.diff(offsets)
@@ -316,7 +318,7 @@ def build_graphs(
             for s, r, n, st, a in zip(sources, roles, n_frames, starts, has_attack, strict=True)
         ],
     }
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, folder=True, force=force) as tmp:
         tmp.mkdir()
         for name, split_parts in zip(plan.names, parts, strict=True):
             split_parts = split_parts or [empty_batch()]
