@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -16,7 +17,6 @@ from kdgat.cli_remote import remote_app
 from kdgat.cli_results import results_app
 from kdgat.cli_track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
-
 from kdgat.data.format_names import format_help
 
 M = TypeVar("M", bound=BaseModel)
@@ -36,7 +36,7 @@ app.command()(launch)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Replace an existing output even where it is a folder kdgat did not write.")
+    bool, typer.Option("--force", help="Replace an existing output even where kdgat did not write it.")
 ]
 
 
@@ -48,7 +48,7 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _validated(model: type[M], base: M, overrides: dict[str, object]) -> M:
+def _validated(model: type[M], base: M, overrides: Mapping[str, object]) -> M:
     """``base`` with command-line overrides, validated like params.yaml (model_copy would not check)."""
     try:
         return model.model_validate({**base.model_dump(), **overrides})
@@ -113,11 +113,15 @@ def inject(
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
 
 
-@app.command(help=f"""Read any supported CAN log or dataset folder into the canonical frame table (Parquet).
+@app.command(
+    help=f"""Read any supported CAN log or dataset folder into the canonical frame table (Parquet).
 
-Formats (--format, default auto: detected per file): {FORMAT_HELP}
+Formats (--format, default auto: detected per file):
 
-Compressed files (.gz, .xz, .zst) are read as the log inside them.""")
+{FORMAT_HELP}
+
+Compressed files (.gz, .xz, .zst) are read as the log inside them."""
+)
 def ingest(
     src: Annotated[Path, typer.Argument(help="A log file or a dataset folder.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet); not a folder.")],

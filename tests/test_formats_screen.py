@@ -6,14 +6,16 @@ from __future__ import annotations
 import gzip
 import lzma
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import zstandard
+from test_cli import kdgat
 
-from kdgat.data.formats import FrameError, capture_files, detect_format, read_any, read_capture
+from kdgat.data.formats import FORMATS, FrameError, capture_files, detect_format, read_any, read_capture
 
 LOG = """(1498256920.791686) can0 371#FFFF0000802D0000
 (1498256920.793720) can0 140#0000004000001600
@@ -86,7 +88,11 @@ def test_screen_bad_line_is_named_and_skippable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ext", [".gz", ".xz", ".zst"])
 def test_compressed_captures_read_as_the_capture_inside(tmp_path: Path, ext: str) -> None:
-    compress = {".gz": gzip.compress, ".xz": lzma.compress, ".zst": zstandard.compress}[ext]
+    compress: Callable[[bytes], bytes] = {
+        ".gz": gzip.compress,
+        ".xz": lzma.compress,
+        ".zst": zstandard.compress,
+    }[ext]
     root = tmp_path / "ds"
     (root / "train_01_attack_free").mkdir(parents=True)
     (root / "train_01_attack_free" / f"drive.log{ext}").write_bytes(compress(screen(LOG).encode()))
@@ -125,3 +131,10 @@ def test_screen_format_of_a_real_capture_and_its_speed(tmp_path: Path, can_data:
     elapsed = time.perf_counter() - t0
     assert got.equals(frames_of(src)) and got.height == 35107
     assert got.height / elapsed > 50_000, f"{got.height / elapsed:.0f} lines/s"
+
+
+def test_ingest_help_lists_every_format() -> None:
+    out = kdgat("ingest", "--help").stdout
+    for name in FORMATS:
+        assert f"{name}:" in out, name
+    assert "screen output" in out and ".zst" in out

@@ -20,7 +20,7 @@ import pytest
 from kdgat.config import InjectParams, Params
 from kdgat.data.catalog import get
 from kdgat.data.formats import read_capture, read_dataset
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS, OUTPUT_MARK
 from kdgat.data.graphs import build_graphs
 from kdgat.data.inject import KNOWN_ATTACKS, build_injected
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filename, role_of
@@ -233,7 +233,8 @@ def test_same_seed_same_bytes_other_seed_differs(
 ) -> None:
     out, manifest = built
     again = tmp_path / "again"
-    (again / "stale").mkdir(parents=True)  # replaced as a whole
+    (again / "stale").mkdir(parents=True)  # a folder kdgat wrote before: replaced as a whole
+    (again / OUTPUT_MARK).write_text("")
     assert build_injected(src, again, PARAMS) == manifest
     for f in manifest["files"] + [{"path": MANIFEST}]:
         assert (again / f["path"]).read_bytes() == (out / f["path"]).read_bytes(), f["path"]

@@ -168,7 +168,7 @@ def read_dataset(
     if not files:
         raise FrameError(
             root,
-            f"no capture files ({' '.join(CAPTURE_SUFFIXES)}, also as {'/'.join(COMPRESSED)}) under this folder",
+            f"no capture files ({' '.join(CAPTURE_SUFFIXES)}, also {'/'.join(COMPRESSED)}) in this folder",
         )
     parts, report = [], IngestReport()
     bar = tqdm(

@@ -130,7 +130,8 @@ def read_candump_screen(lines: pl.DataFrame) -> pl.DataFrame:
         pl.col("dlc").cast(pl.Int64, strict=False).alias("dlc"),
         *id_columns(pl.col("id"), (3,), (8,)),
     )
-    df = df.with_columns(_screen_times(df["timestamp"], df["ts"].is_null(), df["id"].is_null()).alias("timestamp"))
+    times = _screen_times(df["timestamp"], df["ts"].is_null(), df["id"].is_null())
+    df = df.with_columns(times.alias("timestamp"))
     df = _with_payload(df, data.str.replace_all(r"\s+", ""))
     error_frame = (pl.col("id_max") == EXT_MAX) & ((pl.col("can_id") & 0x20000000) != 0)
     return candidates(
