@@ -168,12 +168,16 @@ def graphs(
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
     from kdgat.data.frames import OutputError, check_output, read_frames
     from kdgat.data.graphs import build_graphs
+    from kdgat.data.splits import SplitError
 
     p = load_params(params)
     try:
         check_output(out_dir, folder=True, force=force, inputs=[frames_path])
-        meta = build_graphs(read_frames(frames_path), p.windows, p.split, p.vocab, out_dir, force=force)
-    except OutputError as err:
+        frames = read_frames(frames_path)
+        meta = build_graphs(
+            frames, p.windows, p.split, p.vocab, out_dir, force=force, batch_size=p.train.batch_size
+        )
+    except (OutputError, SplitError) as err:
         _fail(str(err))
     typer.echo(json.dumps(meta["counts"], indent=1))
 

@@ -62,7 +62,9 @@ class WindowParams(_Strict):
 
 
 class SplitParams(_Strict):
-    by: Literal["time_block", "file"] = "time_block"  # file needs several captures per class
+    # time_block: tail of each training capture; segment: tail of each benign and each attack run of a
+    # capture (keeps the class balance); file: whole captures (needs several captures per class)
+    by: Literal["time_block", "segment", "file"] = "time_block"
     val_fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 0
 

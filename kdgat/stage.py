@@ -6,13 +6,13 @@ import sys
 from collections.abc import Callable
 
 from kdgat.config import ParamsError
-from kdgat.data.frames import FrameError, OutputError
+from kdgat.data.frames import DataError, FrameError
 
 
 def run_stage(main: Callable[..., None], *args: str) -> None:
     try:
         main(*args)
-    except (ParamsError, FrameError, OutputError, KeyError, FileNotFoundError) as err:
+    except (ParamsError, FrameError, DataError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         sys.exit(2)

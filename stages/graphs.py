@@ -1,5 +1,5 @@
 """DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split,
-vocab).
+vocab; train.batch_size for the split checks).
 
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
 Writes split counts, duplicates dropped and the vocabulary size to reports/graphs/<dataset>.json.
@@ -20,9 +20,12 @@ from kdgat.track import stage_run
 
 def main(dataset: str) -> None:
     p = load_params()
-    with stage_run("graphs", dataset, p, ["windows", "split", "vocab"]) as t:
+    with stage_run("graphs", dataset, p, ["windows", "split", "vocab", "train.batch_size"]) as t:
         frames = read_frames(f"data/frames/{dataset}.parquet")
-        meta = build_graphs(frames, p.windows, p.split, p.vocab, Path(f"data/graphs/{dataset}"), force=True)
+        out = Path(f"data/graphs/{dataset}")
+        meta = build_graphs(
+            frames, p.windows, p.split, p.vocab, out, force=True, batch_size=p.train.batch_size
+        )
         report = {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}
         write_json(report, f"reports/graphs/{dataset}.json")
         t.summary(report)

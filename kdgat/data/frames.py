@@ -54,7 +54,11 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
 OUTPUT_MARK = ".kdgat-output"  # left in every folder a kdgat writer makes, so a rerun may replace it
 
 
-class OutputError(ValueError):
+class DataError(ValueError):
+    """Input data, splits or an output location the user can fix; stages print the message as one line."""
+
+
+class OutputError(DataError):
     """An output path that cannot or must not be written; the message names it and what to do."""
 
 
