@@ -88,11 +88,12 @@ def test_screen_bad_line_is_named_and_skippable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("ext", [".gz", ".xz", ".zst"])
 def test_compressed_captures_read_as_the_capture_inside(tmp_path: Path, ext: str) -> None:
-    compress: Callable[[bytes], bytes] = {
-        ".gz": gzip.compress,
-        ".xz": lzma.compress,
-        ".zst": zstandard.compress,
-    }[ext]
+    compressors: dict[str, Callable[[bytes], bytes]] = {
+        ".gz": lambda b: gzip.compress(b),
+        ".xz": lambda b: lzma.compress(b),
+        ".zst": lambda b: zstandard.compress(b),
+    }
+    compress = compressors[ext]
     root = tmp_path / "ds"
     (root / "train_01_attack_free").mkdir(parents=True)
     (root / "train_01_attack_free" / f"drive.log{ext}").write_bytes(compress(screen(LOG).encode()))
