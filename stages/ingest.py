@@ -10,6 +10,7 @@ import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 from kdgat.config import load_params
 from kdgat.data import catalog
 from kdgat.data.formats import read_any
+from kdgat.data.formats_core import MAX_EXAMPLES
 from kdgat.data.frames import write_frames
 from kdgat.reports import write_json
 from kdgat.stage import run_stage
@@ -24,7 +25,9 @@ def main(dataset: str) -> None:
         raw = entry.raw_dir()
         if not raw.exists():
             raise FileNotFoundError(f"{raw}: raw data for {dataset!r} missing (source: {entry.source})")
-        frames, report = read_any(raw, fmt=fmt, on_bad_line=opts.on_bad_line)
+        frames, report = read_any(raw, fmt, opts.on_bad_line, entry.attack_from)
+        for name in report.ignored[:MAX_EXAMPLES]:
+            print(f"warning: {raw / name}: not a capture (extension); left out", file=sys.stderr)
         write_frames(frames, f"data/frames/{dataset}.parquet")
         write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
         t.summary(report.to_dict())
