@@ -23,9 +23,9 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## build the virtual environment from requirements.lock (exact pins)
 
-# kdgat.repro_timer runs dvc repro and, when every stage ran, records its wall time in bench/last_repro.json
+# kdgat.bench.repro_timer runs dvc repro and, when every stage ran, records its wall time in bench/last_repro.json
 run: $(STAMP) ## run the pipeline (dvc repro) on the datasets in params.yaml (default: synth)
-	$(BIN)/python -m kdgat.repro_timer
+	$(BIN)/python -m kdgat.bench.repro_timer
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/pytest
@@ -36,7 +36,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/mypy kdgat stages tests flows
 
 bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/latest.json)
-	@$(BIN)/python -m kdgat.bench --out bench/latest.json
+	@$(BIN)/python -m kdgat.bench.speed --out bench/latest.json
 
 # Metaflow keeps its datastore and metadata in ./.metaflow (S3 when METAFLOW_DATASTORE_SYSROOT_S3 is set)
 .PHONY: kd-flow hpo

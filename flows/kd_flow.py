@@ -5,12 +5,12 @@ then its distilled student, then one table of their F1 on validation and every t
                                 [--params-file params.yaml] [--out flows/out] [--max-workers 2]
 
 It reads the graph folders the DVC pipeline builds (data/graphs/<dataset>) and trains with the functions
-the DVC stages call (kdgat/kdflow.py), into flows/out/<run id>/<dataset>/. Metaflow keeps its datastore
-and metadata in ./.metaflow (or S3: see the README); the table is then
+the DVC stages call (kdgat/cluster/metaflow.py), into flows/out/<run id>/<dataset>/. Metaflow keeps its
+datastore and metadata in ./.metaflow (or S3: see the README); the table is then
 ``Flow("KDFlow").latest_run["join"].task.data.table``.
 """
 
-from kdgat.kdflow import metaflow_env
+from kdgat.cluster.metaflow import metaflow_env
 
 metaflow_env()  # before Metaflow reads its configuration at import
 
@@ -20,10 +20,10 @@ from typing import Any  # noqa: E402
 import polars as pl  # noqa: E402
 from metaflow import FlowSpec, Parameter, current, step  # noqa: E402
 
+from kdgat.cluster.metaflow import check_graphs, markdown, split_rows, train_model  # noqa: E402
 from kdgat.config import load_params  # noqa: E402
-from kdgat.kdflow import check_graphs, markdown, split_rows, train_model  # noqa: E402
-from kdgat.reports import write_csv  # noqa: E402
-from kdgat.track import stage_run  # noqa: E402
+from kdgat.io import write_csv  # noqa: E402
+from kdgat.track.tracker import stage_run  # noqa: E402
 
 
 class KDFlow(FlowSpec):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# A job submitted by kdgat.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
+# A job submitted by kdgat.cluster.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
 PARAMS_FILE = Path(os.environ.get("KDGAT_PARAMS", "params.yaml"))
 
 
@@ -208,7 +208,7 @@ class FusionParams(_Strict):
 
 
 class TrackingParams(_Strict):
-    """W&B tracking (kdgat/track.py). No DVC stage lists this section: renaming the project reruns nothing."""
+    """W&B tracking (kdgat/track/). No DVC stage lists this section: renaming the project reruns nothing."""
 
     project: str = Field("kd-gat", min_length=1)
     entity: str | None = None  # W&B team or user; None: the key's default entity
@@ -266,7 +266,7 @@ def _default_space() -> dict[str, HPOParam]:
 
 
 class HPOParams(_Strict):
-    """Optuna studies (`kdgat hpo`, kdgat/hpo.py). No DVC stage lists this section."""
+    """Optuna studies (`kdgat hpo`, kdgat/cluster/hpo.py). No DVC stage lists this section."""
 
     metric: Literal["val_f1", "val_loss", "val_auc"] = "val_f1"  # the objective; val_loss is minimised
     trials: int = Field(20, ge=1)  # per `kdgat hpo` call, over all its workers
@@ -292,8 +292,8 @@ class SlurmParams(_Strict):
 
 
 class LaunchParams(_Strict):
-    """Where stage work runs (kdgat/launch.py, `kdgat launch`). No DVC stage lists this section: moving the
-    study to another cluster reruns nothing."""
+    """Where stage work runs (kdgat/cluster/launch.py, `kdgat launch`). No DVC stage lists this section:
+    moving the study to another cluster reruns nothing."""
 
     executor: Literal["local", "slurm", "debug"] = "local"  # KDGAT_EXECUTOR in the environment overrides it
     folder: str = "slurm/jobs"  # job logs, submitit pickles and code snapshots (git-ignored)

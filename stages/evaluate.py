@@ -8,11 +8,11 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
-from kdgat.evaluate import write_evaluation
-from kdgat.stage import run_stage
+from kdgat.evaluate.report import write_evaluation
 from kdgat.study import MODELS, Model, Paths
-from kdgat.track import stage_run
+from kdgat.track.tracker import stage_run
 
 
 def main(dataset: str) -> None:

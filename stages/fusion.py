@@ -11,10 +11,10 @@ import sys
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
-from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
-from kdgat.track import stage_run
+from kdgat.track.tracker import stage_run
 from kdgat.train.fusion_train import train_fusion
 
 

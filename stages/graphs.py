@@ -10,12 +10,12 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
 from kdgat.data.frames import read_frames
 from kdgat.data.graphs import build_graphs
-from kdgat.reports import write_json
-from kdgat.stage import run_stage
-from kdgat.track import stage_run
+from kdgat.io import write_json
+from kdgat.track.tracker import stage_run
 
 
 def main(dataset: str) -> None:

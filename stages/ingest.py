@@ -7,14 +7,14 @@ import sys
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
 from kdgat.data import catalog
 from kdgat.data.formats import read_any
 from kdgat.data.formats_core import MAX_EXAMPLES
 from kdgat.data.frames import write_frames
-from kdgat.reports import write_json
-from kdgat.stage import run_stage
-from kdgat.track import stage_run
+from kdgat.io import write_json
+from kdgat.track.tracker import stage_run
 
 
 def main(dataset: str) -> None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
 from kdgat.data.inject import build_injected
-from kdgat.stage import run_stage
-from kdgat.track import stage_run
+from kdgat.track.tracker import stage_run
 
 
 def main(out_dir: str) -> None:

@@ -1,5 +1,5 @@
 """DVC stage `results@<dataset>`: the dataset's metrics, training reports, dataset facts and figure tables
-as Parquet tables in results/D/ (schema: kdgat/results_schema.py, docs/results.md).
+as Parquet tables in results/D/ (schema: kdgat/results/schema.py, docs/results.md).
 
     python stages/results.py DATASET
 """
@@ -8,10 +8,10 @@ import sys
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
-from kdgat.results import build_results
-from kdgat.stage import run_stage
-from kdgat.track import git_commit, stage_run
+from kdgat.results.build import build_results
+from kdgat.track.tracker import git_commit, stage_run
 
 
 def main(dataset: str) -> None:

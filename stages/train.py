@@ -12,12 +12,12 @@ from functools import partial
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
+from kdgat.cli.stage import run_stage
+from kdgat.cluster.launch import launch_stage
 from kdgat.config import load_params
-from kdgat.launch import launch_stage
-from kdgat.stage import run_stage
 from kdgat.study import Model, Paths
-from kdgat.track import stage_run
-from kdgat.track_lightning import train_and_score
+from kdgat.track.lightning import train_and_score
+from kdgat.track.tracker import stage_run
 from kdgat.train.run import TrainOutputs
 
 
@@ -38,5 +38,5 @@ def main(dataset: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    # launch.executor: here (local), or as a SLURM job that this process waits for (kdgat/launch.py)
+    # launch.executor: here (local), or as a SLURM job that this process waits for (kdgat/cluster/launch.py)
     run_stage(partial(launch_stage, main, __file__), *sys.argv[1:])

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from kdgat.bench_models import (
+from kdgat.bench.models import (
     INFER_MODELS,
     MIN_STEPS,
     TRAIN_SCALES,
@@ -25,6 +25,7 @@ from kdgat.bench_models import (
     fresh_graphs,
     plan_steps,
 )
+from kdgat.bench.repro_timer import is_full_run, read_record, stages_ran
 from kdgat.config import (
     DQNScale,
     DQNScales,
@@ -37,7 +38,6 @@ from kdgat.config import (
     VGAEScale,
     VGAEScales,
 )
-from kdgat.repro_timer import is_full_run, read_record, stages_ran
 
 # one training thread: two stall on a busy machine (each parallel region waits for a descheduled thread)
 TINY = ModelBenchSettings(steps=2, repeats=2, warmup=1, infer_calls=5, infer_warmup=1, train_threads=1)
@@ -106,7 +106,17 @@ def test_cli_prints_one_json_object(graphs_dir: Path, tmp_path: Path) -> None:
     record = tmp_path / "last_repro.json"
     record.write_text(json.dumps({"wall_s": 12.5, "stages": ["a"], "finished_at": "2026-11-01T00:00:00Z"}))
     out_file = tmp_path / "out" / "latest.json"
-    cmd = [sys.executable, "-m", "kdgat.bench", "--frames", "5000", "--repeats", "1", "--params", str(params)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kdgat.bench.speed",
+        "--frames",
+        "5000",
+        "--repeats",
+        "1",
+        "--params",
+        str(params),
+    ]
     cmd += ["--graphs", str(graphs_dir), "--repro-record", str(record), "--out", str(out_file)]
     cmd += ["--train-steps", "2", "--train-repeats", "1", "--infer-calls", "5", "--train-threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -155,7 +165,7 @@ def test_read_record(tmp_path: Path) -> None:
 
 
 def _timer(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "kdgat.repro_timer", "--record", "rec.json", *args]
+    cmd = [sys.executable, "-m", "kdgat.bench.repro_timer", "--record", "rec.json", *args]
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
 
 
@@ -191,7 +201,7 @@ def test_repro_timer_records_only_full_runs(tmp_path: Path) -> None:
 
 
 def test_skip_models_is_preprocessing_only() -> None:
-    cmd = [sys.executable, "-m", "kdgat.bench", "--frames", "5000", "--repeats", "1", "--skip-models"]
+    cmd = [sys.executable, "-m", "kdgat.bench.speed", "--frames", "5000", "--repeats", "1", "--skip-models"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

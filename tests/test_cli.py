@@ -13,7 +13,7 @@ from kdgat.data.frames import FRAME_SCHEMA
 
 
 def kdgat(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "kdgat.cli", *map(str, args)]
+    cmd = [sys.executable, "-m", "kdgat.cli.main", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 

@@ -14,9 +14,10 @@ import sklearn.metrics as skm
 import torch
 import torchmetrics.functional.classification as tm
 
-import kdgat.evaluate as ev
-import kdgat.evaluate_metrics as em
-import kdgat.train.fusion as fu
+import kdgat.evaluate.figures as figures
+import kdgat.evaluate.report as ev
+import kdgat.metrics as em
+import kdgat.models.fusion as fu
 from kdgat.config import (
     DQNScale,
     GATScale,
@@ -27,10 +28,10 @@ from kdgat.config import (
     WindowParams,
 )
 from kdgat.data.formats import read_dataset
-from kdgat.data.frames import OUTPUT_MARK
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split
 from kdgat.data.synth import generate
+from kdgat.io import OUTPUT_MARK
 from kdgat.models import build_gat, build_vgae
 from kdgat.models.dqn import build_qnet
 from kdgat.train.infer import embeddings
@@ -294,7 +295,7 @@ def test_write_evaluation_layout(tmp_path: Path) -> None:
 def test_pca_2d_is_the_top_two_components() -> None:
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (300, 6)) * np.array([5.0, 2.0, 1.0, 0.5, 0.1, 0.1])
-    coords, share = ev.pca_2d(x)
+    coords, share = figures.pca_2d(x)
     c = x - x.mean(0)
     _, s, vt = np.linalg.svd(c, full_matrices=False)
     for k in range(2):  # the same axes up to sign
@@ -303,12 +304,12 @@ def test_pca_2d_is_the_top_two_components() -> None:
         assert coords[:, k].var() == pytest.approx(ref.var())
     np.testing.assert_allclose(share, (s**2 / (s**2).sum())[:2])
     assert coords[:, 0].var() > coords[:, 1].var() and share[0] > 0.8
-    np.testing.assert_array_equal(ev.pca_2d(x)[0], coords)  # deterministic signs
+    np.testing.assert_array_equal(figures.pca_2d(x)[0], coords)  # deterministic signs
     # degenerate inputs give zeros, not NaN
     for bad in (x[:1], x[:, :1] * 0 + 3.0):
-        got, sh = ev.pca_2d(bad)
+        got, sh = figures.pca_2d(bad)
         assert got.shape == (len(bad), 2) and np.isfinite(got).all() and np.isfinite(sh).all()
-    one_dim, sh = ev.pca_2d(x[:, :1])
+    one_dim, sh = figures.pca_2d(x[:, :1])
     assert np.all(one_dim[:, 1] == 0) and sh[0] == pytest.approx(1.0) and sh[1] == 0
 
 
@@ -354,7 +355,7 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
     assert gat_rows.equals(vgae_rows)  # the same graphs for every model
     # the projection is the PCA of the embeddings infer.embeddings gives, fitted per model
     raw = embeddings(files["vgae_small"], graphs, per_split=30)
-    coords, share = ev.pca_2d(raw["embedding"].to_numpy())
+    coords, share = figures.pca_2d(raw["embedding"].to_numpy())
     v = emb.filter(pl.col("model") == "vgae_small")
     np.testing.assert_allclose(v["pc1"].to_numpy(), coords[:, 0], atol=1e-9)
     assert v["pc1_share"][0] == pytest.approx(share[0]) and coords[:, 0].var() >= coords[:, 1].var()

@@ -15,13 +15,13 @@ import pytest
 from s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3, weed_binary
 from tiny_project import build_project, tiny_params_file
 
-from kdgat.track_runs import local_runs
+from kdgat.track.sync import local_runs
 
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "kd_flow.py"
 # What the README shows: the join's table and each teacher task's start and end, from the client.
 CLIENT = """
 import json
-from kdgat.kdflow import metaflow_env
+from kdgat.cluster.metaflow import metaflow_env
 metaflow_env()
 from metaflow import Flow
 run = Flow("KDFlow").latest_run

@@ -14,11 +14,11 @@ import polars as pl
 import pytest
 import torch
 
-import kdgat.evaluate as ev
-import kdgat.train.fusion as fu
+import kdgat.evaluate.report as ev
+import kdgat.models.fusion as fu
 import kdgat.train.fusion_train as ft
 from kdgat.config import DQNScale, FusionParams, Params
-from kdgat.evaluate_metrics import binary_metrics
+from kdgat.metrics import binary_metrics
 from kdgat.models.dqn import QNet, build_qnet
 
 SPLITS = {"train": 600, "val": 1600, "test_known": 500, "test_unknown_attack": 300}

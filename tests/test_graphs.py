@@ -416,7 +416,7 @@ def test_real_capture(can_data: Path, tmp_path: Path) -> None:
 
 def test_bench_prints_one_json_object() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "kdgat.bench", "--frames", "20000", "--repeats", "1", "--skip-models"],
+        [sys.executable, "-m", "kdgat.bench.speed", "--frames", "20000", "--repeats", "1", "--skip-models"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,5 +1,5 @@
-"""Optuna studies (kdgat/hpo.py, `kdgat hpo`) on a tiny graph folder: the search space from params, four
-trials in one process on SQLite with a clearly bad trial pruned, four trials as two submitit array tasks
+"""Optuna studies (kdgat/cluster/hpo.py, `kdgat hpo`) on a tiny graph folder: the search space from params,
+four trials in one process on SQLite with a clearly bad trial pruned, four trials as two submitit array tasks
 on a journal file, the same through a real one-node SLURM cluster, and best.yaml applying to params.yaml."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from slurm_cluster import SlurmCluster
 from tiny_project import build_project, tiny_params_file
 from typer.testing import CliRunner
 
-from kdgat.cli import app
-from kdgat.config import Params, ParamsError, load_params, parse_params, with_overrides
-from kdgat.hpo import (
+from kdgat.cli.main import app
+from kdgat.cluster.hpo import (
     BEST_FILE,
     HPOError,
     HPOJob,
@@ -31,8 +30,9 @@ from kdgat.hpo import (
     split_trials,
     storage_url,
 )
+from kdgat.config import Params, ParamsError, load_params, parse_params, with_overrides
 from kdgat.study import Model
-from kdgat.track_runs import local_runs
+from kdgat.track.sync import local_runs
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = {

@@ -20,13 +20,14 @@ import pytest
 from kdgat.config import InjectParams, Params
 from kdgat.data.catalog import get
 from kdgat.data.formats import read_capture, read_dataset
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, OUTPUT_MARK
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS
 from kdgat.data.graphs import build_graphs
 from kdgat.data.inject import KNOWN_ATTACKS, build_injected
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filename, role_of
 from kdgat.data.synth import MANIFEST, to_cantt
 from kdgat.data.synth_attacks import INJECTION_INTERVAL_S
 from kdgat.data.synth_bus import make_vehicle, simulate_vehicle, stream
+from kdgat.io import OUTPUT_MARK
 
 PARAMS = InjectParams(seed=5, holdout_attack="suspension")
 DURATIONS_S = (9.0, 12.0, 15.0)  # short, like the WRX logs (10–36 s)
@@ -266,7 +267,7 @@ def test_missing_source_folder_is_a_clear_error(tmp_path: Path, repo_root: Path)
 
 
 def test_cli_inject(src: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "kdgat.cli", "inject", str(src), str(tmp_path / "out"), "--seed", "3"]
+    cmd = [sys.executable, "-m", "kdgat.cli.main", "inject", str(src), str(tmp_path / "out"), "--seed", "3"]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["seed"] == 3

@@ -1,5 +1,6 @@
-"""kdgat/launch.py and `kdgat launch` without a cluster: settings, code snapshots, the plan read from the
-DVC DAG, and a fan-out on the local executor over a toy pipeline (tests/test_slurm.py runs it on SLURM)."""
+"""kdgat/cluster/launch.py and `kdgat launch` without a cluster: settings, code snapshots, the plan read from
+the DVC DAG, and a fan-out on the local executor over a toy pipeline
+(tests/test_slurm.py runs it on SLURM)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from kdgat.cli_launch import launch_params
+from kdgat.cli.launch import launch_params
+from kdgat.cluster.fanout import changed_since, plan
+from kdgat.cluster.launch import executor_name, in_snapshot, sbatch_parameters, snapshot_code
 from kdgat.config import LaunchParams, ParamsError, SlurmParams
-from kdgat.fanout import changed_since, plan
-from kdgat.launch import executor_name, in_snapshot, sbatch_parameters, snapshot_code
 
 TOY_STAGE = '''\
 """A toy stage: sleep, then write out/NAME.json with this run's start and end times (or fail)."""
@@ -83,7 +84,7 @@ def dvc(args: list[str], cwd: Path) -> str:
 
 def kdgat_launch(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kdgat.cli", "launch", *args],
+        [sys.executable, "-m", "kdgat.cli.main", "launch", *args],
         cwd=cwd,
         env=tool_env(),
         capture_output=True,
@@ -148,7 +149,7 @@ def test_snapshot_freezes_code_and_rewrites_commands(tmp_path: Path) -> None:
 # A job process as submitit runs it: on USR2 it leaves (sys.exit) while the stage command still runs
 LEAVING_JOB = """
 import signal, sys
-from kdgat.launch import StageCommand
+from kdgat.cluster.launch import StageCommand
 signal.signal(signal.SIGUSR2, lambda *_: sys.exit(-1))
 StageCommand(sys.argv[1], sys.argv[2])()
 """
@@ -210,7 +211,7 @@ def launch_until_submitted(args: list[str], repo: Path, stage: str) -> tuple[sub
     """`kdgat launch ARGS` started in ``repo``, its output read up to the line saying ``stage`` was
     submitted; the process (stdout still open) and what it printed so far."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kdgat.cli", "launch", *args],
+        [sys.executable, "-m", "kdgat.cli.main", "launch", *args],
         cwd=repo,
         env=tool_env(),
         stdout=subprocess.PIPE,

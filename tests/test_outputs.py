@@ -12,8 +12,7 @@ import pytest
 from test_cli import kdgat
 from test_formats_screen import LOG
 
-from kdgat.data.frames import OUTPUT_MARK, OutputError, atomic_path, check_output
-from kdgat.reports import write_json
+from kdgat.io import OUTPUT_MARK, OutputError, atomic_path, check_output, write_json
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def test_repro_runs_every_stage(repo: Path) -> None:
     assert (repo / "plots/synth/roc/known/gat_large.csv").exists()
     shown = _run(["dvc", "metrics", "show"], repo)
     assert "gat_small_kd.known.f1" in shown
-    board = _run([sys.executable, "-m", "kdgat.cli", "results", "leaderboard", "-s", "known"], repo)
+    board = _run([sys.executable, "-m", "kdgat.cli.main", "results", "leaderboard", "-s", "known"], repo)
     assert "gat_small_kd" in board and (repo / "results/synth/runs.parquet").exists()
 
 

@@ -19,7 +19,7 @@ import pytest
 from configobj import ConfigObj
 from s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3, weed_binary
 
-from kdgat.remote import PREFIX, RemoteError, check, configure, r2_endpoint
+from kdgat.cluster.remote import PREFIX, RemoteError, check, configure, r2_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
 BUCKET = "kdgat-test"
@@ -147,7 +147,7 @@ def test_configure_writes_only_config_local(tmp_path: Path) -> None:
 def test_cli_setup_and_check(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from kdgat.cli import app
+    from kdgat.cli.main import app
 
     _run(["dvc", "init", "-q", "--no-scm"], tmp_path)
     shutil.copy(REPO / ".dvc" / "config", tmp_path / ".dvc" / "config")
@@ -214,7 +214,7 @@ def _remote_objects(s3: SeaweedS3) -> dict[str, bytes]:
 def test_server_killed_mid_push_then_push_completes(tmp_path: Path, s3: SeaweedS3) -> None:
     repo = _make_repo(tmp_path / "repo", s3.endpoint)
     before = _digests(repo)
-    # `kdgat remote push`: `dvc push` with bounded retries (see kdgat.remote.transfer)
+    # `kdgat remote push`: `dvc push` with bounded retries (see kdgat.cluster.remote.transfer)
     push = subprocess.Popen(
         ["kdgat", "remote", "push"],
         cwd=repo,

@@ -14,14 +14,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-import kdgat.results as res
-from kdgat.cli import app
+import kdgat.results.build as res
+from kdgat.cli.main import app
 from kdgat.config import Params
-from kdgat.results_schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, VIEWS
-from kdgat.results_schema import schema_markdown as render_schema
-from kdgat.results_views import ResultsMissingError, connect, kd_transfer, leaderboard, show
+from kdgat.results.schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, VIEWS
+from kdgat.results.schema import schema_markdown as render_schema
+from kdgat.results.views import ResultsMissingError, connect, kd_transfer, leaderboard, show
 from kdgat.study import MODELS, Model
-from kdgat.track import git_commit
+from kdgat.track.tracker import git_commit
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("known", "unknown_attack")

@@ -17,8 +17,8 @@ import yaml
 from slurm_cluster import SlurmCluster
 from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
 
+from kdgat.cluster.launch import StageCommand, job_error, job_parameters, make_executor
 from kdgat.config import LaunchParams, SlurmParams
-from kdgat.launch import StageCommand, job_error, job_parameters, make_executor
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from kdgat.data.calibration import (
     traffic_stats,
 )
 from kdgat.data.formats import read_capture
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, OUTPUT_MARK, conform
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filename
 from kdgat.data.synth import MANIFEST, attack_roles, generate, plan_dataset, to_cantt
 from kdgat.data.synth_attacks import ATTACKS, inject_attacks, inject_attacks_with_plan
@@ -36,6 +36,7 @@ from kdgat.data.synth_bus import (
     simulate_vehicle,
     stream,
 )
+from kdgat.io import OUTPUT_MARK
 
 WRX = Path(__file__).resolve().parents[2] / "shared/data/can/wrx-2016"
 PARAMS = SynthParams(seed=7, minutes=1.0, vehicles=3)

@@ -1,4 +1,4 @@
-"""W&B tracking (kdgat/track.py): offline runs written by a real training call, read back from their
+"""W&B tracking (kdgat/track/tracker.py): offline runs written by a real training call, read back from their
 transaction logs; deterministic ids; lineage in the config; alerts; failed state; nothing in $HOME.
 
 Two real runs only (W&B init costs about half a second each): the training run and a failing rerun of it.
@@ -20,10 +20,12 @@ from test_train import tiny_params
 from tiny_project import tiny_graphs
 from typer.testing import CliRunner
 
-from kdgat.cli import app
+from kdgat.cli.main import app
 from kdgat.config import DQNScale, TrackingParams
 from kdgat.study import MODELS, Model
-from kdgat.track import (
+from kdgat.track.lightning import EpochLogger
+from kdgat.track.sync import read_records, run_files
+from kdgat.track.tracker import (
     Tracker,
     TrackingError,
     close_failed,
@@ -33,8 +35,6 @@ from kdgat.track import (
     sections,
     stage_run,
 )
-from kdgat.track_lightning import EpochLogger
-from kdgat.track_runs import read_records, run_files
 from kdgat.train.fusion_train import fit_qnet
 from kdgat.train.run import TrainOutputs, train_gat
 
@@ -89,14 +89,14 @@ def failed(trained: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     lines: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
-    logging.getLogger("kdgat.track").addHandler(handler)
+    logging.getLogger("kdgat.track.tracker").addHandler(handler)
     try:
         with pytest.raises(RuntimeError, match="boom"), _student_run(trained["root"]) as t:
             for epoch, loss in enumerate([1.0, 50.0, math.nan]):
                 t.log_epoch({"epoch": epoch, "train_loss": loss, "val_f1": 0.5})
             raise RuntimeError("boom")
     finally:
-        logging.getLogger("kdgat.track").removeHandler(handler)
+        logging.getLogger("kdgat.track.tracker").removeHandler(handler)
     second = run_files(trained["root"])[-1]
     return read_records(second, trained["root"]), lines
 
@@ -250,7 +250,7 @@ def test_a_run_still_in_use_is_retried_then_tracked_apart(
 ) -> None:
     import wandb
 
-    import kdgat.track as track
+    import kdgat.track.tracker as track
 
     calls: list[str] = []
 

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kdgat.config import PROJECT_CATALOGUE, RAW_ROOT, ParamsError, package_catalogue, project_catalogue
 from kdgat.data.format_names import FORMATS
-from kdgat.data.frames import atomic_path
 from kdgat.data.layout import SCENARIO_FOLDERS
+from kdgat.io import atomic_path
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # a DVC foreach key and a folder name
 HEADER = """\

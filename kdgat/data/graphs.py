@@ -28,11 +28,12 @@ from kdgat.data.features import (
     graphs_of_windows,
     window_starts,
 )
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, atomic_path, check_output, conform
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import SplitPlan, assign_splits, check_splits, drop_duplicates
 from kdgat.data.vocab import Vocabulary, id_cooccurrence, id_keys, vocab_from_counts
+from kdgat.io import atomic_path, check_output
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "UNKNOWN_ATTACK", "attack_types", "build_graphs"]
 

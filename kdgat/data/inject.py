@@ -52,11 +52,12 @@ from tqdm import tqdm
 
 from kdgat.config import InjectParams
 from kdgat.data.formats import capture_files, read_capture
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, FrameError, atomic_path, check_output
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS, FrameError
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS
 from kdgat.data.synth import MANIFEST, write_cantt
 from kdgat.data.synth_attacks import ATTACKS, TARGET_MAX_PERIOD_S, Burst, inject_attacks_with_plan
 from kdgat.data.synth_bus import stream
+from kdgat.io import atomic_path, check_output
 
 KNOWN_ATTACKS = ("dos", "fuzzy", "gear", "rpm")
 SPOOF_KINDS = ("gear", "rpm")

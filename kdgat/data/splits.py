@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kdgat.config import SplitParams, WindowParams
-from kdgat.data.frames import DataError
 from kdgat.data.layout import SCENARIOS, TRAIN
+from kdgat.io import DataError
 
 NOT_STORED = -1  # split code of a window that is stored nowhere (embargo gap or cross-split duplicate)
 TRAIN_SPLIT = "train"

@@ -36,10 +36,11 @@ import polars as pl
 from tqdm import tqdm
 
 from kdgat.config import SynthParams
-from kdgat.data.frames import BENIGN, BYTE_COLUMNS, atomic_path, check_output
+from kdgat.data.frames import BENIGN, BYTE_COLUMNS
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS
 from kdgat.data.synth_attacks import ATTACKS, Burst, inject_attacks_with_plan
 from kdgat.data.synth_bus import STREAM_CAPTURE, VehicleSpec, make_vehicle, simulate_vehicle, stream
+from kdgat.io import atomic_path, check_output
 
 CANTT_COLUMNS = ("timestamp", "arbitration_id", "data_field", "attack")
 MANIFEST = "manifest.json"

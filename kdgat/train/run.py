@@ -36,8 +36,8 @@ from pydantic import BaseModel
 
 from kdgat.config import Params, TrainParams
 from kdgat.data.shards import META_FILE, load_meta
+from kdgat.io import write_csv, write_json
 from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
-from kdgat.reports import write_csv, write_json
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
 from kdgat.train.lit import EpochHistory, LitBase

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from kdgat.config import GATScale, VGAEScale, VGAETrainParams
-from kdgat.data.frames import atomic_path
+from kdgat.io import atomic_path
 from kdgat.models import GAT, VGAE
 
 FORMAT = 1

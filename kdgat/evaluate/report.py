@@ -6,7 +6,7 @@ the same ``calibrate`` (Youden's J): a GAT is ``fuse`` at α = 1 (p_attack >= it
 at α = 0 (score >= its threshold on val), a fusion model's stored decisions are checked against ``fuse`` +
 ``decide`` before they are scored. Threshold-free metrics (ROC-AUC, PR-AUC, detection rate at a fixed FPR)
 rank by the raw score; thresholded ones (F1, FPR, ...) use the decision. Metric definitions and the null
-convention for undefined values (one-class scenarios): kdgat/evaluate_metrics.py.
+convention for undefined values (one-class scenarios): kdgat/metrics.py.
 
 Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for dataset D (plots_dir = plots/D):
     metrics/D.json                           {model: {scenario: {metric: value | null}}}
@@ -40,15 +40,11 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 import torch
-from numpy.typing import NDArray
-from sklearn.decomposition import PCA
 
-from kdgat.data.frames import atomic_path
-from kdgat.data.shards import load_meta
-from kdgat.evaluate_metrics import Curve, Metric, binary_metrics, pr_curve, roc_curve, thin
-from kdgat.reports import write_json
-from kdgat.study import Model
-from kdgat.train.fusion import (
+from kdgat.evaluate.figures import EMBED_PER_SPLIT, write_graph_figures
+from kdgat.io import atomic_path, write_json
+from kdgat.metrics import Curve, Metric, binary_metrics, pr_curve, roc_curve, thin
+from kdgat.models.fusion import (
     calibrate_vgae,
     decide,
     fuse,
@@ -58,15 +54,13 @@ from kdgat.train.fusion import (
     vgae_alone,
     vgae_anomaly,
 )
-from kdgat.train.infer import attention_samples, embeddings
+from kdgat.study import Model
 
 SCENARIOS = ("known", "unknown_vehicle", "unknown_attack", "unknown_both")
 Kind = Literal["vgae", "gat", "fusion"]
 Table = pl.DataFrame | Path
 Metrics = dict[str, dict[str, dict[str, Metric]]]
 _LABEL = {0: "benign", 1: "attack"}
-EMBED_PER_SPLIT = 200  # graphs per split in the embedding figure: enough for a scatter, fast to compute
-ATTENTION_SPLIT, ATTENTION_PER_CLASS = "test_known", 2
 
 
 class EvaluationError(ValueError):
@@ -196,7 +190,7 @@ def write_evaluation(
         _write_plots(views, fresh)
         _write_figures(views, fresh / "figures", model_files or {})
         if model_files and graphs_dir is not None:
-            _write_graph_figures(model_files, graphs_dir, fresh / "figures", per_split)
+            write_graph_figures(model_files, graphs_dir, fresh / "figures", per_split)
     write_json(metrics, metrics_path)
     return metrics
 
@@ -253,74 +247,3 @@ def _write_figures(views: Mapping[str, pl.DataFrame], dest: Path, model_files: M
     if model_files:
         rows = [{"model": m, "kind": model_kind(m), **model_size(Path(p))} for m, p in model_files.items()]
         pl.DataFrame(rows).write_csv(dest / "model_sizes.csv")
-
-
-# --- graph-level figure tables (need the weights and the graphs) ----------------------------------
-
-
-def pca_2d(x: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Rows of ``x`` on their first two principal components ([n, 2], zero-padded when x has fewer than two
-    dimensions or rows) and each component's share of the variance ([2]); signs as scikit-learn fixes them,
-    so the same input gives the same picture."""
-    x = np.asarray(x, np.float64)
-    coords, share = np.zeros((len(x), 2)), np.zeros(2)
-    k = min(2, *x.shape) if x.ndim == 2 and len(x) > 1 else 0
-    if k and np.ptp(x, axis=0).any():
-        pca = PCA(n_components=k, svd_solver="full")
-        coords[:, :k] = pca.fit_transform(x)
-        share[:k] = pca.explained_variance_ratio_
-    return coords, share
-
-
-def embedding_table(model_files: Mapping[str, Path], graphs_dir: Path, per_split: int) -> pl.DataFrame | None:
-    """The embeddings figure table (module docstring) of the gat_* and vgae_* models among ``model_files``."""
-    parts = []
-    for name, path in model_files.items():
-        if model_kind(name) == "fusion":
-            continue
-        emb = embeddings(path, graphs_dir, per_split=per_split)
-        if emb.height == 0:
-            continue
-        coords, share = pca_2d(emb["embedding"].to_numpy())
-        parts.append(
-            emb.select(pl.lit(name).alias("model"), "split", "index", "y", "y_type").with_columns(
-                pl.Series("pc1", coords[:, 0]),
-                pl.Series("pc2", coords[:, 1]),
-                pl.lit(share[0]).alias("pc1_share"),
-                pl.lit(share[1]).alias("pc2_share"),
-            )
-        )
-    return pl.concat(parts) if parts else None
-
-
-def attention_table(model_files: Mapping[str, Path], graphs_dir: Path) -> pl.DataFrame | None:
-    """The attention figure table (module docstring) of the gat_* models among ``model_files``; None when
-    there is no GAT or ``ATTENTION_SPLIT`` has no graphs."""
-    meta = load_meta(graphs_dir)
-    if not meta["counts"].get(ATTENTION_SPLIT, {}).get("graphs"):
-        return None
-    # vocabulary row i > 0 is ids[i − 1]; row 0 is the unknown-ID slot
-    can_id = pl.Series("can_id", [None, *meta["vocab"]["ids"]], dtype=pl.String)
-    parts = []
-    for name, path in model_files.items():
-        if model_kind(name) != "gat":
-            continue
-        att = attention_samples(path, graphs_dir, split=ATTENTION_SPLIT, per_class=ATTENTION_PER_CLASS)
-        parts.append(
-            att.with_columns(
-                can_id.gather(att["src_id"]).alias("src_id"), can_id.gather(att["dst_id"]).alias("dst_id")
-            ).select(pl.lit(name).alias("model"), pl.all())
-        )
-    return pl.concat(parts) if parts else None
-
-
-def _write_graph_figures(
-    model_files: Mapping[str, Path], graphs_dir: Path, dest: Path, per_split: int
-) -> None:
-    dest.mkdir(parents=True, exist_ok=True)
-    for file, table in (
-        ("embeddings", embedding_table(model_files, graphs_dir, per_split)),
-        ("attention", attention_table(model_files, graphs_dir)),
-    ):
-        if table is not None:
-            table.write_parquet(dest / f"{file}.parquet", compression="zstd")

@@ -36,9 +36,9 @@ from kdgat.data.shards import META_FILE, load_meta
 from kdgat.data.synth import generate
 from kdgat.models import anomaly_score, build_gat, build_vgae, count_parameters
 from kdgat.models.dqn import build_qnet
+from kdgat.models.fusion import STATE_COLUMNS
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import Batch, GraphLoader, GraphSet, collate, load_graphs
-from kdgat.train.fusion import STATE_COLUMNS
 from kdgat.train.lit import LitBase
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE

@@ -1,6 +1,6 @@
 """Speed benchmark of the pipeline: preprocessing, model training and inference, the last full run.
 
-    python -m kdgat.bench [--frames 1000000] [--repeats 5] [--out bench/latest.json]
+    python -m kdgat.bench.speed [--frames 1000000] [--repeats 5] [--out bench/latest.json]
 
 Prints one JSON object on stdout (progress goes to stderr) and, with --out, writes it there too.
 
@@ -12,10 +12,11 @@ counts. Reported: medians over the repeats of the bare ``pl.read_csv`` of the fi
 (read_capture_s + graphs_s) and preprocess_vs_parse = (read_capture_s + graphs_s) / parse_s. Goal: >= 1e6
 frames/s and <= 4x the parse.
 
-Models (kdgat/bench_models.py): train_graphs_per_s and infer_ms, on the default dataset's graphs
+Models (kdgat/bench/models.py): train_graphs_per_s and infer_ms, on the default dataset's graphs
 (data/graphs/synth, or a small synthetic dataset generated on the spot when absent).
 
-last_repro_s: wall time of the last `make run` that executed every stage (kdgat/repro_timer.py), or null.
+last_repro_s: wall time of the last `make run` that executed every stage (kdgat/bench/repro_timer.py), or
+null.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kdgat.bench.repro_timer import RECORD, read_record
 from kdgat.config import PARAMS_FILE, Params, load_params
-from kdgat.reports import write_json
-from kdgat.repro_timer import RECORD, read_record
+from kdgat.io import write_json
 
 SINGLE_THREAD_ENV = {
     v: "1"
@@ -133,7 +134,7 @@ def bench_preprocess(frames: int, repeats: int) -> dict[str, Any]:
         cmd = [
             sys.executable,
             "-m",
-            "kdgat.bench",
+            "kdgat.bench.speed",
             "--repeats",
             str(repeats),
             "--worker",
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--repro-record", type=Path, default=RECORD, help="the last full run (default: %(default)s)"
     )
-    # defaults of the model part: ModelBenchSettings in kdgat/bench_models.py
+    # defaults of the model part: ModelBenchSettings in kdgat/bench/models.py
     ap.add_argument("--train-steps", type=int, help="timed training steps per repeat")
     ap.add_argument("--train-repeats", type=int, help="timed runs of --train-steps (median)")
     ap.add_argument("--infer-calls", type=int, help="timed single-window calls per model")
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"bench: {result['preprocess_frames_per_s']:,} frames/s", file=sys.stderr, flush=True)
 
     if not args.skip_models:
-        from kdgat.bench_models import ModelBenchSettings, bench_models  # torch loads here, not in the child
+        from kdgat.bench.models import ModelBenchSettings, bench_models  # torch loads here, not in the child
 
         params = load_params(args.params) if args.params.is_file() else Params()
         result.update(bench_models(params, args.graphs, ModelBenchSettings(**chosen)))

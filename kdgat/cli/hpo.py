@@ -1,4 +1,4 @@
-"""`kdgat hpo MODEL --dataset D`: an Optuna study over one model of the study (kdgat/hpo.py)."""
+"""`kdgat hpo MODEL --dataset D`: an Optuna study over one model of the study (kdgat/cluster/hpo.py)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def hpo(
 ) -> None:
     """Search hpo.space for MODEL on DATASET; writes hpo/<study>/best.yaml and prints the `dvc exp run -S`
     command that applies it. Started as a SLURM array task it is worker $SLURM_ARRAY_TASK_ID of the study."""
+    from kdgat.cluster.hpo import HPOError, HPOJob, run_study, storage_url
     from kdgat.config import load_params
-    from kdgat.hpo import HPOError, HPOJob, run_study, storage_url
 
     p = load_params(params)
     name = study or f"{model}-{dataset}"

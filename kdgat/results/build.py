@@ -1,6 +1,6 @@
 """Results tables: one dataset's pipeline outputs gathered into Parquet files any tool can query.
 
-    build_results("synth", load_params())   # → results/synth/<table>.parquet (kdgat/results_schema.py)
+    build_results("synth", load_params())   # → results/synth/<table>.parquet (kdgat/results/schema.py)
 
 The DVC stage `results@<dataset>` runs this after `evaluate@<dataset>`. Inputs (all written by earlier
 stages): metrics/D.json, reports/train/D/<model>.json and .epochs.csv, reports/graphs/D.json,
@@ -21,11 +21,11 @@ from typing import Any
 import polars as pl
 
 from kdgat.config import Params
-from kdgat.data.frames import atomic_path
-from kdgat.results_schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, Table
+from kdgat.io import atomic_path
+from kdgat.results.schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, Table
+from kdgat.results.tables import SCENARIO_ORDER
 from kdgat.study import Model
-from kdgat.tables import SCENARIO_ORDER
-from kdgat.track import sections
+from kdgat.track.tracker import sections
 
 RESULTS_DIR = Path("results")
 SPLIT_ORDER = ("train", "val", *(f"test_{s}" for s in SCENARIO_ORDER))
@@ -34,7 +34,7 @@ Report = dict[str, Any]
 
 class ResultsError(FileNotFoundError):
     """An input of the results tables is missing or malformed; the message names the file. (A
-    FileNotFoundError, so kdgat/stage.py prints it as one line instead of a traceback.)"""
+    FileNotFoundError, so kdgat/cli/stage.py prints it as one line instead of a traceback.)"""
 
 
 @dataclass
@@ -239,7 +239,7 @@ def figure_table(src: Sources, name: str) -> pl.DataFrame:
 
 
 def build_tables(src: Sources, params: Params, commit: str | None) -> dict[str, pl.DataFrame]:
-    """Every table of one dataset, in the order of kdgat/results_schema.py, conformed to its schema."""
+    """Every table of one dataset, in the order of kdgat/results/schema.py, conformed to its schema."""
     metrics = read_json(src.metrics)
     models = list(metrics)
     built = {

@@ -1,4 +1,4 @@
-"""`kdgat launch [TARGETS...]`: the stale stages of the DVC DAG as one job each (kdgat/fanout.py)."""
+"""`kdgat launch [TARGETS...]`: the stale stages of the DVC DAG as one job each (kdgat/cluster/fanout.py)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def launch(
     record the results in dvc.lock so that `dvc status` is clean and `dvc repro` does nothing."""
     from dvc.exceptions import DvcException
 
-    from kdgat.fanout import launch_dag
-    from kdgat.launch import executor_name
+    from kdgat.cluster.fanout import launch_dag
+    from kdgat.cluster.launch import executor_name
 
     settings = launch_params(params, set_)
     name = executor or executor_name(settings)

@@ -34,12 +34,12 @@ from optuna.storages.journal import JournalFileBackend
 from submitit import JobEnvironment
 from submitit.helpers import Checkpointable
 
+import kdgat
 from kdgat.config import HPOParam, HPOParams, Params, load_params, with_overrides
-from kdgat.data.frames import atomic_path
-from kdgat.reports import write_json
+from kdgat.io import atomic_path, write_json
 from kdgat.study import Model, Paths
-from kdgat.track import stage_run
-from kdgat.track_lightning import EpochLogger
+from kdgat.track.lightning import EpochLogger
+from kdgat.track.tracker import stage_run
 from kdgat.train.run import TrainOutputs, train_family
 
 HPO_FOLDER = "hpo"
@@ -255,7 +255,7 @@ def run_worker(job: HPOJob, n_trials: int, worker: int = 0, task: str | None = N
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(run, n_trials=max(n_trials, 0))
     where = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": os.environ.get("SLURM_JOB_ID")}
-    return {"worker": worker, **where, "code": str(Path(__file__).resolve().parent), "trials": ran}
+    return {"worker": worker, **where, "code": str(Path(kdgat.__file__).resolve().parent), "trials": ran}
 
 
 def create_study(job: HPOJob, params: Params) -> optuna.Study:
@@ -344,8 +344,7 @@ def _array(
 ) -> list[Any]:
     """One task per entry of ``counts`` as a submitit array (a SLURM job array `--array=0-N%parallel`, or
     processes on this machine), each running that many trials; waits for all and returns their results."""
-    import kdgat
-    from kdgat.launch import JobFailed, job_parameters, make_executor, snapshot_code, wait
+    from kdgat.cluster.launch import JobFailed, job_parameters, make_executor, snapshot_code, wait
 
     folder = job.folder / "jobs" / time.strftime("%Y%m%d-%H%M%S")
     snapshot = None

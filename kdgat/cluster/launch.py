@@ -267,7 +267,7 @@ def run_folder(launch: LaunchParams, label: str, root: Path | None = None) -> Pa
     base = Path(launch.folder) if Path(launch.folder).is_absolute() else (root or Path.cwd()) / launch.folder
     base.mkdir(parents=True, exist_ok=True)
     # DVC would otherwise walk every job folder (and hash what it finds there) on each status
-    (base / ".dvcignore").write_text("# job folders of kdgat.launch\n/*\n")
+    (base / ".dvcignore").write_text("# job folders of kdgat.cluster.launch\n/*\n")
     return (base / f"{stamp}-{uuid.uuid4().hex[:6]}-{label}").resolve()
 
 

@@ -1,9 +1,10 @@
 """The results tables' schema: every column's name, type and meaning, in one place.
 
-kdgat/results.py writes the tables to this schema (cast and checked column by column), kdgat/results_views.py
-builds the DuckDB views over them, and docs/results.md is this module rendered (`kdgat results schema`), so
-the documentation cannot drift from the files. Bump ``SCHEMA_VERSION`` when a column changes meaning, type
-or goes away; each Parquet file carries it in its key-value metadata (``kdgat.schema_version``).
+kdgat/results/build.py writes the tables to this schema (cast and checked column by column),
+kdgat/results/views.py builds the DuckDB views over them, and docs/results.md is this module rendered
+(`kdgat results schema`), so the documentation cannot drift from the files. Bump ``SCHEMA_VERSION`` when
+a column changes meaning, type or goes away; each Parquet file carries it in its key-value metadata
+(``kdgat.schema_version``).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ METRICS = Table(
         DATASET,
         MODEL,
         _c("scenario", Str, "test scenario: known, unknown_vehicle, unknown_attack, unknown_both"),
-        _c("metric", Str, "f1, precision, recall, fpr, roc_auc, mcc, tp, ... (kdgat/evaluate_metrics.py)"),
+        _c("metric", Str, "f1, precision, recall, fpr, roc_auc, mcc, tp, ... (kdgat/metrics.py)"),
         _c(
             "value", F64, "its value; null where undefined (e.g. MCC when one class is never predicted)", True
         ),
@@ -259,7 +260,7 @@ TABLES: dict[str, Table] = {
 }
 FIGURE_TABLES = ("embeddings", "attention", "dqn_policy", "recon_errors", "model_sizes")
 
-# --- views (kdgat/results_views.py builds them in DuckDB) ------------------------------------------
+# --- views (kdgat/results/views.py builds them in DuckDB) ------------------------------------------
 
 LEADERBOARD = Table(
     "leaderboard",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kdgat.config import TrackingParams
-from kdgat.track import WANDB_FOLDER, TrackingError, api_key, wandb_env
+from kdgat.track.tracker import WANDB_FOLDER, TrackingError, api_key, wandb_env
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class LocalRun:
 
 
 # [offline-]run-<start time>-<run id>[-<n>]: W&B appends -1, -2, ... when a run starts in the same second
-# as an earlier one with that id (a rerun); a run id may hold "-" itself (kdgat.track's "<id>-retry")
+# as an earlier one with that id (a rerun); a run id may hold "-" itself (kdgat.track.tracker's "<id>-retry")
 _RUN_FOLDER = re.compile(r"run-(\d{8}_\d{6})-.+?(?:-(\d+))?$")
 
 

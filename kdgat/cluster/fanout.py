@@ -28,8 +28,7 @@ import yaml
 from submitit.core.core import Job
 from submitit.slurm.slurm import SlurmJob
 
-from kdgat.config import LaunchParams
-from kdgat.launch import (
+from kdgat.cluster.launch import (
     JobFailed,
     StageCommand,
     in_snapshot,
@@ -39,6 +38,7 @@ from kdgat.launch import (
     run_folder,
     snapshot_code,
 )
+from kdgat.config import LaunchParams
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 

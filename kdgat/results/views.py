@@ -1,5 +1,5 @@
 """DuckDB over the results tables: one view per table (the union over results/*/<table>.parquet) and the
-study's two summaries, `leaderboard` and `kd_transfer` (columns documented in kdgat/results_schema.py).
+study's two summaries, `leaderboard` and `kd_transfer` (columns documented in kdgat/results/schema.py).
 
     con = connect(Path("results"))
     con.execute("SELECT * FROM kd_transfer WHERE family = 'gat'").fetchall()
@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from kdgat.results_schema import TABLES, VIEWS
-from kdgat.tables import SCENARIO_ORDER
+from kdgat.results.schema import TABLES, VIEWS
+from kdgat.results.tables import SCENARIO_ORDER
 
 
 class ResultsMissingError(FileNotFoundError):

@@ -23,8 +23,8 @@ def _error(message: str) -> NoReturn:
 @track_app.command("list")
 def list_runs(root: RootOpt = Path(".")) -> None:
     """One line per local run: id, stage, dataset, state, offline/online, synced."""
-    from kdgat.track import TrackingError
-    from kdgat.track_runs import local_runs
+    from kdgat.track.sync import local_runs
+    from kdgat.track.tracker import TrackingError
 
     try:
         runs = local_runs(root)
@@ -44,8 +44,8 @@ def sync(
 ) -> None:
     """Upload the offline runs (`wandb sync`); needs WANDB_API_KEY in the environment or in .env."""
     from kdgat.config import TrackingParams, load_params
-    from kdgat.track import TrackingError
-    from kdgat.track_runs import sync_runs
+    from kdgat.track.sync import sync_runs
+    from kdgat.track.tracker import TrackingError
 
     params = root / "params.yaml"
     tracking = load_params(params).tracking if params.exists() else TrackingParams()

@@ -32,7 +32,7 @@ def setup(
 ) -> None:
     """Write bucket and endpoint to .dvc/config.local (git-ignored). Keys: AWS_ACCESS_KEY_ID and
     AWS_SECRET_ACCESS_KEY in the environment, or `dvc remote modify --local r2 access_key_id ...`."""
-    from kdgat.remote import RemoteError, configure
+    from kdgat.cluster.remote import RemoteError, configure
 
     try:
         path = configure(root, bucket=bucket, account=account, endpoint=endpoint)
@@ -44,8 +44,8 @@ def setup(
 @remote_app.command()
 def check(root: RootOpt = Path(".")) -> None:
     """Ask the endpoint for the bucket; exit 2 with the reason (placeholder, keys, server) if it fails."""
-    from kdgat.remote import RemoteError
-    from kdgat.remote import check as check_remote
+    from kdgat.cluster.remote import RemoteError
+    from kdgat.cluster.remote import check as check_remote
 
     try:
         remote = check_remote(root)
@@ -67,7 +67,7 @@ def pull(root: RootOpt = Path("."), jobs: JobsOpt = None) -> None:
 
 
 def _transfer(root: Path, direction: Literal["push", "pull"], jobs: int | None) -> None:
-    from kdgat.remote import RemoteError, transfer
+    from kdgat.cluster.remote import RemoteError, transfer
 
     try:
         transfer(root, direction, jobs)

@@ -20,7 +20,7 @@ ScenarioOpt = Annotated[str | None, typer.Option("--scenario", "-s", help="Only 
 
 
 def _print(build: Callable[[], pl.DataFrame]) -> None:
-    from kdgat.results_views import ResultsMissingError, render
+    from kdgat.results.views import ResultsMissingError, render
 
     try:
         df = build()
@@ -36,7 +36,7 @@ def leaderboard(
     dataset: DatasetOpt = None, scenario: ScenarioOpt = None, results_dir: DirOpt = Path("results")
 ) -> None:
     """Every model per dataset × scenario, ranked by F1, with precision, recall, FPR, ROC-AUC, MCC, params."""
-    from kdgat.results_views import leaderboard as view
+    from kdgat.results.views import leaderboard as view
 
     _print(lambda: view(results_dir, dataset, scenario))
 
@@ -46,7 +46,7 @@ def kd_transfer(
     dataset: DatasetOpt = None, scenario: ScenarioOpt = None, results_dir: DirOpt = Path("results")
 ) -> None:
     """Teacher vs distilled vs plain student per dataset × family × scenario: F1, KD gain, compression."""
-    from kdgat.results_views import kd_transfer as view
+    from kdgat.results.views import kd_transfer as view
 
     _print(lambda: view(results_dir, dataset, scenario))
 
@@ -60,7 +60,7 @@ def show(
     results_dir: DirOpt = Path("results"),
 ) -> None:
     """Print the first rows of any table or view."""
-    from kdgat.results_views import show as view
+    from kdgat.results.views import show as view
 
     def build() -> pl.DataFrame:
         df = view(results_dir, table, dataset, limit)
@@ -78,7 +78,7 @@ def show(
 @results_app.command("tables")
 def tables(results_dir: DirOpt = Path("results")) -> None:
     """List the tables and views with their datasets and rows."""
-    from kdgat.results_views import table_counts
+    from kdgat.results.views import table_counts
 
     _print(lambda: table_counts(results_dir))
 
@@ -86,6 +86,6 @@ def tables(results_dir: DirOpt = Path("results")) -> None:
 @results_app.command("schema")
 def schema() -> None:
     """Print the documented schema of every table and view (Markdown; it is docs/results.md)."""
-    from kdgat.results_schema import schema_markdown
+    from kdgat.results.schema import schema_markdown
 
     typer.echo(schema_markdown(), nl=False)

@@ -8,7 +8,7 @@ and nothing is written to $HOME. Offline W&B cannot `use_artifact`, so lineage (
 fusion) is always written to the run config as well.
 
     with stage_run("train", "synth", params, ("train", "gat_train"), name="gat_small") as t:
-        report = train_gat(..., callbacks=[EpochLogger(t)])   # kdgat/track_lightning.py
+        report = train_gat(..., callbacks=[EpochLogger(t)])   # kdgat/track/lightning.py
         t.summary(report)
         t.log_model("gat_small", Path("models/synth/gat_small.ckpt"))
 """

@@ -1,6 +1,6 @@
 """The Lightning side of tracking: each finished epoch's row of the epochs CSV, sent to a Tracker as it
 happens, and the tracked train → score sequence every launcher of a training runs. Apart from
-kdgat/track.py so that only training loads Lightning for it; kdgat/train itself never knows about W&B
+kdgat/track/tracker.py so that only training loads Lightning for it; kdgat/train itself never knows about W&B
 (this module passes its callback in through ``callbacks=``)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import lightning.pytorch as pl
 
 from kdgat.config import Params
-from kdgat.reports import write_parquet
+from kdgat.io import write_parquet
 from kdgat.study import Model
-from kdgat.track import Tracker
+from kdgat.track.tracker import Tracker
 from kdgat.train.infer import predict
 from kdgat.train.lit import EpochHistory
 from kdgat.train.run import TrainOutputs, train_family

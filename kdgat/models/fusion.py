@@ -29,8 +29,8 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from kdgat.config import DQNScale
-from kdgat.data.frames import atomic_path
-from kdgat.evaluate_metrics import youden_threshold
+from kdgat.io import atomic_path
+from kdgat.metrics import youden_threshold
 from kdgat.models.dqn import QNet
 
 DECISION_THRESHOLD = 0.5

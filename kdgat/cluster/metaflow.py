@@ -5,7 +5,7 @@ order the GAT's benign graphs), then the distilled students (gat_small_kd, and v
 curriculum scores), each trained with kdgat.train.run and scored with kdgat.train.infer.predict exactly as
 the DVC stages do, into the flow's own folder <out>/<run id>/<dataset>/, each model a W&B run (job type
 "kdflow"). ``split_rows`` judges each model on validation and every test split by the evaluation's rule
-(kdgat.evaluate.scored_view, kdgat.evaluate_metrics.binary_metrics).
+(kdgat.evaluate.report.scored_view, kdgat.metrics.binary_metrics).
 
 Metaflow reads its settings when it is imported: ``metaflow_env`` sets project-local defaults first.
 """
@@ -67,8 +67,8 @@ def train_model(
     """Train ``name`` into out/<name>/ and write out/<name>.parquet (its per-graph predictions) as
     stages/train.py does; ``teacher`` is the distilled model's teacher weights, ``scores`` the VGAE
     predictions ordering a curriculum. Returns the file paths and the training report."""
-    from kdgat.track import stage_run
-    from kdgat.track_lightning import train_and_score
+    from kdgat.track.lightning import train_and_score
+    from kdgat.track.tracker import stage_run
     from kdgat.train.run import TrainOutputs
 
     model = Model.parse(name)
@@ -90,8 +90,8 @@ def split_rows(dataset: str, trained: Mapping[str, Any]) -> list[dict[str, Any]]
     """One row per split other than train: dataset, model, role, params, split and METRICS."""
     import polars as pl
 
-    from kdgat.evaluate import scored_view
-    from kdgat.evaluate_metrics import binary_metrics
+    from kdgat.evaluate.report import scored_view
+    from kdgat.metrics import binary_metrics
 
     name = trained["model"]
     view = scored_view(name, pl.read_parquet(trained["predictions"]))

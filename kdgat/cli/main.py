@@ -12,11 +12,11 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
-from kdgat.cli_hpo import hpo
-from kdgat.cli_launch import launch
-from kdgat.cli_remote import remote_app
-from kdgat.cli_results import results_app
-from kdgat.cli_track import track_app
+from kdgat.cli.hpo import hpo
+from kdgat.cli.launch import launch
+from kdgat.cli.remote import remote_app
+from kdgat.cli.results import results_app
+from kdgat.cli.track import track_app
 from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
 from kdgat.data.format_names import format_help
 from kdgat.data.layout import LAYOUT_RULES
@@ -134,8 +134,8 @@ def synth(
     force: ForceOpt = False,
 ) -> None:
     """Generate the synthetic CAN dataset in the can-train-and-test layout."""
-    from kdgat.data.frames import OutputError
     from kdgat.data.synth import generate
+    from kdgat.io import OutputError
 
     base = load_params(params).synth if params.exists() else SynthParams()
     overrides = {k: v for k, v in {"seed": seed, "minutes": minutes}.items() if v is not None}
@@ -156,8 +156,9 @@ def inject(
 ) -> None:
     """Inject Car-Hacking attacks into real benign captures (can-train-and-test layout)."""
     from kdgat.config import InjectParams
-    from kdgat.data.frames import FrameError, OutputError
+    from kdgat.data.frames import FrameError
     from kdgat.data.inject import build_injected
+    from kdgat.io import OutputError
 
     base = load_params(params).inject if params.exists() else InjectParams()
     try:
@@ -188,8 +189,8 @@ def ingest(
     force: ForceOpt = False,
 ) -> None:
     from kdgat.data.formats import FrameError, read_any
-    from kdgat.data.frames import OutputError, check_output, write_frames
-    from kdgat.reports import write_json
+    from kdgat.data.frames import write_frames
+    from kdgat.io import OutputError, check_output, write_json
 
     try:
         opts = IngestParams.model_validate({"format": fmt, "on_bad_line": on_bad_line})
@@ -221,9 +222,10 @@ def graphs(
     force: ForceOpt = False,
 ) -> None:
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
-    from kdgat.data.frames import OutputError, check_output, read_frames
+    from kdgat.data.frames import read_frames
     from kdgat.data.graphs import build_graphs
     from kdgat.data.splits import SplitError
+    from kdgat.io import OutputError, check_output
 
     p = load_params(params)
     try:
@@ -243,7 +245,7 @@ def metrics(
     metric: Annotated[str, typer.Option(help="Metric per cell (f1, recall, fpr, roc_auc, ...).")] = "f1",
 ) -> None:
     """Print one metric per model × test scenario as a Markdown table (from the evaluate stage's JSON)."""
-    from kdgat.tables import metrics_table
+    from kdgat.results.tables import metrics_table
 
     path = Path("metrics") / f"{dataset}.json"
     if not path.exists():

@@ -6,7 +6,8 @@ import sys
 from collections.abc import Callable
 
 from kdgat.config import ParamsError
-from kdgat.data.frames import DataError, FrameError
+from kdgat.data.frames import FrameError
+from kdgat.io import DataError
 
 
 def run_stage(main: Callable[..., None], *args: str) -> None:

@@ -1,12 +1,12 @@
 """`dvc repro`, timed: what `make run` calls. A run that executed EVERY stage of dvc.yaml is recorded.
 
-    python -m kdgat.repro_timer [--record bench/last_repro.json] [dvc repro arguments, e.g. -f]
+    python -m kdgat.bench.repro_timer [--record bench/last_repro.json] [dvc repro arguments, e.g. -f]
 
 DVC's output passes through unchanged. Which stages ran is read from its "Running stage '<name>':" lines
 (a skipped stage says "didn't change", a run-cache hit "is cached", neither counts) and compared with
 `dvc stage list`; only a full run writes the record {wall_s, stages, finished_at, dvc_args}, because
-the wall time of a partial run says nothing about the pipeline's cost. The benchmark (kdgat.bench) reports
-the recorded wall time as last_repro_s. The exit status is dvc's.
+the wall time of a partial run says nothing about the pipeline's cost. The benchmark
+(kdgat.bench.speed) reports the recorded wall time as last_repro_s. The exit status is dvc's.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kdgat.reports import write_json
+from kdgat.io import write_json
 
 RECORD = Path("bench") / "last_repro.json"
 RUNNING = re.compile(r"^Running stage '([^']+)':\s*$")

@@ -1,0 +1,1 @@
+"""Evaluation of the trained models: metrics per test scenario, curves and the figure tables (report.py)."""
