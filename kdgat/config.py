@@ -1,13 +1,14 @@
 """Typed parameters: Pydantic models over params.yaml, validated once before any work starts.
 
-Every model is frozen and forbids unknown keys, so a typo in params.yaml fails loudly instead of
-silently falling back to a default.
+params.yaml is the one place a value is set: no field here has a default (tests/test_config.py checks),
+so a key missing from the file fails as loudly as a typo (every model is frozen and forbids unknown keys),
+and no code path runs a study other than the file's. Fields carry their checks and the comments say why.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # A job submitted by kdgat.cluster.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
 PARAMS_FILE = Path(os.environ.get("KDGAT_PARAMS", "params.yaml"))
+# What a `kdgat` command reads when its folder has no params.yaml: the checkout it was installed from
+CHECKOUT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 class _Strict(BaseModel):
@@ -25,34 +28,30 @@ class _Strict(BaseModel):
 
 
 class IngestParams(_Strict):
-    format: Literal["auto", "candump", "asc", "blf", "trc", "canlog_csv", "hcrl", "hcrl_txt", "cantt"] = (
-        "auto"
-    )
-    on_bad_line: Literal["error", "skip"] = "error"  # skip: drop and count bad lines in the report
+    format: Literal["auto", "candump", "asc", "blf", "trc", "canlog_csv", "hcrl", "hcrl_txt", "cantt"]
+    on_bad_line: Literal["error", "skip"]  # skip: drop and count bad lines in the report
 
 
 class SynthParams(_Strict):
-    seed: int = 0
-    minutes: float = Field(12.0, gt=0)  # total capture time over all files
-    vehicles: int = Field(4, ge=2, le=8)  # the last one is held out as the unknown vehicle
-    holdout_attack: Literal["dos", "fuzzy", "gear", "rpm", "replay", "masquerade", "suspension"] = (
-        "masquerade"
-    )
+    seed: int
+    minutes: float = Field(gt=0)  # total capture time over all files
+    vehicles: int = Field(ge=2, le=8)  # the last one is held out as the unknown vehicle
+    holdout_attack: Literal["dos", "fuzzy", "gear", "rpm", "replay", "masquerade", "suspension"]
 
 
 class InjectParams(_Strict):
     """The `wrx_inject` dataset (kdgat/data/inject.py): attacks injected into real benign captures."""
 
-    source: str = "../shared/data/can/wrx-2016"  # folder of benign captures, relative to the repo root
-    seed: int = 0
-    train_fraction: float = Field(0.6, gt=0, lt=1)  # leading share of each capture, by time, for training
-    holdout_attack: Literal["replay", "masquerade", "suspension"] = "suspension"  # test_03 only
-    train_copies: int = Field(1, ge=1, le=8)  # attacked copies of each training part per known attack
+    source: str  # folder of benign captures, relative to the repo root
+    seed: int
+    train_fraction: float = Field(gt=0, lt=1)  # leading share of each capture, by time, for training
+    holdout_attack: Literal["replay", "masquerade", "suspension"]  # test_03 only
+    train_copies: int = Field(ge=1, le=8)  # attacked copies of each training part per known attack
 
 
 class WindowParams(_Strict):
-    size: int = Field(100, ge=2)  # frames per window
-    stride: int = Field(100, ge=1)  # frames between window starts; < size gives overlapping windows
+    size: int = Field(ge=2)  # frames per window
+    stride: int = Field(ge=1)  # frames between window starts; < size gives overlapping windows
 
     @model_validator(mode="after")
     def _stride_fits(self) -> WindowParams:
@@ -64,13 +63,13 @@ class WindowParams(_Strict):
 class SplitParams(_Strict):
     # time_block: tail of each training capture; segment: tail of each benign and each attack run of a
     # capture (keeps the class balance); file: whole captures (needs several captures per class)
-    by: Literal["time_block", "segment", "file"] = "time_block"
-    val_fraction: float = Field(0.2, gt=0, lt=1)
-    seed: int = 0
+    by: Literal["time_block", "segment", "file"]
+    val_fraction: float = Field(gt=0, lt=1)
+    seed: int
 
 
 class VocabParams(_Strict):
-    min_count: int = Field(1, ge=1)  # IDs seen fewer times in benign training traffic map to unknown
+    min_count: int = Field(ge=1)  # IDs seen fewer times in benign training traffic map to unknown
 
 
 class ParamsError(ValueError):
@@ -88,12 +87,12 @@ class GATScale(_Strict):
     mlp_hidden: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
     # graph readouts, concatenated: a sum changes when a node is missing (suspension), mean and max barely
-    pooling: tuple[Literal["mean", "max", "sum"], ...] = Field(default=("mean", "max"), min_length=1)
+    pooling: tuple[Literal["mean", "max", "sum"], ...] = Field(min_length=1)
     # width of the ID-profile readout (0: none; kdgat/models/gat.py): which vocabulary IDs the window
     # holds, a learned per-node score of each, and how surprising each absent or unknown ID is after
     # benign training traffic — an expected ID that went silent shows up directly, where attention
     # layers see only the nodes that are there
-    id_profile: int = Field(default=0, ge=0)
+    id_profile: int = Field(ge=0)
 
 
 class VGAEScale(_Strict):
@@ -112,120 +111,102 @@ class DQNScale(_Strict):
 
 class GATScales(_Strict):
     # ≈ 380k vs 64k parameters on the default dataset
-    large: GATScale = GATScale(
-        embed_dim=16,
-        hidden=32,
-        heads=8,
-        layers=3,
-        mlp_hidden=96,
-        dropout=0.1,
-        pooling=("mean", "max", "sum"),
-        id_profile=32,
-    )
-    small: GATScale = GATScale(
-        embed_dim=8,
-        hidden=32,
-        heads=4,
-        layers=2,
-        mlp_hidden=48,
-        dropout=0.1,
-        pooling=("mean", "max", "sum"),
-        id_profile=16,
-    )
+    large: GATScale
+    small: GATScale
 
 
 class VGAEScales(_Strict):
-    large: VGAEScale = VGAEScale(embed_dim=16, hidden=32, heads=4, layers=2, latent=48, dropout=0.1)
-    small: VGAEScale = VGAEScale(embed_dim=8, hidden=16, heads=2, layers=2, latent=16, dropout=0.1)
+    large: VGAEScale
+    small: VGAEScale
 
 
 class DQNScales(_Strict):
-    large: DQNScale = DQNScale(hidden=128, layers=2)
-    small: DQNScale = DQNScale(hidden=32, layers=2)
+    large: DQNScale
+    small: DQNScale
 
 
 class ModelParams(_Strict):
-    gat: GATScales = GATScales()
-    vgae: VGAEScales = VGAEScales()
-    dqn: DQNScales = DQNScales()
+    gat: GATScales
+    vgae: VGAEScales
+    dqn: DQNScales
 
 
 class TrainParams(_Strict):
     """Shared by every training stage."""
 
-    seed: int = 0
-    batch_size: int = Field(64, ge=1)
-    max_epochs: int = Field(20, ge=1)
-    patience: int = Field(4, ge=1)  # early stopping on the validation metric
-    lr: float = Field(2e-3, gt=0)
+    seed: int
+    batch_size: int = Field(ge=1)
+    max_epochs: int = Field(ge=1)
+    patience: int = Field(ge=1)  # early stopping on the validation metric
+    lr: float = Field(gt=0)
     # cosine: the learning rate falls from lr to lr·lr_min over max_epochs (per epoch), so the weights an
     # early stop keeps come from small steps, not from one noisy step of a constant rate
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    lr_min: float = Field(0.05, ge=0, le=1)
+    lr_schedule: Literal["constant", "cosine"]
+    lr_min: float = Field(ge=0, le=1)
     # > 0: validate, select and keep an exponential moving average of the weights (this decay per step)
     # instead of the last step's weights, whose validation loss jumps from epoch to epoch
-    ema_decay: float = Field(0.0, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    threads: int = Field(2, ge=1)  # torch intra-op threads
+    ema_decay: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    threads: int = Field(ge=1)  # torch intra-op threads
 
 
 class GATTrainParams(_Strict):
-    loss: Literal["ce", "focal"] = "ce"
-    focal_gamma: float = Field(2.0, ge=0)
-    class_weights: bool = True  # inverse-frequency weights over the epoch's sample
-    sampling: Literal["none", "undersample", "curriculum"] = "curriculum"
-    benign_ratio: tuple[float, float] = (1.0, 3.0)  # curriculum: benign per attack graph, first → last epoch
-    hardness: tuple[float, float] = (0.3, 1.0)  # curriculum: easiest share of benign graphs eligible
-    monitor: Literal["val_loss", "val_f1"] = "val_loss"  # early stopping and best checkpoint
-    id_dropout: float = Field(0.0, ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
+    loss: Literal["ce", "focal"]
+    focal_gamma: float = Field(ge=0)
+    class_weights: bool  # inverse-frequency weights over the epoch's sample
+    sampling: Literal["none", "undersample", "curriculum"]
+    benign_ratio: tuple[float, float]  # curriculum: benign per attack graph, first → last epoch
+    hardness: tuple[float, float]  # curriculum: easiest share of benign graphs eligible
+    monitor: Literal["val_loss", "val_f1"]  # early stopping and best checkpoint
+    id_dropout: float = Field(ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
     # targets (1 − ε)·label + ε/classes (ce and focal): a model may not push a drive's windows to certainty
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: float = Field(ge=0, lt=1)
 
 
 class VGAETrainParams(_Strict):
-    w_feat: float = Field(1.0, ge=0)  # node-feature MSE
-    w_id: float = Field(0.5, ge=0)  # CAN-ID cross-entropy
-    w_nbr: float = Field(0.5, ge=0)  # neighbour-set BCE
-    w_kl: float = Field(0.01, ge=0)
+    w_feat: float = Field(ge=0)  # node-feature MSE
+    w_id: float = Field(ge=0)  # CAN-ID cross-entropy
+    w_nbr: float = Field(ge=0)  # neighbour-set BCE
+    w_kl: float = Field(ge=0)
 
 
 class KDParams(_Strict):
-    temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.7, ge=0, le=1)  # weight of the distillation term (GAT)
-    vgae_alpha: float = Field(0.5, ge=0, le=1)  # weight of latent + reconstruction matching (VGAE)
+    temperature: float = Field(gt=0)
+    alpha: float = Field(ge=0, le=1)  # weight of the distillation term (GAT)
+    vgae_alpha: float = Field(ge=0, le=1)  # weight of latent + reconstruction matching (VGAE)
 
 
 class FusionParams(_Strict):
-    actions: int = Field(11, ge=2)  # α grid over [0, 1]
-    cost_fn: float = Field(5.0, ge=0)  # cost of a missed attack
-    cost_fp: float = Field(1.0, ge=0)  # cost of a false alarm
-    epochs: int = Field(30, ge=1)
-    epsilon: tuple[float, float] = (0.5, 0.02)  # exploration, first → last epoch (feedback: bandit only)
-    reward_correct: float = Field(1.0, ge=0)  # reward of a right decision (attack caught or benign passed)
+    actions: int = Field(ge=2)  # α grid over [0, 1]
+    cost_fn: float = Field(ge=0)  # cost of a missed attack
+    cost_fp: float = Field(ge=0)  # cost of a false alarm
+    epochs: int = Field(ge=1)
+    epsilon: tuple[float, float]  # exploration, first → last epoch (feedback: bandit only)
+    reward_correct: float = Field(ge=0)  # reward of a right decision (attack caught or benign passed)
     # full: regress Q(s,·) on every action's reward (all are computable offline); bandit: ε-greedy, only the
     # chosen action's reward (the classic DQN update, noisier)
-    feedback: Literal["full", "bandit"] = "full"
+    feedback: Literal["full", "bandit"]
 
 
 class TrackingParams(_Strict):
     """W&B tracking (kdgat/track/). No DVC stage lists this section: renaming the project reruns nothing."""
 
-    project: str = Field("kd-gat", min_length=1)
-    entity: str | None = None  # W&B team or user; None: the key's default entity
+    project: str = Field(min_length=1)
+    entity: str | None  # W&B team or user; None: the key's default entity
     # auto: WANDB_MODE when set, else online with a key (WANDB_API_KEY or .env), else offline
-    mode: Literal["auto", "offline", "online", "disabled"] = "auto"
-    loss_jump: float = Field(10.0, gt=1)  # alert when a loss grows by more than this factor in one epoch
-    log_models: bool = True  # checkpoints as W&B model artifacts
+    mode: Literal["auto", "offline", "online", "disabled"]
+    loss_jump: float = Field(gt=1)  # alert when a loss grows by more than this factor in one epoch
+    log_models: bool  # checkpoints as W&B model artifacts
 
 
 class HPOParam(_Strict):
     """One searched parameter of `hpo.space`, keyed there by its dotted params.yaml path."""
 
     type: Literal["float", "int", "categorical"]
-    low: int | float | None = None  # float | int: the range searched
-    high: int | float | None = None
-    log: bool = False  # float | int: sample on a log scale (low > 0)
-    choices: list[str | int | float | bool] | None = None  # categorical: the values tried
+    low: int | float | None  # float | int: the range searched
+    high: int | float | None
+    log: bool  # float | int: sample on a log scale (low > 0)
+    choices: list[str | int | float | bool] | None  # categorical: the values tried
 
     @model_validator(mode="after")
     def _consistent(self) -> HPOParam:
@@ -244,63 +225,42 @@ class HPOParam(_Strict):
         return self
 
 
-def _default_space() -> dict[str, HPOParam]:
-    def num(kind: Literal["float", "int"], low: float, high: float, log: bool = False) -> HPOParam:
-        return HPOParam(type=kind, low=low, high=high, log=log)
-
-    def cat(*choices: str | float) -> HPOParam:
-        return HPOParam(type="categorical", choices=list(choices))
-
-    return {
-        "train.lr": num("float", 0.0005, 0.01, log=True),
-        "train.weight_decay": num("float", 1.0e-06, 0.001, log=True),
-        "models.gat.small.hidden": num("int", 16, 64),
-        "models.gat.small.dropout": num("float", 0.0, 0.3),
-        "models.gat.large.hidden": num("int", 16, 64),
-        "models.vgae.small.latent": num("int", 8, 32),
-        "gat_train.loss": cat("ce", "focal"),
-        "kd.alpha": num("float", 0.3, 0.95),
-        "kd.temperature": cat(2.0, 4.0, 8.0),
-        "kd.vgae_alpha": num("float", 0.2, 0.8),
-    }
-
-
 class HPOParams(_Strict):
     """Optuna studies (`kdgat hpo`, kdgat/cluster/hpo.py). No DVC stage lists this section."""
 
-    metric: Literal["val_f1", "val_loss", "val_auc"] = "val_f1"  # the objective; val_loss is minimised
-    trials: int = Field(20, ge=1)  # per `kdgat hpo` call, over all its workers
-    seed: int = 0  # TPE sampler; worker i uses seed + i
-    startup_trials: int = Field(4, ge=0)  # random trials before TPE, and finished trials before pruning
-    warmup_epochs: int = Field(1, ge=0)  # epochs a trial always runs before it may be pruned
+    metric: Literal["val_f1", "val_loss", "val_auc"]  # the objective; val_loss is minimised
+    trials: int = Field(ge=1)  # per `kdgat hpo` call, over all its workers
+    seed: int  # TPE sampler; worker i uses seed + i
+    startup_trials: int = Field(ge=0)  # random trials before TPE, and finished trials before pruning
+    warmup_epochs: int = Field(ge=0)  # epochs a trial always runs before it may be pruned
     # searched parameters by dotted params.yaml key; a study searches those its model's stage reads
-    space: dict[str, HPOParam] = Field(default_factory=_default_space)
+    space: dict[str, HPOParam]
 
 
 class SlurmParams(_Strict):
     """sbatch resources of every job (field names as submitit's SlurmExecutor takes them)."""
 
-    partition: str | None = None  # None: the cluster's default partition
-    gpus_per_node: int = Field(1, ge=0)  # given to launch.gpu_stages only; 0 on a cluster without GPUs
-    cpus_per_task: int = Field(8, ge=1)
-    mem_gb: int = Field(32, ge=1)
-    timeout_min: int = Field(240, ge=1)  # per job; a job that reaches it requeues and resumes
-    signal_delay_s: int = Field(120, ge=0)  # SLURM sends USR2 this long before the time limit: requeue
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None  # node features, e.g. v100
+    partition: str | None  # None: the cluster's default partition
+    gpus_per_node: int = Field(ge=0)  # given to launch.gpu_stages only; 0 on a cluster without GPUs
+    cpus_per_task: int = Field(ge=1)
+    mem_gb: int = Field(ge=1)
+    timeout_min: int = Field(ge=1)  # per job; a job that reaches it requeues and resumes
+    signal_delay_s: int = Field(ge=0)  # SLURM sends USR2 this long before the time limit: requeue
+    account: str | None
+    qos: str | None
+    constraint: str | None  # node features, e.g. v100
 
 
 class LaunchParams(_Strict):
     """Where stage work runs (kdgat/cluster/launch.py, `kdgat launch`). No DVC stage lists this section:
     moving the study to another cluster reruns nothing."""
 
-    executor: Literal["local", "slurm", "debug"] = "local"  # KDGAT_EXECUTOR in the environment overrides it
-    folder: str = "slurm/jobs"  # job logs, submitit pickles and code snapshots (git-ignored)
-    poll_s: float = Field(10.0, gt=0)  # seconds between job-state checks
-    max_timeouts: int = Field(3, ge=0)  # requeues after a time limit (preemptions requeue without limit)
-    gpu_stages: list[str] = Field(default_factory=lambda: ["vgae_*", "gat_*", "fusion@*"])  # fnmatch
-    slurm: SlurmParams = SlurmParams()
+    executor: Literal["local", "slurm", "debug"]  # KDGAT_EXECUTOR in the environment overrides it
+    folder: str  # job logs, submitit pickles and code snapshots (git-ignored)
+    poll_s: float = Field(gt=0)  # seconds between job-state checks
+    max_timeouts: int = Field(ge=0)  # requeues after a time limit (preemptions requeue without limit)
+    gpu_stages: list[str]  # fnmatch
+    slurm: SlurmParams
 
 
 # The project's own datasets (`kdgat datasets add`), beside params.yaml: name → {path, format, ...}
@@ -335,28 +295,28 @@ def catalogue_names() -> list[str]:
 
 
 class Params(_Strict):
-    datasets: list[str] = Field(default_factory=lambda: ["synth"], min_length=1)  # the DVC foreach
+    datasets: list[str] = Field(min_length=1)  # the DVC foreach
     # The embedded synthetic dataset, generated by the `synth` stage; empty → the stage is absent, so a
     # project on its own captures (datasets: [mine]) generates nothing it does not use.
-    synthetic: list[Literal["synth"]] = ["synth"]  # pydantic copies a mutable default per instance
+    synthetic: list[Literal["synth"]]
     # Datasets built from real captures outside the repo (`inject` stage); empty → the stage is absent, so a
     # clone without ../shared still runs `dvc repro`.
-    injected: list[Literal["wrx_inject"]] = Field(default_factory=list)
-    ingest: IngestParams = IngestParams()
-    synth: SynthParams = SynthParams()
-    inject: InjectParams = InjectParams()
-    windows: WindowParams = WindowParams()
-    split: SplitParams = SplitParams()
-    vocab: VocabParams = VocabParams()
-    models: ModelParams = ModelParams()
-    train: TrainParams = TrainParams()
-    gat_train: GATTrainParams = GATTrainParams()
-    vgae_train: VGAETrainParams = VGAETrainParams()
-    kd: KDParams = KDParams()
-    fusion: FusionParams = FusionParams()
-    tracking: TrackingParams = TrackingParams()
-    hpo: HPOParams = HPOParams()
-    launch: LaunchParams = LaunchParams()
+    injected: list[Literal["wrx_inject"]]
+    ingest: IngestParams
+    synth: SynthParams
+    inject: InjectParams
+    windows: WindowParams
+    split: SplitParams
+    vocab: VocabParams
+    models: ModelParams
+    train: TrainParams
+    gat_train: GATTrainParams
+    vgae_train: VGAETrainParams
+    kd: KDParams
+    fusion: FusionParams
+    tracking: TrackingParams
+    hpo: HPOParams
+    launch: LaunchParams
 
     @field_validator("datasets")
     @classmethod
@@ -393,15 +353,35 @@ class Params(_Strict):
     def _hpo_keys_exist(self) -> Params:
         dumped = self.model_dump()
         for key in self.hpo.space:
-            node: object = dumped
-            for part in key.split("."):
-                node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
-            if node is KeyError or isinstance(node, dict) or key.startswith("hpo."):
+            value = dotted(dumped, key, KeyError)
+            if value is KeyError or isinstance(value, dict) or key.startswith("hpo."):
                 raise ValueError(f"hpo.space: {key!r} is not a parameter that a study can set")
         return self
 
 
 _BUILT_BY = {"synthetic": ("synth",), "injected": ("wrx_inject",)}
+
+
+_MISSING: Any = object()
+
+
+def dotted(tree: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
+    """The value at a dotted params.yaml key (``models.gat.small.hidden``) of nested mappings, as dvc.yaml
+    `params:` and `dvc exp run -S` name them; ``default`` (else KeyError) where a part is missing."""
+    node: Any = tree
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        node = node[part]
+    return node
+
+
+def sections(params: Params, keys: Sequence[str]) -> dict[str, Any]:
+    """The params.yaml entries named by dotted keys, as dvc.yaml `params:` lists them: {key: value}."""
+    dumped = params.model_dump(mode="json")
+    return {key: dotted(dumped, key) for key in keys}
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:
@@ -428,14 +408,18 @@ def with_overrides(params: Params, overrides: Mapping[str, object], source: str 
     """``params`` with dotted keys set, as `dvc exp run -S key=value` sets them, and validated again."""
     raw = params.model_dump(mode="json")
     for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node: Any = raw
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
+        parent, _, leaf = key.rpartition(".")
+        node = dotted(raw, parent, None) if parent else raw
         if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
             raise ParamsError(f"{source}: {key!r} is not a parameter in params.yaml")
         node[leaf] = value
     return parse_params(raw, source)
+
+
+def params_here(path: str | Path = PARAMS_FILE) -> Params:
+    """load_params of ``path``, or of the checkout's params.yaml where there is none (a `kdgat` command run
+    outside the project reads the study it was installed from, never values of its own)."""
+    return load_params(path if Path(path).exists() else CHECKOUT_PARAMS)
 
 
 @lru_cache(maxsize=8)

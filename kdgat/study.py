@@ -1,4 +1,5 @@
-"""The study's cast: which models exist, who teaches whom, and where each one's files live.
+"""The study's cast and its map: which models exist, who teaches whom, and where every file of the pipeline
+lives (``Paths``; dvc.yaml names the same files).
 
 Names are ``<family>_<variant>``: family vgae | gat | fusion, variant large (teacher) | small_kd (student
 distilled from the large model of its family) | small (student trained alone). A fusion variant fuses
@@ -67,21 +68,87 @@ class Model:
 
 
 @dataclass(frozen=True)
+class TrainOutputs:
+    """What training one model leaves: the final weights (best epoch), a folder of Lightning checkpoints
+    (last.ckpt, best.ckpt, run.json, logs/), a JSON report, a per-epoch CSV, and, where the launcher wants
+    them, per-graph predictions of every split."""
+
+    weights: Path
+    ckpt_dir: Path
+    report: Path
+    epochs: Path
+    predictions: Path | None = None
+
+    @classmethod
+    def in_folder(cls, folder: str | Path, predictions: Path | None = None) -> TrainOutputs:
+        """A launcher's own folder (an Optuna trial, a Metaflow run): model.ckpt, checkpoints/, ..."""
+        f = Path(folder)
+        return cls(f / "model.ckpt", f / "checkpoints", f / "report.json", f / "epochs.csv", predictions)
+
+
+@dataclass(frozen=True)
 class Paths:
-    """Where a dataset's files live, relative to the repository root."""
+    """Where one dataset's files live, relative to ``root`` (the repository): the one map of the pipeline's
+    files, read by the stages (their dvc.yaml `outs:`), the results and every launcher of a training."""
 
     dataset: str
     root: Path = Path()
 
     @property
+    def frames(self) -> Path:
+        return self.root / "data" / "frames" / f"{self.dataset}.parquet"
+
+    @property
     def graphs(self) -> Path:
         return self.root / "data" / "graphs" / self.dataset
 
+    def report(self, stage: str) -> Path:
+        """reports/<stage>/D.json of the data stages (ingest, graphs)."""
+        return self.root / "reports" / stage / f"{self.dataset}.json"
+
+    def outputs(self, model: Model) -> TrainOutputs:
+        """models/D/M.ckpt, models/D/M/, reports/train/D/M.json + .epochs.csv, predictions/D/M.parquet."""
+        models, reports = self.root / "models" / self.dataset, self.root / "reports" / "train" / self.dataset
+        return TrainOutputs(
+            models / f"{model.name}.ckpt",
+            models / model.name,
+            reports / f"{model.name}.json",
+            reports / f"{model.name}.epochs.csv",
+            self.root / "predictions" / self.dataset / f"{model.name}.parquet",
+        )
+
     def weights(self, model: Model) -> Path:
-        return self.root / "models" / self.dataset / f"{model.name}.ckpt"
+        return self.outputs(model).weights
 
     def predictions(self, model: Model) -> Path:
-        return self.root / "predictions" / self.dataset / f"{model.name}.parquet"
+        predictions = self.outputs(model).predictions
+        assert predictions is not None  # every model of the study is scored
+        return predictions
 
-    def train_report(self, model: Model) -> Path:
-        return self.root / "reports" / "train" / self.dataset / f"{model.name}.json"
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics" / f"{self.dataset}.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots" / self.dataset
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results" / self.dataset
+
+
+@dataclass(frozen=True)
+class FolderPaths(Paths):
+    """A launcher's own folder for the models it trains (the Metaflow flow's <out>/<run>/<dataset>/):
+    <folder>/<model>/model.ckpt ... and <folder>/<model>.parquet, over the graphs in ``graphs_dir``."""
+
+    folder: Path = Path()
+    graphs_dir: Path = Path()
+
+    @property
+    def graphs(self) -> Path:
+        return self.graphs_dir
+
+    def outputs(self, model: Model) -> TrainOutputs:
+        return TrainOutputs.in_folder(self.folder / model.name, self.folder / f"{model.name}.parquet")

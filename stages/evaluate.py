@@ -2,10 +2,6 @@
 confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/ (graph embeddings and
 attention weights are recomputed from the weights over data/graphs/D)."""
 
-import json
-import sys
-from pathlib import Path
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
@@ -18,18 +14,17 @@ from kdgat.track.tracker import stage_run
 def main(dataset: str) -> None:
     paths = Paths(dataset)
     models = [Model.parse(n) for n in MODELS]
-    metrics, plots = Path(f"metrics/{dataset}.json"), Path(f"plots/{dataset}")
     with stage_run("evaluate", dataset, load_params(), lineage={"inputs": list(MODELS)}) as t:
-        write_evaluation(
+        metrics = write_evaluation(
             {m.name: paths.predictions(m) for m in models},
-            metrics,
-            plots,
+            paths.metrics,
+            paths.plots,
             model_files={m.name: paths.weights(m) for m in models},
             graphs_dir=paths.graphs,
         )
-        t.summary(json.loads(metrics.read_text()))
-        t.log_artifact(f"evaluation-{dataset}", "evaluation", [metrics, plots / "figures"])
+        t.summary(metrics)
+        t.log_artifact(f"evaluation-{dataset}", "evaluation", [paths.metrics, paths.plots / "figures"])
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

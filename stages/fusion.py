@@ -7,34 +7,32 @@ Writes models/D/fusion_V.ckpt, reports/train/D/fusion_V.json (+ baselines: GAT a
 fixed α) and predictions/D/fusion_V.parquet.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
+from kdgat.fusion.train import train_fusion
 from kdgat.study import Model, Paths
 from kdgat.track.tracker import stage_run
-from kdgat.train.fusion_train import train_fusion
 
 
 def main(dataset: str, variant: str) -> None:
     params, paths, fused = load_params(), Paths(dataset), Model.parse(f"fusion_{variant}")
-    lineage = fused.lineage(curriculum=False)
+    lineage, outs = fused.lineage(curriculum=False), paths.outputs(fused)
     with stage_run("fusion", dataset, params, fused.param_keys, name=fused.name, lineage=lineage) as t:
         report = train_fusion(
             params,
             paths.predictions(Model("vgae", variant)),
             paths.predictions(Model("gat", variant)),
             fused.scale,
-            paths.weights(fused),
-            report=paths.train_report(fused),
+            outs.weights,
+            report=outs.report,
             predictions=paths.predictions(fused),
             on_epoch=t.log_epoch,
         )
         t.summary(report)
-        t.log_model(fused.name, paths.weights(fused), {"best_epoch": report["best_epoch"]})
+        t.log_model(fused.name, outs.weights, {"best_epoch": report["best_epoch"]})
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

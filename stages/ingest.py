@@ -14,6 +14,7 @@ from kdgat.data.formats import read_any
 from kdgat.data.formats_core import MAX_EXAMPLES
 from kdgat.data.frames import write_frames
 from kdgat.io import write_json
+from kdgat.study import Paths
 from kdgat.track.tracker import stage_run
 
 
@@ -28,10 +29,11 @@ def main(dataset: str) -> None:
         frames, report = read_any(raw, fmt, opts.on_bad_line, entry.attack_from)
         for name in report.ignored[:MAX_EXAMPLES]:
             print(f"warning: {raw / name}: not a capture (extension); left out", file=sys.stderr)
-        write_frames(frames, f"data/frames/{dataset}.parquet")
-        write_json(report.to_dict(), f"reports/ingest/{dataset}.json")
+        paths = Paths(dataset)
+        write_frames(frames, paths.frames)
+        write_json(report.to_dict(), paths.report("ingest"))
         t.summary(report.to_dict())
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

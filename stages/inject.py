@@ -1,7 +1,6 @@
 """DVC stage `inject`: the wrx_inject dataset — Car-Hacking attacks injected into the real WRX captures
 named by params.yaml inject.source — into data/raw/wrx_inject/ (params: inject)."""
 
-import sys
 from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
@@ -19,4 +18,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

@@ -4,8 +4,6 @@ as Parquet tables in results/D/ (schema: kdgat/results/schema.py, docs/results.m
     python stages/results.py DATASET
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
@@ -23,4 +21,4 @@ def main(dataset: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

@@ -3,8 +3,6 @@
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
 from kdgat.cli.stage import run_stage
@@ -20,4 +18,4 @@ def main(out_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, *sys.argv[1:])
+    run_stage(main, __doc__)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from tiny_project import study_params
 
 from kdgat.bench.models import (
     INFER_MODELS,
@@ -33,11 +34,11 @@ from kdgat.config import (
     GATScales,
     ModelParams,
     Params,
-    SynthParams,
-    TrainParams,
     VGAEScale,
     VGAEScales,
 )
+
+STUDY = study_params()  # the repository's params.yaml
 
 # one training thread: two stall on a busy machine (each parallel region waits for a descheduled thread)
 TINY = ModelBenchSettings(steps=2, repeats=2, warmup=1, infer_calls=5, infer_warmup=1, train_threads=1)
@@ -45,16 +46,27 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
 
 def tiny_params() -> Params:
-    gat = GATScale(embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=16, dropout=0.1)
+    gat = GATScale(
+        embed_dim=4,
+        hidden=8,
+        heads=2,
+        layers=2,
+        mlp_hidden=16,
+        dropout=0.1,
+        pooling=("mean", "max"),
+        id_profile=0,
+    )
     vgae = VGAEScale(embed_dim=4, hidden=8, heads=2, layers=2, latent=8, dropout=0.1)
-    return Params(
-        synth=SynthParams(minutes=0.05, vehicles=2),
-        train=TrainParams(batch_size=16),
-        models=ModelParams(
-            gat=GATScales(large=gat, small=gat.model_copy(update={"layers": 1})),
-            vgae=VGAEScales(large=vgae, small=vgae.model_copy(update={"latent": 4})),
-            dqn=DQNScales(large=DQNScale(hidden=16, layers=2), small=DQNScale(hidden=8, layers=1)),
-        ),
+    return STUDY.model_copy(
+        update={
+            "synth": STUDY.synth.model_copy(update={"minutes": 0.05, "vehicles": 2}),
+            "train": STUDY.train.model_copy(update={"batch_size": 16}),
+            "models": ModelParams(
+                gat=GATScales(large=gat, small=gat.model_copy(update={"layers": 1})),
+                vgae=VGAEScales(large=vgae, small=vgae.model_copy(update={"latent": 4})),
+                dqn=DQNScales(large=DQNScale(hidden=16, layers=2), small=DQNScale(hidden=8, layers=1)),
+            ),
+        }
     )
 
 

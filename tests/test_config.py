@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kdgat.config as config
 from kdgat.config import Params, ParamsError, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,14 +33,28 @@ def test_repo_params_are_valid_and_complete() -> None:
     ],
 )
 def test_bad_params_name_key_and_allowed_values(raw: dict, expected: str) -> None:
+    full = yaml.safe_load((REPO / "params.yaml").read_text())
+    for key, value in raw.items():  # one bad entry in an otherwise complete file
+        full[key] = {**full[key], **value} if isinstance(value, dict) else value
     with pytest.raises(ParamsError) as err:
-        parse_params(raw, "params.yaml")
+        parse_params(full, "params.yaml")
     assert expected in str(err.value)
     assert str(err.value).startswith("params.yaml: 1 invalid parameter")
 
 
+def test_params_yaml_is_the_only_place_a_value_is_set() -> None:
+    # a default in config.py could disagree with params.yaml, and any path that skipped the file (a test,
+    # a command run elsewhere) would run another study than `make run`
+    models = [m for m in vars(config).values() if isinstance(m, type) and issubclass(m, config._Strict)]
+    assert Params in models and len(models) > 10
+    with_default = [
+        f"{m.__name__}.{name}" for m in models for name, f in m.model_fields.items() if not f.is_required()
+    ]
+    assert with_default == []
+
+
 def test_params_are_frozen() -> None:
-    p = Params()
+    p = load_params(REPO / "params.yaml")
     with pytest.raises(ValueError):
         p.windows.size = 5  # type: ignore[misc]
 

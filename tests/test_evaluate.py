@@ -13,29 +13,28 @@ import pytest
 import sklearn.metrics as skm
 import torch
 import torchmetrics.functional.classification as tm
+from tiny_project import study_params
 
 import kdgat.evaluate.figures as figures
 import kdgat.evaluate.report as ev
+import kdgat.fusion.policy as fu
 import kdgat.metrics as em
-import kdgat.models.fusion as fu
 from kdgat.config import (
     DQNScale,
     GATScale,
-    SplitParams,
-    SynthParams,
     VGAEScale,
-    VocabParams,
-    WindowParams,
 )
 from kdgat.data.formats import read_dataset
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split
 from kdgat.data.synth import generate
+from kdgat.fusion.dqn import build_qnet
 from kdgat.io import OUTPUT_MARK
 from kdgat.models import build_gat, build_vgae
-from kdgat.models.dqn import build_qnet
 from kdgat.train.infer import embeddings
 from kdgat.train.weights import save_model
+
+STUDY = study_params()  # the repository's params.yaml
 
 
 def random_case(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -317,11 +316,20 @@ def test_pca_2d_is_the_top_two_components() -> None:
 def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """A tiny graph folder and untrained tiny gat_small / vgae_small weights sized for it."""
     root = tmp_path_factory.mktemp("graphs")
-    generate(root / "raw", SynthParams(minutes=0.05))
+    generate(root / "raw", STUDY.synth.model_copy(update={"minutes": 0.05}))
     frames, _ = read_dataset(root / "raw", progress=False)
-    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), root / "graphs", progress=False)
+    build_graphs(frames, STUDY.windows, STUDY.split, STUDY.vocab, root / "graphs", progress=False)
     meta = load_meta(root / "graphs")
-    gat_scale = GATScale(embed_dim=4, hidden=4, heads=2, layers=2, mlp_hidden=8, dropout=0.1)
+    gat_scale = GATScale(
+        embed_dim=4,
+        hidden=4,
+        heads=2,
+        layers=2,
+        mlp_hidden=8,
+        dropout=0.1,
+        pooling=("mean", "max"),
+        id_profile=0,
+    )
     vgae_scale = VGAEScale(embed_dim=4, hidden=4, heads=2, layers=2, latent=6, dropout=0.1)
     gat, vgae = build_gat(gat_scale, meta, seed=0), build_vgae(vgae_scale, meta, seed=0)
     files = {"gat_small": root / "gat_small.ckpt", "vgae_small": root / "vgae_small.ckpt"}

@@ -13,13 +13,16 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from tiny_project import study_params
 
 import kdgat.evaluate.report as ev
-import kdgat.models.fusion as fu
-import kdgat.train.fusion_train as ft
-from kdgat.config import DQNScale, FusionParams, Params
+import kdgat.fusion.policy as fu
+import kdgat.fusion.train as ft
+from kdgat.config import DQNScale, Params
+from kdgat.fusion.dqn import QNet, build_qnet
 from kdgat.metrics import binary_metrics
-from kdgat.models.dqn import QNet, build_qnet
+
+STUDY = study_params()  # the repository's params.yaml
 
 SPLITS = {"train": 600, "val": 1600, "test_known": 500, "test_unknown_attack": 300}
 
@@ -80,10 +83,11 @@ def two_region_tables(seed: int = 0, splits: dict[str, int] = SPLITS) -> tuple[p
 
 
 def fusion_params(**fusion: object) -> Params:
-    base = Params()
+    base = STUDY
     small = {"hidden": 32, "layers": 2}
     return Params.model_validate(
         {
+            **base.model_dump(),
             "models": {**base.models.model_dump(), "dqn": {"large": small, "small": small}},
             "train": {**base.train.model_dump(), "batch_size": 128, "lr": 3e-3},
             "fusion": {**base.fusion.model_dump(), "epochs": 15, **fusion},
@@ -136,7 +140,7 @@ def test_training_reward_and_evaluation_call_the_same_fuse(monkeypatch: pytest.M
     assert ft.fuse is fu.fuse and ft.decide is fu.decide
     monkeypatch.setattr(ft, "fuse", spy)
     y, a, p = np.array([1, 0]), np.array([0.9, 0.1]), np.array([0.2, 0.8])
-    r = ft.rewards(y, a, p, fu.alpha_grid(3), FusionParams())
+    r = ft.rewards(y, a, p, fu.alpha_grid(3), STUDY.fusion)
     assert calls, "rewards() bypassed fuse"
     # α 0 → VGAE: catches the attack, passes the benign; α 1 → GAT: misses (−5), false alarm (−1)
     np.testing.assert_array_equal(r[:, 0], [1, 1])

@@ -15,13 +15,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from tiny_project import study_params
 
-from kdgat.config import SplitParams, VocabParams, WindowParams
+from kdgat.config import WindowParams
 from kdgat.data import graphs as graphs_module
 from kdgat.data.frames import conform
 from kdgat.data.graphs import EDGE_FEATURES, NODE_FEATURES, build_graphs
 from kdgat.data.shards import ARRAYS, GraphSplit, load_meta, load_split
 from kdgat.data.vocab import Vocabulary, build_vocab, format_id, id_cooccurrence, id_keys, parse_id
+
+STUDY = study_params()  # the repository's params.yaml
 
 TEST_KNOWN = "test_01_known_vehicle_known_attack"
 
@@ -94,8 +97,8 @@ def build(frames: pl.DataFrame, out: Path, size: int = 6, stride: int | None = N
     return build_graphs(
         frames,
         WindowParams(size=size, stride=stride or size),
-        SplitParams(**split),
-        VocabParams(),
+        STUDY.split.model_copy(update=split),
+        STUDY.vocab,
         out,
         progress=False,
     )

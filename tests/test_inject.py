@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tiny_project import study_params
 
-from kdgat.config import InjectParams, Params
 from kdgat.data.catalog import get
 from kdgat.data.formats import read_capture, read_dataset
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS
@@ -29,7 +29,9 @@ from kdgat.data.synth_attacks import INJECTION_INTERVAL_S
 from kdgat.data.synth_bus import make_vehicle, simulate_vehicle, stream
 from kdgat.io import OUTPUT_MARK
 
-PARAMS = InjectParams(seed=5, holdout_attack="suspension")
+STUDY = study_params()  # the repository's params.yaml
+
+PARAMS = STUDY.inject.model_copy(update={"seed": 5, "holdout_attack": "suspension"})
 DURATIONS_S = (9.0, 12.0, 15.0)  # short, like the WRX logs (10–36 s)
 KEY = ["ts_us", "can_id", *BYTE_COLUMNS]  # a frame as written: µs timestamp, ID, payload
 
@@ -250,7 +252,7 @@ def test_same_seed_same_bytes_other_seed_differs(
 def test_missing_source_folder_is_a_clear_error(tmp_path: Path, repo_root: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nowhere: folder of benign CAN captures not found.*WRX"):
         build_injected(tmp_path / "nowhere", tmp_path / "out", PARAMS)
-    params = Params().model_dump(mode="json")
+    params = STUDY.model_dump(mode="json")
     params["inject"]["source"] = "nowhere"
     (tmp_path / "params.yaml").write_text(json.dumps(params))
     res = subprocess.run(
@@ -282,13 +284,13 @@ def wrx(can_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     if not src.is_dir():
         pytest.skip(f"WRX captures not found at {src}")
     out = tmp_path_factory.mktemp("wrx") / "wrx_inject"
-    return src, out, build_injected(src, out, InjectParams())
+    return src, out, build_injected(src, out, STUDY.inject)
 
 
 def test_wrx_dataset_cut_and_spoof_targets(wrx: tuple[Path, Path, dict[str, Any]]) -> None:
     src, out, manifest = wrx
     assert len(manifest["captures"]) == 6
-    _check_cut(src, out, manifest, InjectParams().train_fraction)
+    _check_cut(src, out, manifest, STUDY.inject.train_fraction)
     roles = {k: int(v["can_id"], 16) for k, v in manifest["spoof_roles"].items()}
     assert len(set(roles.values())) == 2
     for cap in manifest["captures"]:  # both spoofed IDs are sent in every capture
@@ -298,7 +300,7 @@ def test_wrx_dataset_cut_and_spoof_targets(wrx: tuple[Path, Path, dict[str, Any]
 
 def test_wrx_through_ingest_and_graphs(wrx: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     _, out, _ = wrx
-    p = Params()
+    p = STUDY
     frames, report = read_dataset(out, fmt=get("wrx_inject").format, progress=False)
     assert report.bad_lines == 0
     meta = build_graphs(frames, p.windows, p.split, p.vocab, tmp_path / "graphs")

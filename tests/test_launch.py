@@ -13,11 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_project import study_params
 
 from kdgat.cli.launch import launch_params
 from kdgat.cluster.fanout import changed_since, plan
 from kdgat.cluster.launch import executor_name, in_snapshot, sbatch_parameters, snapshot_code
-from kdgat.config import LaunchParams, ParamsError, SlurmParams
+from kdgat.config import ParamsError
+
+STUDY = study_params()  # the repository's params.yaml
 
 TOY_STAGE = '''\
 """A toy stage: sleep, then write out/NAME.json with this run's start and end times (or fail)."""
@@ -99,23 +102,27 @@ def interval(repo: Path, name: str) -> tuple[float, float]:
 
 
 def test_sbatch_parameters_follow_launch_settings() -> None:
-    slurm = SlurmParams(partition="gpu", gpus_per_node=2, mem_gb=16, timeout_min=90, constraint="v100")
+    slurm = STUDY.launch.slurm.model_copy(
+        update={"partition": "gpu", "gpus_per_node": 2, "mem_gb": 16, "timeout_min": 90, "constraint": "v100"}
+    )
     got = sbatch_parameters(slurm)
     assert got["partition"] == "gpu" and got["gpus_per_node"] == 2 and got["constraint"] == "v100"
     assert got["mem"] == "16GB" and got["time"] == 90 and "account" not in got
     assert "gpus_per_node" not in sbatch_parameters(slurm, gpu=False)
-    assert "gpus_per_node" not in sbatch_parameters(SlurmParams(gpus_per_node=0))
+    assert "gpus_per_node" not in sbatch_parameters(
+        STUDY.launch.slurm.model_copy(update={"gpus_per_node": 0})
+    )
 
 
 def test_executor_is_named_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KDGAT_EXECUTOR", raising=False)
-    assert executor_name(LaunchParams()) == "local"
-    assert executor_name(LaunchParams(executor="slurm")) == "slurm"
+    assert executor_name(STUDY.launch) == "local"
+    assert executor_name(STUDY.launch.model_copy(update={"executor": "slurm"})) == "slurm"
     monkeypatch.setenv("KDGAT_EXECUTOR", "local")  # what a job sees: never submit again from inside
-    assert executor_name(LaunchParams(executor="slurm")) == "local"
+    assert executor_name(STUDY.launch.model_copy(update={"executor": "slurm"})) == "local"
     monkeypatch.setenv("KDGAT_EXECUTOR", "auto")
     with pytest.raises(ValueError, match="KDGAT_EXECUTOR"):
-        executor_name(LaunchParams())
+        executor_name(STUDY.launch)
 
 
 def test_launch_overrides_are_validated(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from tiny_project import study_params
 from torch_geometric.utils import add_remaining_self_loops
 
-from kdgat.config import GATScale, ModelParams, VGAEScale, VGAETrainParams
+from kdgat.config import GATScale, VGAEScale
 from kdgat.models import (
     GAT,
     VGAE,
@@ -22,10 +23,14 @@ from kdgat.models import (
     vgae_loss,
 )
 
+STUDY = study_params()  # the repository's params.yaml
+
 META = {"vocab_size": 76, "node_features": [f"f{i}" for i in range(23)], "edge_features": ["c", "m", "s"]}
 N_VOCAB, N_FEAT, N_EDGE = 76, 23, 3
 SCALES = ["large", "small"]
-TINY_GAT = GATScale(embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=8, dropout=0.0)
+TINY_GAT = GATScale(
+    embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=8, dropout=0.0, pooling=("mean", "max"), id_profile=0
+)
 
 
 class RandomBatch(NamedTuple):
@@ -77,7 +82,7 @@ def all_grads_finite(model: torch.nn.Module) -> bool:
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_gat_forward_backward(scale: str) -> None:
-    model = build_gat(getattr(ModelParams().gat, scale), META, seed=0)
+    model = build_gat(getattr(STUDY.models.gat, scale), META, seed=0)
     b = random_batch(6, seed=1)
     logits = model(*b.inputs)
     assert logits.shape == (6, 2) and torch.isfinite(logits).all()
@@ -89,13 +94,13 @@ def test_gat_forward_backward(scale: str) -> None:
 
 
 def test_gat_attention_is_a_softmax_over_incoming_edges() -> None:
-    model = build_gat(ModelParams().gat.small, META, seed=0).eval()
+    model = build_gat(STUDY.models.gat.small, META, seed=0).eval()
     b = random_batch(4, seed=2)
     att = model.attention(*b.inputs)
-    assert len(att) == ModelParams().gat.small.layers
+    assert len(att) == STUDY.models.gat.small.layers
     for ei, alpha in att:
         assert torch.equal(ei, b.edge_index)
-        assert alpha.shape == (b.edge_index.shape[1], ModelParams().gat.small.heads)
+        assert alpha.shape == (b.edge_index.shape[1], STUDY.models.gat.small.heads)
         sums = torch.zeros(b.x.shape[0], alpha.shape[1]).index_add_(0, ei[1], alpha)
         torch.testing.assert_close(sums, torch.ones_like(sums))
 
@@ -144,7 +149,7 @@ def test_gat_rejects_a_cooccurrence_of_the_wrong_size() -> None:
 
 @pytest.mark.parametrize("scale", SCALES)
 def test_vgae_forward_backward_and_errors(scale: str) -> None:
-    sc: VGAEScale = getattr(ModelParams().vgae, scale)
+    sc: VGAEScale = getattr(STUDY.models.vgae, scale)
     model = build_vgae(sc, META, seed=0)
     b = random_batch(5, seed=4)
     out = model(*b.inputs[:4])
@@ -156,14 +161,14 @@ def test_vgae_forward_backward_and_errors(scale: str) -> None:
     for name, value in errors.items():
         assert value.shape == (5,), name
         assert torch.isfinite(value).all() and (value >= 0).all(), name
-    loss = vgae_loss(errors, VGAETrainParams())
+    loss = vgae_loss(errors, STUDY.vgae_train)
     assert loss.shape == ()
     loss.backward()
     assert all_grads_finite(model)
 
 
 def test_parameter_counts_per_scale() -> None:
-    mp = ModelParams()
+    mp = STUDY.models
     counts = {
         f"{kind}_{s}": count_parameters(build(getattr(getattr(mp, kind), s), META))
         for kind, build in (("gat", build_gat), ("vgae", build_vgae))
@@ -177,7 +182,7 @@ def test_parameter_counts_per_scale() -> None:
 
 
 def test_logvar_is_clamped() -> None:
-    model = build_vgae(ModelParams().vgae.small, META, seed=0)
+    model = build_vgae(STUDY.models.vgae.small, META, seed=0)
     b = random_batch(3, seed=5)
     for bias, bound in ((1e4, 10.0), (-1e4, -10.0)):
         with torch.no_grad():
@@ -191,7 +196,7 @@ def test_logvar_is_clamped() -> None:
 
 
 def test_z_is_mu_in_eval_and_sampled_in_training() -> None:
-    model = build_vgae(ModelParams().vgae.small, META, seed=0)
+    model = build_vgae(STUDY.models.vgae.small, META, seed=0)
     b = random_batch(3, seed=6)
     model.eval()
     out = model(*b.inputs[:4])
@@ -219,8 +224,8 @@ def test_negative_pairs_stay_within_their_graph_and_are_reproducible() -> None:
 def test_score_is_batch_invariant_and_ignores_kl() -> None:
     gen = torch.Generator().manual_seed(8)
     graphs = [random_graph(n, gen) for n in (9, 1, 2, 14)]
-    model = build_vgae(ModelParams().vgae.small, META, seed=0).eval()
-    w = VGAETrainParams()
+    model = build_vgae(STUDY.models.vgae.small, META, seed=0).eval()
+    w = STUDY.vgae_train
 
     def scores(batch: RandomBatch) -> torch.Tensor:
         out = model(*batch.inputs[:4])
@@ -241,7 +246,7 @@ def test_vgae_scores_a_corrupted_graph_higher_than_the_graph_it_fit() -> None:
     gen = torch.Generator().manual_seed(10)
     graphs = [random_graph(n, gen) for n in (12, 15, 10, 14)]
     fit = collate(graphs)
-    w = VGAETrainParams()
+    w = STUDY.vgae_train
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     neg_gen = torch.Generator().manual_seed(0)
     for _ in range(100):
@@ -283,7 +288,7 @@ def test_seeded_build_is_deterministic_and_leaves_global_rng_alone() -> None:
     c = build_gat(TINY_GAT, META, seed=1).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
-    v = [build_vgae(ModelParams().vgae.small, META, seed=0).state_dict() for _ in range(2)]
+    v = [build_vgae(STUDY.models.vgae.small, META, seed=0).state_dict() for _ in range(2)]
     assert all(torch.equal(v[0][k], v[1][k]) for k in v[0])
 
 
@@ -293,7 +298,7 @@ def test_builders_name_missing_meta_keys() -> None:
     with pytest.raises(ValueError, match="n_edge_features"):
         GAT(TINY_GAT, N_VOCAB, N_FEAT, 0)
     with pytest.raises(ValueError, match="n_vocab"):
-        VGAE(ModelParams().vgae.small, 0, N_FEAT, N_EDGE)
+        VGAE(STUDY.models.vgae.small, 0, N_FEAT, N_EDGE)
 
 
 def test_small_gat_exports_to_onnx(tmp_path: object) -> None:
@@ -301,7 +306,7 @@ def test_small_gat_exports_to_onnx(tmp_path: object) -> None:
     ort = pytest.importorskip("onnxruntime")
     from pathlib import Path
 
-    model = build_gat(ModelParams().gat.small, META, seed=0).eval()
+    model = build_gat(STUDY.models.gat.small, META, seed=0).eval()
     b1, b2 = random_batch(5, seed=11), random_batch(13, seed=12, max_nodes=40)
     names = ["x", "node_vocab", "edge_index", "edge_attr", "batch"]
     n, e = torch.export.Dim("nodes"), torch.export.Dim("edges")

@@ -12,16 +12,19 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
+from tiny_project import study_params
 from typer.testing import CliRunner
 
 import kdgat.results.build as res
 from kdgat.cli.main import app
-from kdgat.config import Params
+from kdgat.config import with_overrides
 from kdgat.results.schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, VIEWS
 from kdgat.results.schema import schema_markdown as render_schema
 from kdgat.results.views import ResultsMissingError, connect, kd_transfer, leaderboard, show
 from kdgat.study import MODELS, Model
 from kdgat.track.tracker import git_commit
+
+STUDY = study_params()  # the repository's params.yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = ("known", "unknown_attack")
@@ -176,7 +179,7 @@ def fake_pipeline(root: Path, ds: str = "synth") -> dict[str, Any]:
 @pytest.fixture
 def built(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     metrics = fake_pipeline(tmp_path)
-    res.build_results("synth", Params(), root=tmp_path, commit=COMMIT)
+    res.build_results("synth", STUDY, root=tmp_path, commit=COMMIT)
     return tmp_path, metrics
 
 
@@ -242,8 +245,8 @@ def test_runs_record_lineage_sizes_and_params(built: tuple[Path, Any]) -> None:
 
 def test_params_hash_follows_the_params(tmp_path: Path) -> None:
     fake_pipeline(tmp_path)
-    base = res.runs_table(res.Sources("synth", tmp_path), list(MODELS), Params(), None)
-    changed = Params.model_validate({"kd": {"alpha": 0.5}})
+    base = res.runs_table(res.Sources("synth", tmp_path), list(MODELS), STUDY, None)
+    changed = with_overrides(STUDY, {"kd.alpha": 0.5})
     other = res.runs_table(res.Sources("synth", tmp_path), list(MODELS), changed, None)
     differs = {m for m, a, b in zip(MODELS, base["params_hash"], other["params_hash"], strict=True) if a != b}
     assert differs == {"gat_small_kd", "fusion_small_kd"}  # the distilled GAT and the fusion built on it
@@ -255,7 +258,7 @@ def test_stage_params_are_the_dvc_stage_params() -> None:
         m = Model.parse(name)
         stage = stages["fusion" if m.family == "fusion" else name]
         declared = set(stage.get("do", stage)["params"])
-        assert set(res.stage_params(Params(), m)) == declared, name
+        assert set(res.stage_params(STUDY, m)) == declared, name
 
 
 def test_epoch_metrics_are_the_csvs_long(built: tuple[Path, Any]) -> None:
@@ -337,7 +340,7 @@ def test_kd_transfer_by_hand(built: tuple[Path, Any]) -> None:
 def test_views_union_the_datasets(tmp_path: Path) -> None:
     for ds in ("synth", "wrx_inject"):
         fake_pipeline(tmp_path, ds)
-        res.build_results(ds, Params(), root=tmp_path)
+        res.build_results(ds, STUDY, root=tmp_path)
     con = connect(tmp_path / "results")
     try:
         for name in (*TABLES, *VIEWS):
@@ -359,7 +362,7 @@ def test_rerun_writes_the_same_bytes(built: tuple[Path, Any]) -> None:
     root, _ = built
     out = root / "results" / "synth"
     before = _files(out)
-    rows = res.build_results("synth", Params(), root=root, commit=COMMIT)
+    rows = res.build_results("synth", STUDY, root=root, commit=COMMIT)
     assert _files(out) == before
     assert rows["runs"] == len(MODELS) and pl.read_parquet(out / "runs.parquet").height == len(MODELS)
 
@@ -382,7 +385,7 @@ def test_a_run_killed_between_tables_leaves_every_table_readable(
 
     monkeypatch.setattr(res, "write_table", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
-        res.build_results("synth", Params(), root=root, commit=COMMIT)
+        res.build_results("synth", STUDY, root=root, commit=COMMIT)
     names = list(TABLES)
     assert calls == names[:3]
     assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temp files left behind
@@ -400,11 +403,11 @@ def test_missing_inputs_name_the_file(tmp_path: Path) -> None:
     fake_pipeline(tmp_path)
     (tmp_path / "reports/train/synth/gat_small.epochs.csv").unlink()
     with pytest.raises(res.ResultsError, match=r"gat_small\.epochs\.csv: not found"):
-        res.build_results("synth", Params(), root=tmp_path)
+        res.build_results("synth", STUDY, root=tmp_path)
     assert not (tmp_path / "results").exists()  # nothing written unless every table could be built
     (tmp_path / "metrics/synth.json").unlink()
     with pytest.raises(res.ResultsError, match=r"metrics/synth\.json: not found.*make run"):
-        res.build_results("synth", Params(), root=tmp_path)
+        res.build_results("synth", STUDY, root=tmp_path)
 
 
 def test_missing_results_folder_is_a_clear_error(tmp_path: Path) -> None:
@@ -447,4 +450,4 @@ def test_a_report_without_a_field_is_named(tmp_path: Path) -> None:
     del rep["best_epoch"]
     path.write_text(json.dumps(rep))
     with pytest.raises(res.ResultsError, match=r"gat_large\.json .*no 'best_epoch' field"):
-        res.build_results("synth", Params(), root=tmp_path)
+        res.build_results("synth", STUDY, root=tmp_path)

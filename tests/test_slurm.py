@@ -16,13 +16,16 @@ import pytest
 import yaml
 from slurm_cluster import SlurmCluster
 from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
+from tiny_project import study_params
 
 from kdgat.cluster.launch import StageCommand, job_error, job_parameters, make_executor
-from kdgat.config import LaunchParams, SlurmParams
+
+STUDY = study_params()  # the repository's params.yaml
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-LAUNCH = LaunchParams(slurm=SlurmParams(gpus_per_node=0, cpus_per_task=1, mem_gb=1, timeout_min=5))
+SMALL_JOBS = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}
+LAUNCH = STUDY.launch.model_copy(update={"slurm": STUDY.launch.slurm.model_copy(update=SMALL_JOBS)})
 
 
 def _wait_for(ready: object, timeout_s: float, what: str) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from tiny_project import study_params
 
-from kdgat.config import SplitParams, VocabParams, WindowParams
+from kdgat.config import SplitParams, WindowParams
 from kdgat.data.frames import conform
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_split
@@ -23,6 +24,8 @@ from kdgat.data.splits import (
     drop_duplicates,
     embargo,
 )
+
+STUDY = study_params()  # the repository's params.yaml
 
 TRAIN, VAL, TEST = 0, 1, 2
 
@@ -39,7 +42,7 @@ def test_time_block_with_test_captures() -> None:
         [20, 7],
         [False, True],
         WindowParams(size=4, stride=2),
-        SplitParams(val_fraction=0.2),
+        STUDY.split.model_copy(update={"val_fraction": 0.2}),
     )
     assert plan.names == ["train", "val", "test_known"] and not plan.heldout_test
     assert runs(plan.code) == [(TRAIN, 14), (NOT_STORED, 2), (VAL, 4), (TEST, 7)]
@@ -48,7 +51,11 @@ def test_time_block_with_test_captures() -> None:
 
 def test_held_out_test_block_when_there_is_no_test_capture() -> None:
     plan = assign_splits(
-        ["train"], [20], [False], WindowParams(size=4, stride=2), SplitParams(val_fraction=0.2)
+        ["train"],
+        [20],
+        [False],
+        WindowParams(size=4, stride=2),
+        STUDY.split.model_copy(update={"val_fraction": 0.2}),
     )
     assert plan.heldout_test and plan.names == ["train", "val", "test_known"]
     # [train | gap | val | gap | test]: the test block is cut first, val from what is left.
@@ -58,7 +65,9 @@ def test_held_out_test_block_when_there_is_no_test_capture() -> None:
 @pytest.mark.parametrize(("size", "stride"), [(100, 100), (100, 50), (100, 30), (10, 1), (7, 3)])
 def test_embargo_keeps_blocks_frame_disjoint(size: int, stride: int) -> None:
     windows = WindowParams(size=size, stride=stride)
-    plan = assign_splits(["train"], [200], [False], windows, SplitParams(val_fraction=0.25))
+    plan = assign_splits(
+        ["train"], [200], [False], windows, STUDY.split.model_copy(update={"val_fraction": 0.25})
+    )
     first_row = np.arange(200) * stride
     for a, b in [(TRAIN, VAL), (VAL, TEST), (TRAIN, TEST)]:
         last_end = first_row[plan.code == a].max() + size  # one past the last frame of block a
@@ -73,7 +82,7 @@ def test_scenarios_get_their_own_splits_in_a_fixed_order() -> None:
         [5, 30, 5, 5, 30],
         [True, False, True, True, True],
         WindowParams(size=10, stride=10),
-        SplitParams(),
+        STUDY.split,
     )
     assert plan.names == ["train", "val", "test_known", "test_unknown_vehicle", "test_unknown_both"]
     assert set(plan.code[:5]) == {4} and set(plan.code[35:40]) == {2} and set(plan.code[40:45]) == {3}
@@ -110,7 +119,7 @@ def test_file_split_with_a_single_capture_of_a_kind_says_so() -> None:
         [10, 10, 10, 4],
         [False, False, True, True],
         WindowParams(size=10, stride=10),
-        SplitParams(by="file", val_fraction=0.5),
+        SplitParams(by="file", val_fraction=0.5, seed=0),
     )
     assert set(plan.code[20:30].tolist()) == {TRAIN} and {0, 1} <= set(plan.code[:20].tolist())
     assert plan.notes == ["only one attack training capture: it stays in train, so val has no attack capture"]
@@ -189,7 +198,7 @@ def test_no_window_content_in_two_splits(tmp_path: Path) -> None:
     )
     by_source = frames.partition_by("source", as_dict=True)
     meta = build_graphs(
-        frames, WindowParams(size=8, stride=4), SplitParams(), VocabParams(), tmp_path / "g", progress=False
+        frames, WindowParams(size=8, stride=4), STUDY.split, STUDY.vocab, tmp_path / "g", progress=False
     )
     assert meta["duplicates_dropped"]["val"] > 0 and meta["duplicates_dropped"]["test_known"] >= 24
     content: dict[str, set[str]] = {}
@@ -214,14 +223,14 @@ def test_segment_split_keeps_the_class_balance() -> None:
     val block."""
     attack = np.zeros(100, bool)
     attack[40:45] = attack[70:] = True
-    windows, tail = WindowParams(size=4, stride=2), SplitParams(val_fraction=0.2)
+    windows, tail = WindowParams(size=4, stride=2), SplitParams(by="time_block", val_fraction=0.2, seed=0)
     by_tail = assign_splits(["train"] * 1 + ["known"], [100, 10], [True, True], windows, tail)
     seg = assign_splits(
         ["train", "known"],
         [100, 10],
         [True, True],
         windows,
-        SplitParams(by="segment", val_fraction=0.2),
+        SplitParams(by="segment", val_fraction=0.2, seed=0),
         window_attack=np.r_[attack, np.ones(10, bool)],
     )
     in_train = lambda plan: int(((plan.code[:100] == TRAIN) & attack).sum())  # noqa: E731
@@ -242,14 +251,15 @@ def _plan(val_attack: int, test_benign: int) -> tuple[SplitPlan, np.ndarray]:
 
 def test_check_splits_names_every_unworkable_split_and_the_fix() -> None:
     plan, attack = _plan(val_attack=2, test_benign=2)
-    assert check_splits(plan, attack, SplitParams(), batch_size=6) == {
+    tail = SplitParams(by="time_block", val_fraction=0.2, seed=0)
+    assert check_splits(plan, attack, tail, batch_size=6) == {
         "train": {"benign": 4, "attack": 6},
         "val": {"benign": 2, "attack": 2},
         "test_known": {"benign": 2, "attack": 2},
     }
     plan, attack = _plan(val_attack=0, test_benign=0)
     with pytest.raises(SplitError) as err:
-        check_splits(plan, attack, SplitParams(), batch_size=64)
+        check_splits(plan, attack, tail, batch_size=64)
     msg = str(err.value)
     assert "train has 6 attack windows, fewer than a batch (64)" in msg and "train.batch_size" in msg
     assert "val has no attack window (4 benign, 0 attack)" in msg and "split.by (now time_block" in msg

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from tiny_project import study_params
 
-from kdgat.config import SynthParams
 from kdgat.data.calibration import (
     DEFAULT_TOLERANCES,
     WRX_PERIODS_MS,
@@ -38,8 +38,10 @@ from kdgat.data.synth_bus import (
 )
 from kdgat.io import OUTPUT_MARK
 
+STUDY = study_params()  # the repository's params.yaml
+
 WRX = Path(__file__).resolve().parents[2] / "shared/data/can/wrx-2016"
-PARAMS = SynthParams(seed=7, minutes=1.0, vehicles=3)
+PARAMS = STUDY.synth.model_copy(update={"seed": 7, "minutes": 1.0, "vehicles": 3})
 
 # Tolerances of the synthetic-vs-real comparison (DEFAULT_TOLERANCES in kdgat/data/calibration.py):
 # IDs and bus load within ±30 %, median per-ID period within a factor 1.5, inter-arrival jitter within a
@@ -94,7 +96,7 @@ def _files(manifest: dict[str, Any], attack: str) -> list[dict[str, Any]]:
 
 
 def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) -> None:
-    small = SynthParams(seed=3, minutes=0.3, vehicles=2)
+    small = STUDY.synth.model_copy(update={"seed": 3, "minutes": 0.3, "vehicles": 2})
     generate(tmp_path / "a", small)
     generate(tmp_path / "b", small)
     generate(tmp_path / "c", small.model_copy(update={"seed": 4}))
@@ -120,7 +122,7 @@ def test_generate_replaces_output_atomically(tmp_path: Path) -> None:
     out.mkdir()
     (out / OUTPUT_MARK).write_text("")  # a folder kdgat wrote before: replaced whole
     (out / "stale.csv").write_text("old")
-    generate(out, SynthParams(seed=1, minutes=0.2, vehicles=2))
+    generate(out, STUDY.synth.model_copy(update={"seed": 1, "minutes": 0.2, "vehicles": 2}))
     assert not (out / "stale.csv").exists() and (out / MANIFEST).exists()
     assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no temp folder left behind
 

@@ -21,8 +21,9 @@ from tiny_project import tiny_graphs
 from typer.testing import CliRunner
 
 from kdgat.cli.main import app
-from kdgat.config import DQNScale, TrackingParams
-from kdgat.study import MODELS, Model
+from kdgat.config import DQNScale, sections
+from kdgat.fusion.train import fit_qnet
+from kdgat.study import MODELS, Model, TrainOutputs
 from kdgat.track.lightning import EpochLogger
 from kdgat.track.sync import read_records, run_files
 from kdgat.track.tracker import (
@@ -32,11 +33,9 @@ from kdgat.track.tracker import (
     params_hash,
     resolve_mode,
     run_id,
-    sections,
     stage_run,
 )
-from kdgat.train.fusion_train import fit_qnet
-from kdgat.train.run import TrainOutputs, train_gat
+from kdgat.train.run import train_gat
 
 REPO = Path(__file__).resolve().parents[1]
 STUDENT = Model.parse("gat_small_kd")
@@ -204,15 +203,15 @@ def test_disabled_mode_writes_nothing_but_still_warns(
 def test_mode_follows_params_then_env_then_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    auto = TrackingParams(mode="auto")
+    auto = PARAMS.tracking.model_copy(update={"mode": "auto"})
     assert resolve_mode(auto, tmp_path) == "offline"
     with pytest.raises(TrackingError, match="needs a key: set WANDB_API_KEY"):
-        resolve_mode(TrackingParams(mode="online"), tmp_path)
+        resolve_mode(PARAMS.tracking.model_copy(update={"mode": "online"}), tmp_path)
     (tmp_path / ".env").write_text("OTHER=1\nexport WANDB_API_KEY='k123'\n")
     assert resolve_mode(auto, tmp_path) == "online"
     monkeypatch.setenv("WANDB_MODE", "offline")  # what the Makefile exports
     assert resolve_mode(auto, tmp_path) == "offline"
-    assert resolve_mode(TrackingParams(mode="online"), tmp_path) == "online"
+    assert resolve_mode(PARAMS.tracking.model_copy(update={"mode": "online"}), tmp_path) == "online"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert resolve_mode(auto, tmp_path) == "disabled"
     monkeypatch.setenv("WANDB_MODE", "sometimes")
@@ -293,7 +292,9 @@ class _LostService:
 def test_a_run_that_cannot_close_leaves_the_stage_error_to_propagate(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    tracker = Tracker(_LostService(), TrackingParams(mode="offline"), "gat_small", "synth")
+    tracker = Tracker(
+        _LostService(), PARAMS.tracking.model_copy(update={"mode": "offline"}), "gat_small", "synth"
+    )
     close_failed(tracker, SystemExit(-1))  # no ConnectionResetError: the SystemExit is what goes on
     messages = [r.getMessage() for r in caplog.records]
     assert messages == [

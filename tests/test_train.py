@@ -14,16 +14,10 @@ import polars as pl_df
 import pytest
 import torch
 from tiny_project import tiny_graphs
+from tiny_project import tiny_params as tiny_study
 
 import kdgat.train.run as train_run
-from kdgat.config import (
-    GATScale,
-    GATScales,
-    ModelParams,
-    Params,
-    VGAEScale,
-    VGAEScales,
-)
+from kdgat.config import Params
 from kdgat.data.shards import load_meta, load_split
 from kdgat.data.vocab import UNKNOWN
 from kdgat.models import anomaly_score
@@ -41,19 +35,9 @@ def graphs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_params(**sections: dict[str, Any]) -> Params:
-    gat = GATScale(embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=16, dropout=0.1)
-    vgae = VGAEScale(embed_dim=4, hidden=8, heads=2, layers=2, latent=8, dropout=0.1)
-    raw: dict[str, Any] = {
-        "train": {"batch_size": 16, "max_epochs": 3, "patience": 5, "seed": 3},
-        "gat_train": {"sampling": "undersample"},
-    }
-    for k, v in sections.items():
-        raw.setdefault(k, {}).update(v)
-    models = ModelParams(
-        gat=GATScales(large=gat.model_copy(update={"hidden": 12}), small=gat),
-        vgae=VGAEScales(large=vgae.model_copy(update={"latent": 12}), small=vgae),
-    )
-    return Params.model_validate(raw).model_copy(update={"models": models})
+    """The tiny study for three epochs on the study's two threads, then ``sections``."""
+    train = {"max_epochs": 3, "threads": 2, **sections.pop("train", {})}
+    return tiny_study(train=train, **sections)
 
 
 def test_self_loops_added_once_with_mean_attrs(graphs_dir: Path) -> None:

@@ -1,5 +1,6 @@
 """Tiny test data: a graph folder cut down to a few dozen graphs per split (training, tracking, flow and
-HPO tests), a project folder of such datasets, and a params file with tiny models and a few epochs."""
+HPO tests), a project folder of such datasets, and the study's params (the repository's params.yaml, the
+one place a value is set) made tiny: small models, a few epochs, one thread."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from typing import Any
 import numpy as np
 import yaml
 
-from kdgat.config import SplitParams, SynthParams, VocabParams, WindowParams
+from kdgat.config import Params, load_params, parse_params
 from kdgat.data.formats import read_dataset
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split, write_meta, write_split
 from kdgat.data.synth import generate
 
-TINY_GAT = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "mlp_hidden": 16, "dropout": 0.1}
+REPO = Path(__file__).resolve().parents[1]
+TINY_GAT: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "mlp_hidden": 16}
+TINY_GAT |= {"dropout": 0.1, "pooling": ["mean", "max"], "id_profile": 0}
 TINY_VGAE = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "latent": 8, "dropout": 0.1}
 
 
@@ -49,9 +52,10 @@ def _subset(src: Path, dst: Path) -> None:
 def tiny_graphs(work: Path, seed: int = 0, dest: Path | None = None) -> Path:
     """A few seconds of synthetic traffic → its full graph folder work/full → a subset at ``dest``
     (default work/graphs), returned."""
-    generate(work / "raw", SynthParams(minutes=0.05, seed=seed))
+    p = study_params()
+    generate(work / "raw", p.synth.model_copy(update={"minutes": 0.05, "seed": seed}))
     frames, _ = read_dataset(work / "raw", progress=False)
-    build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), work / "full", progress=False)
+    build_graphs(frames, p.windows, p.split, p.vocab, work / "full", progress=False)
     dest = dest or work / "graphs"
     _subset(work / "full", dest)
     return dest
@@ -64,19 +68,33 @@ def build_project(root: Path, datasets: dict[str, int]) -> Path:
     return root
 
 
+def study_params() -> Params:
+    """The repository's params.yaml, as `make run` reads it."""
+    return load_params(REPO / "params.yaml")
+
+
+# Tiny models, a few epochs, one thread, offline W&B; no weight averaging or label smoothing, which a
+# two-epoch run on a few dozen graphs would only blur.
+TINY: dict[str, dict[str, Any]] = {
+    "train": {"batch_size": 16, "max_epochs": 2, "patience": 5, "seed": 3, "threads": 1, "ema_decay": 0.0},
+    "gat_train": {"sampling": "undersample", "label_smoothing": 0.0},
+    "models": {
+        "gat": {"large": {**TINY_GAT, "hidden": 12}, "small": TINY_GAT},
+        "vgae": {"large": {**TINY_VGAE, "latent": 12}, "small": TINY_VGAE},
+    },
+    "tracking": {"mode": "offline"},
+}
+
+
+def tiny_params(**sections: dict[str, Any]) -> Params:
+    """The study's params made TINY, then each of ``sections`` merged into its section."""
+    raw = study_params().model_dump(mode="json")
+    for key, value in (*TINY.items(), *sections.items()):
+        raw[key].update(value)
+    return parse_params(raw, "tiny params")
+
+
 def tiny_params_file(path: Path, **sections: dict[str, Any]) -> Path:
-    """A params file: tiny models, one thread, offline W&B, then ``sections`` merged in."""
-    raw: dict[str, Any] = {
-        "datasets": ["synth"],
-        "train": {"batch_size": 16, "max_epochs": 2, "patience": 5, "seed": 3, "threads": 1},
-        "gat_train": {"sampling": "undersample"},
-        "models": {
-            "gat": {"large": {**TINY_GAT, "hidden": 12}, "small": TINY_GAT},
-            "vgae": {"large": {**TINY_VGAE, "latent": 12}, "small": TINY_VGAE},
-        },
-        "tracking": {"mode": "offline"},
-    }
-    for key, value in sections.items():
-        raw.setdefault(key, {}).update(value)
-    path.write_text(yaml.safe_dump(raw))
+    """tiny_params(**sections) written to ``path``."""
+    path.write_text(yaml.safe_dump(tiny_params(**sections).model_dump(mode="json")))
     return path

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdgat.config import Params, SynthParams
+from kdgat.config import Params
 from kdgat.data.formats import read_dataset
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.data.synth import generate
+from kdgat.fusion.dqn import build_qnet
+from kdgat.fusion.policy import STATE_COLUMNS
 from kdgat.models import anomaly_score, build_gat, build_vgae, count_parameters
-from kdgat.models.dqn import build_qnet
-from kdgat.models.fusion import STATE_COLUMNS
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import Batch, GraphLoader, GraphSet, collate, load_graphs
 from kdgat.train.lit import LitBase
@@ -83,9 +83,7 @@ def has_graphs(folder: Path) -> bool:
 def fresh_graphs(params: Params, out: Path, minutes: float = FALLBACK_MINUTES) -> Path:
     """A small synthetic dataset cut into graphs with the windows/split/vocab of ``params`` (so the graphs
     have the default dataset's shape), written to ``out``/graphs."""
-    generate(
-        out / "raw", SynthParams(seed=params.synth.seed, minutes=minutes, vehicles=params.synth.vehicles)
-    )
+    generate(out / "raw", params.synth.model_copy(update={"minutes": minutes}))
     frames, _ = read_dataset(out / "raw", progress=False)
     build_graphs(frames, params.windows, params.split, params.vocab, out / "graphs", progress=False)
     return out / "graphs"

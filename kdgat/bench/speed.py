@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from kdgat.bench.repro_timer import RECORD, read_record
-from kdgat.config import PARAMS_FILE, Params, load_params
+from kdgat.config import PARAMS_FILE, params_here
 from kdgat.io import write_json
 
 SINGLE_THREAD_ENV = {
@@ -92,12 +92,12 @@ def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
     """Runs inside the single-threaded child process."""
     import polars as pl
 
-    from kdgat.config import SplitParams, VocabParams, WindowParams
     from kdgat.data.formats import read_capture
     from kdgat.data.graphs import build_graphs
 
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})  # cpu 0 takes most interrupts
+    p = params_here()
     times: dict[str, list[float]] = {"parse_s": [], "read_capture_s": [], "graphs_s": []}
     n_frames, meta = 0, {}
     for _ in range(repeats):
@@ -106,7 +106,7 @@ def _worker(csv: Path, out: Path, repeats: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         frames, _ = read_capture(csv, fmt="cantt")
         t2 = time.perf_counter()
-        meta = build_graphs(frames, WindowParams(), SplitParams(), VocabParams(), out, progress=False)
+        meta = build_graphs(frames, p.windows, p.split, p.vocab, out, progress=False)
         t3 = time.perf_counter()
         n_frames = len(frames)
         times["parse_s"].append(t1 - t0)
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_models:
         from kdgat.bench.models import ModelBenchSettings, bench_models  # torch loads here, not in the child
 
-        params = load_params(args.params) if args.params.is_file() else Params()
+        params = params_here(args.params)
         result.update(bench_models(params, args.graphs, ModelBenchSettings(**chosen)))
     record = read_record(args.repro_record)
     result["last_repro_s"] = record["wall_s"] if record else None

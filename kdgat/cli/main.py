@@ -17,7 +17,14 @@ from kdgat.cli.launch import launch
 from kdgat.cli.remote import remote_app
 from kdgat.cli.results import results_app
 from kdgat.cli.track import track_app
-from kdgat.config import IngestParams, ParamsError, SynthParams, format_validation_error, load_params
+from kdgat.config import (
+    IngestParams,
+    ParamsError,
+    SynthParams,
+    format_validation_error,
+    load_params,
+    params_here,
+)
 from kdgat.data.format_names import format_help
 from kdgat.data.layout import LAYOUT_RULES
 
@@ -137,7 +144,7 @@ def synth(
     from kdgat.data.synth import generate
     from kdgat.io import OutputError
 
-    base = load_params(params).synth if params.exists() else SynthParams()
+    base = params_here(params).synth
     overrides = {k: v for k, v in {"seed": seed, "minutes": minutes}.items() if v is not None}
     try:
         manifest = generate(out_dir, _validated(SynthParams, base, overrides), force=force)
@@ -160,7 +167,7 @@ def inject(
     from kdgat.data.inject import build_injected
     from kdgat.io import OutputError
 
-    base = load_params(params).inject if params.exists() else InjectParams()
+    base = params_here(params).inject
     try:
         overrides = {} if seed is None else {"seed": seed}
         manifest = build_injected(src_dir, out_dir, _validated(InjectParams, base, overrides), force=force)

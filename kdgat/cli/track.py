@@ -43,12 +43,11 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be uploaded.")] = False,
 ) -> None:
     """Upload the offline runs (`wandb sync`); needs WANDB_API_KEY in the environment or in .env."""
-    from kdgat.config import TrackingParams, load_params
+    from kdgat.config import params_here
     from kdgat.track.sync import sync_runs
     from kdgat.track.tracker import TrackingError
 
-    params = root / "params.yaml"
-    tracking = load_params(params).tracking if params.exists() else TrackingParams()
+    tracking = params_here(root / "params.yaml").tracking
     try:
         done, output = sync_runs(root, tracking, dry_run=dry_run)
     except TrackingError as err:

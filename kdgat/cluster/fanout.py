@@ -38,7 +38,7 @@ from kdgat.cluster.launch import (
     run_folder,
     snapshot_code,
 )
-from kdgat.config import LaunchParams
+from kdgat.config import LaunchParams, dotted
 
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
 
@@ -254,14 +254,8 @@ def changed_since(
             changed += [] if _same(snapshot / rel, root / rel) else [rel]
             continue
         old, new = (yaml.safe_load((base / rel).read_text()) or {} for base in (snapshot, root))
-        changed += [f"{rel}:{k}" for k in keys if _lookup(old, k) != _lookup(new, k)]
+        changed += [f"{rel}:{k}" for k in keys if dotted(old, k, None) != dotted(new, k, None)]
     return changed
-
-
-def _lookup(tree: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -1,7 +1,7 @@
 """Optuna studies over one model of the study on one dataset: ``kdgat hpo gat_small_kd --dataset synth``.
 
 A trial sets the searched keys of ``hpo.space`` (those under the params its DVC stage reads, see
-``Model.param_keys``), trains the model with ``kdgat.train.run`` exactly as ``stages/train.py`` does (a
+``Model.param_keys``), trains the model as the same ``TrainJob`` that ``stages/train.py`` runs (a
 student distils from the study's teacher in models/D/, a curriculum GAT reads predictions/D/), reports the
 validation metric every epoch so that the median pruner can stop a hopeless trial, and returns the metric
 at the kept (best) epoch. Every trial is a W&B run (job type "hpo").
@@ -37,10 +37,10 @@ from submitit.helpers import Checkpointable
 import kdgat
 from kdgat.config import HPOParam, HPOParams, Params, load_params, with_overrides
 from kdgat.io import atomic_path, write_json
-from kdgat.study import Model, Paths
+from kdgat.study import Model, Paths, TrainOutputs
 from kdgat.track.lightning import EpochLogger
 from kdgat.track.tracker import stage_run
-from kdgat.train.run import TrainOutputs, train_family
+from kdgat.train.job import TrainJob
 
 HPO_FOLDER = "hpo"
 BEST_FILE = "best.yaml"
@@ -135,57 +135,32 @@ class ReportAndPrune(pl.Callback):
             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {self.metric} = {v:.4g}")
 
 
-def _inputs(job: HPOJob, params: Params) -> tuple[Path | None, Path | None]:
-    """The teacher weights and curriculum scores the model trains from: the DVC pipeline's outputs."""
-    model, paths = Model.parse(job.model), Paths(job.dataset, job.root)
-    teacher = paths.weights(model.teacher) if model.teacher else None
-    curriculum = model.family == "gat" and params.gat_train.sampling == "curriculum"
-    scores = paths.predictions(model.curriculum_vgae) if curriculum else None
-    needed = [
-        (paths.graphs, "graphs"),
-        (teacher, f"{model.family}_large"),
-        (scores, model.curriculum_vgae.name),
-    ]
-    for path, stage in needed:
-        if path is not None and not path.exists():
+def train_job(job: HPOJob, params: Params, trial: int) -> TrainJob:
+    """The trial's training: the study's teacher and curriculum scores (the DVC pipeline's outputs) as
+    inputs, its files in the study's trials/NNNN/ (no predictions)."""
+    paths = Paths(job.dataset, job.root)
+    outs = TrainOutputs.in_folder(job.folder / "trials" / f"{trial:04d}")
+    train = TrainJob.of(job.model, params, paths, outs)
+    for path, stage in [(paths.graphs, "graphs"), *train.inputs().items()]:
+        if not path.exists():
             raise HPOError(f"{path}: not found; {job.model} needs it: run `dvc repro {stage}@{job.dataset}`")
-    return teacher, scores
-
-
-def _train(job: HPOJob, params: Params, outs: TrainOutputs, callbacks: list[pl.Callback]) -> dict[str, Any]:
-    """What stages/train.py does for one model, with the study's teacher and curriculum scores as inputs."""
-    model, paths = Model.parse(job.model), Paths(job.dataset, job.root)
-    teacher, scores = _inputs(job, params)
-    return train_family(
-        model.family,
-        params,
-        paths.graphs,
-        model.scale,
-        outs,
-        teacher,
-        scores,
-        progress=False,
-        callbacks=callbacks,
-    )
+    return train
 
 
 def objective(trial: optuna.Trial, job: HPOJob, base: Params, space: dict[str, HPOParam]) -> float:
     params = with_overrides(
         base, {k: suggest(trial, k, s) for k, s in space.items()}, f"trial {trial.number}"
     )
-    model = Model.parse(job.model)
-    outs = TrainOutputs.in_folder(job.folder / "trials" / f"{trial.number:04d}")
+    train = train_job(job, params, trial.number)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    curriculum = model.family == "gat" and params.gat_train.sampling == "curriculum"
-    name, lineage = f"hpo-{job.study}-{trial.number}", model.lineage(curriculum)
-    pruned, value = None, None
+    name, pruned, value = f"hpo-{job.study}-{trial.number}", None, None
     with stage_run(
-        "hpo", job.dataset, params, model.param_keys, name=name, lineage=lineage, root=job.root
+        "hpo", job.dataset, params, train.param_keys, name=name, lineage=train.lineage, root=job.root
     ) as t:
         if t.run is not None:
             t.run.config.update({"hpo_study": job.study, "hpo_trial": trial.number, "hpo_metric": job.metric})
         try:
-            report = _train(job, params, outs, [EpochLogger(t), ReportAndPrune(trial, job.metric)])
+            report = train.run([EpochLogger(t), ReportAndPrune(trial, job.metric)], progress=False)
         except optuna.TrialPruned as err:  # not a failure: the run closes normally, marked pruned
             pruned = err
             t.summary({"hpo_state": "pruned", "hpo_reason": str(err)})
@@ -193,7 +168,7 @@ def objective(trial: optuna.Trial, job: HPOJob, base: Params, space: dict[str, H
             value = report["best_row"].get(job.metric)
             t.summary({"hpo_state": "complete", "hpo_value": value, **report})
         finally:
-            shutil.rmtree(outs.ckpt_dir, ignore_errors=True)  # model.ckpt, report and epochs stay
+            shutil.rmtree(train.outs.ckpt_dir, ignore_errors=True)  # model.ckpt, report and epochs stay
     if pruned is not None:
         raise pruned
     return math.nan if value is None else float(value)
@@ -273,7 +248,7 @@ def create_study(job: HPOJob, params: Params) -> optuna.Study:
     if not space:
         raise HPOError(f"hpo.space has no key that {job.model} reads ({', '.join(model.param_keys)})")
     check_space(params, space)
-    _inputs(job, params)
+    train_job(job, params, 0)  # its inputs exist before any trial starts
     study = optuna.create_study(
         study_name=job.study, storage=open_storage(job.storage), direction=job.direction, load_if_exists=True
     )

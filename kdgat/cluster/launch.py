@@ -15,6 +15,7 @@ submitit's checkpoint hook, and the rerun stage resumes from its Lightning check
 from __future__ import annotations
 
 import os
+import pdb
 import re
 import shlex
 import shutil
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -300,21 +301,20 @@ def wait(job: Job[Any]) -> Any:
     return job.result()
 
 
-def launch_stage(main: Callable[..., None], script: str, *args: str) -> None:
-    """A stage script's entry point: ``main(*args)`` here (executor local); in process under submitit's
-    debugger (debug); or ``python SCRIPT ARGS`` as a SLURM job on a code snapshot, waited for (slurm)."""
+def submitted(script: str, *args: str) -> bool:
+    """Where a stage script's work runs (launch.executor): False when it is to run here, in this process
+    (local; debug, with pdb opened on an uncaught error); True once ``python SCRIPT ARGS`` has run as a SLURM
+    job on a code snapshot, waited for (slurm)."""
     launch = load_params().launch
     name = executor_name(launch)
-    if name == "local":
-        main(*args)
-        return
+    if name == "debug":
+        sys.excepthook = lambda kind, err, tb: pdb.post_mortem(tb)
+    if name != "slurm":
+        return False
     root = Path.cwd()
     rel = Path(script).resolve().relative_to(root.resolve())
     label = "-".join([rel.stem, *args])
     folder = run_folder(launch, label, root)
-    if name == "debug":
-        DebugExecutor(folder=folder).submit(main, *args).result()
-        return
     snapshot = snapshot_code(root, folder / "snapshot")
     cmd = in_snapshot(shlex.join(["python", str(rel), *args]), snapshot)
     executor = make_executor(name, launch, folder)
@@ -327,3 +327,4 @@ def launch_stage(main: Callable[..., None], script: str, *args: str) -> None:
         print(f"error: {label}: {err}", file=sys.stderr)
         sys.exit(1)
     print(f"{label}: job {job.job_id} done on {result['host']} in {result['end'] - result['start']:.0f} s")
+    return True

@@ -1,13 +1,7 @@
-"""The work of the Metaflow KD flow (flows/kd_flow.py), kept here so the flow file only wires steps.
-
-Per dataset: the teacher GAT (and the large VGAE first when gat_train.sampling is curriculum: its scores
-order the GAT's benign graphs), then the distilled students (gat_small_kd, and vgae_small_kd for its
-curriculum scores), each trained with kdgat.train.run and scored with kdgat.train.infer.predict exactly as
-the DVC stages do, into the flow's own folder <out>/<run id>/<dataset>/, each model a W&B run (job type
-"kdflow"). ``split_rows`` judges each model on validation and every test split by the evaluation's rule
-(kdgat.evaluate.report.scored_view, kdgat.metrics.binary_metrics).
-
-Metaflow reads its settings when it is imported: ``metaflow_env`` sets project-local defaults first.
+"""What the Metaflow KD flow needs besides its wiring (which lives in flows/kd_flow.py alone): Metaflow's
+settings, which it reads when it is imported (``metaflow_env`` sets project-local defaults first), and the
+flow's table: ``split_rows`` judges a trained model on validation and every test split by the evaluation's
+rule (kdgat.evaluate.report.scored_view, kdgat.metrics.binary_metrics), ``markdown`` prints the rows.
 """
 
 from __future__ import annotations
@@ -17,10 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kdgat.config import Params
 from kdgat.study import Model
 
-# torch, Lightning and W&B are imported inside the functions that need them: Metaflow imports the flow
+# polars and the evaluation are imported inside the functions that need them: Metaflow imports the flow
 # (and so this module) in every task, and its start and end tasks need none of them.
 
 ROLES = {"large": "teacher", "small_kd": "student"}
@@ -44,46 +37,6 @@ def metaflow_env(root: str | Path | None = None) -> dict[str, str]:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     return {k: os.environ[k] for k in defaults}
-
-
-def check_graphs(graphs_root: Path, datasets: Sequence[str]) -> None:
-    missing = [str(graphs_root / d) for d in datasets if not (graphs_root / d / "meta.json").is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"no graph folder (meta.json) at {', '.join(missing)}: run `dvc repro graphs`"
-        )
-
-
-def train_model(
-    params: Params,
-    dataset: str,
-    graphs: Path,
-    out: Path,
-    name: str,
-    teacher: str | None = None,
-    scores: str | None = None,
-    root: Path = Path(),
-) -> dict[str, Any]:
-    """Train ``name`` into out/<name>/ and write out/<name>.parquet (its per-graph predictions) as
-    stages/train.py does; ``teacher`` is the distilled model's teacher weights, ``scores`` the VGAE
-    predictions ordering a curriculum. Returns the file paths and the training report."""
-    from kdgat.track.lightning import train_and_score
-    from kdgat.track.tracker import stage_run
-    from kdgat.train.run import TrainOutputs
-
-    model = Model.parse(name)
-    outs = TrainOutputs.in_folder(out / name)
-    lineage = model.lineage(curriculum=scores is not None)
-    with stage_run(
-        "kdflow", dataset, params, model.param_keys, name=f"kdflow-{name}", lineage=lineage, root=root
-    ) as t:
-        kd, vgae = (Path(p) if p else None for p in (teacher, scores))
-        predictions = out / f"{name}.parquet"
-        report = train_and_score(t, model, params, graphs, outs, kd, vgae, predictions, progress=False)
-        if params.tracking.log_models:  # kdflow-<model>-<dataset>: apart from the DVC stages' model artifacts
-            meta = {k: report[k] for k in ("best_epoch", "params_count")}
-            t.log_artifact(f"kdflow-{name}-{dataset}", "model", [outs.weights], meta)
-    return {"model": name, "weights": str(outs.weights), "predictions": str(predictions), "report": report}
 
 
 def split_rows(dataset: str, trained: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -42,9 +42,7 @@ import polars as pl
 import torch
 
 from kdgat.evaluate.figures import EMBED_PER_SPLIT, write_graph_figures
-from kdgat.io import atomic_path, write_json
-from kdgat.metrics import Curve, Metric, binary_metrics, pr_curve, roc_curve, thin
-from kdgat.models.fusion import (
+from kdgat.fusion.policy import (
     calibrate_vgae,
     decide,
     fuse,
@@ -54,6 +52,8 @@ from kdgat.models.fusion import (
     vgae_alone,
     vgae_anomaly,
 )
+from kdgat.io import atomic_path, write_json
+from kdgat.metrics import Curve, Metric, binary_metrics, pr_curve, roc_curve, thin
 from kdgat.study import Model
 
 SCENARIOS = ("known", "unknown_vehicle", "unknown_attack", "unknown_both")

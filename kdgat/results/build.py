@@ -20,14 +20,12 @@ from typing import Any
 
 import polars as pl
 
-from kdgat.config import Params
+from kdgat.config import Params, sections
 from kdgat.io import atomic_path
 from kdgat.results.schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, Table
 from kdgat.results.tables import SCENARIO_ORDER
-from kdgat.study import Model
-from kdgat.track.tracker import sections
+from kdgat.study import Model, Paths
 
-RESULTS_DIR = Path("results")
 SPLIT_ORDER = ("train", "val", *(f"test_{s}" for s in SCENARIO_ORDER))
 Report = dict[str, Any]
 
@@ -37,32 +35,22 @@ class ResultsError(FileNotFoundError):
     FileNotFoundError, so kdgat/cli/stage.py prints it as one line instead of a traceback.)"""
 
 
-@dataclass
-class Sources:
-    """Where one dataset's inputs live (relative to ``root``, the repository), with the reports read once."""
+@dataclass(frozen=True)
+class Sources(Paths):
+    """One dataset's files (``Paths``), with the training reports read once."""
 
-    dataset: str
-    root: Path = Path()
-    _reports: dict[str, Report] = field(default_factory=dict, repr=False)
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics" / f"{self.dataset}.json"
+    _reports: dict[str, Report] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def figures(self) -> Path:
-        return self.root / "plots" / self.dataset / "figures"
-
-    def report(self, kind: str) -> Path:
-        """reports/<kind>/D.json for kind graphs | ingest."""
-        return self.root / "reports" / kind / f"{self.dataset}.json"
+        return self.plots / "figures"
 
     def epochs(self, model: str) -> Path:
-        return self.root / "reports" / "train" / self.dataset / f"{model}.epochs.csv"
+        return self.outputs(Model.parse(model)).epochs
 
     def train_report(self, model: str) -> Report:
         if model not in self._reports:
-            self._reports[model] = read_json(self.root / "reports" / "train" / self.dataset / f"{model}.json")
+            self._reports[model] = read_json(self.outputs(Model.parse(model)).report)
         return self._reports[model]
 
 
@@ -284,8 +272,9 @@ def build_results(
 ) -> dict[str, int]:
     """Build and write every table of ``dataset`` to ``out_dir`` (default results/<dataset>/ under
     ``root``); returns the rows per table. Nothing is written unless every table could be built."""
-    tables = build_tables(Sources(dataset, root), params, commit)
-    out = out_dir if out_dir is not None else root / RESULTS_DIR / dataset
+    src = Sources(dataset, root)
+    tables = build_tables(src, params, commit)
+    out = out_dir if out_dir is not None else src.results
     for name, df in tables.items():
         write_table(df, TABLES[name], out / f"{name}.parquet")
     return {name: df.height for name, df in tables.items()}

@@ -1,22 +1,13 @@
 """The Lightning side of tracking: each finished epoch's row of the epochs CSV, sent to a Tracker as it
-happens, and the tracked train → score sequence every launcher of a training runs. Apart from
-kdgat/track/tracker.py so that only training loads Lightning for it; kdgat/train itself never knows about W&B
-(this module passes its callback in through ``callbacks=``)."""
+happens. Apart from kdgat/track/tracker.py so that only training loads Lightning for it; kdgat/train never
+knows about W&B: a launcher hands this callback to ``TrainJob.run(callbacks=...)``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import lightning.pytorch as pl
 
-from kdgat.config import Params
-from kdgat.io import write_parquet
-from kdgat.study import Model
 from kdgat.track.tracker import Tracker
-from kdgat.train.infer import predict
 from kdgat.train.lit import EpochHistory
-from kdgat.train.run import TrainOutputs, train_family
 
 
 class EpochLogger(pl.Callback):
@@ -36,32 +27,3 @@ class EpochLogger(pl.Callback):
                 self.tracker.remember(row)
             self._first = False
         self.tracker.log_epoch(history.rows[-1])
-
-
-def train_and_score(
-    t: Tracker,
-    model: Model,
-    params: Params,
-    graphs: Path,
-    outs: TrainOutputs,
-    teacher: Path | None,
-    scores: Path | None,
-    predictions: Path,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train ``model`` into ``outs`` with its epochs logged to ``t``, write its per-graph predictions of
-    every split to ``predictions`` and put the training report in the run's summary; returns the report."""
-    report = train_family(
-        model.family,
-        params,
-        graphs,
-        model.scale,
-        outs,
-        teacher,
-        scores,
-        progress=progress,
-        callbacks=[EpochLogger(t)],
-    )
-    write_parquet(predict(outs.weights, graphs), predictions)
-    t.summary(report)
-    return report

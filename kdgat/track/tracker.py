@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from kdgat.config import Params, TrackingParams
+from kdgat.config import Params, TrackingParams, sections
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,6 @@ _MODES["disabled"] = "disabled"
 
 class TrackingError(RuntimeError):
     """Tracking is misconfigured (e.g. online without a key); the message says what to set."""
-
-
-def sections(params: Params, keys: Sequence[str]) -> dict[str, Any]:
-    """The params.yaml entries named by dotted keys, as dvc.yaml `params:` lists them: {key: value}."""
-    dumped = params.model_dump(mode="json")
-    out: dict[str, Any] = {}
-    for key in keys:
-        value: Any = dumped
-        for part in key.split("."):
-            value = value[part]
-        out[key] = value
-    return out
 
 
 def params_hash(config: Mapping[str, Any]) -> str:

@@ -21,7 +21,6 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from kdgat.config import Params, TrainParams
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.io import write_csv, write_json
 from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
+from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
 from kdgat.train.lit import EpochHistory, LitBase
@@ -47,30 +47,6 @@ from kdgat.train.torch_setup import deterministic
 from kdgat.train.weights import load_model, save_model
 
 RUN_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class TrainOutputs:
-    weights: Path  # final weights (best epoch)
-    ckpt_dir: Path  # Lightning checkpoints: last.ckpt, best.ckpt, run.json, logs/
-    report: Path  # JSON summary
-    epochs: Path  # CSV, one row per epoch
-
-    @classmethod
-    def standard(cls, root: str | Path, dataset: str, model: str) -> TrainOutputs:
-        """The study's layout: models/D/M.ckpt, models/D/M/, reports/train/D/M.json, .epochs.csv."""
-        r = Path(root)
-        return cls(
-            r / "models" / dataset / f"{model}.ckpt",
-            r / "models" / dataset / model,
-            r / "reports" / "train" / dataset / f"{model}.json",
-            r / "reports" / "train" / dataset / f"{model}.epochs.csv",
-        )
-
-    @classmethod
-    def in_folder(cls, folder: str | Path) -> TrainOutputs:
-        f = Path(folder)
-        return cls(f / "model.ckpt", f / "checkpoints", f / "report.json", f / "epochs.csv")
 
 
 def _outputs(out: str | Path | TrainOutputs) -> TrainOutputs:

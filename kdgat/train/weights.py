@@ -60,4 +60,6 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
 
 def vgae_weights(blob: dict[str, Any]) -> VGAETrainParams:
     """The score weights a VGAE was trained with (stored in its model file)."""
-    return VGAETrainParams(**blob["vgae_train"]) if blob.get("vgae_train") else VGAETrainParams()
+    if not blob.get("vgae_train"):
+        raise ValueError("a VGAE model file without the score weights it was trained with (vgae_train)")
+    return VGAETrainParams(**blob["vgae_train"])

@@ -1,7 +1,7 @@
 """Fitting the fusion policy: a one-step DQN (contextual bandit) over the α grid, and its baselines.
 
 The reward of α for a graph is −cost_fn for a missed attack, −cost_fp for a false alarm, reward_correct
-otherwise, decided by kdgat/models/fusion.py's ``fuse`` + ``decide``; there is no next state (γ = 0), so
+otherwise, decided by kdgat/fusion/policy.py's ``fuse`` + ``decide``; there is no next state (γ = 0), so
 Q(s, a) is regressed on the reward itself. Every action's reward is known for a logged graph, so by default
 (feedback: full) Q(s, ·) is fitted to the whole reward vector; feedback: bandit is the ε-greedy variant that
 only sees the chosen action's reward.
@@ -32,10 +32,8 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from kdgat.config import DQNScale, FusionParams, Params, TrainParams
-from kdgat.io import write_csv, write_json, write_parquet
-from kdgat.metrics import binary_metrics
-from kdgat.models.dqn import QNet, build_qnet
-from kdgat.models.fusion import (
+from kdgat.fusion.dqn import QNet, build_qnet
+from kdgat.fusion.policy import (
     GAT_COLUMNS,
     STATE_COLUMNS,
     VGAE_COLUMNS,
@@ -53,6 +51,8 @@ from kdgat.models.fusion import (
     state_matrix,
     vgae_anomaly,
 )
+from kdgat.io import write_csv, write_json, write_parquet
+from kdgat.metrics import binary_metrics
 from kdgat.train.torch_setup import deterministic
 
 

@@ -13,7 +13,7 @@ p_attack above 0.5 the fixed cut flagged everything (FPR 1.0) although the ranki
 A graph's state is 16 numbers from the two models' prediction rows (STATE_COLUMNS), standardised with the
 statistics of the rows the Q-net was fitted on; the action is an index into an α grid over [0, 1].
 ``load_policy`` rebuilds a saved ``FusionPolicy``; fitting it (rewards, Q-net, baselines, which rows are
-fitted on and why) lives in kdgat/train/fusion_train.py.
+fitted on and why) lives in kdgat/fusion/train.py.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from kdgat.config import DQNScale
+from kdgat.fusion.dqn import QNet
 from kdgat.io import atomic_path
 from kdgat.metrics import youden_threshold
-from kdgat.models.dqn import QNet
 
 DECISION_THRESHOLD = 0.5
 KEY = ("split", "index")
