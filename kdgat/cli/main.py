@@ -217,6 +217,8 @@ def ingest(
             write_json(rep.to_dict(), report, force=force, inputs=[src])
     except (FrameError, OutputError) as err:
         _fail(str(err))
+    for name in rep.ignored[:10]:
+        typer.echo(f"warning: {src / name}: not a capture (extension); left out", err=True)
     typer.echo(json.dumps(rep.to_dict()), err=True)
     typer.echo(f"wrote {frames.height} frames to {out}")
 
