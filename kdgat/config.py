@@ -12,10 +12,18 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # A job submitted by kdgat.cluster.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
 PARAMS_FILE = Path(os.environ.get("KDGAT_PARAMS", "params.yaml"))
@@ -24,7 +32,22 @@ CHECKOUT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no inf/NaN anywhere (`synth.minutes: inf` overflowed deep inside the generator)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true is not 1: `train.seed: true` is a mistake, not seed 1."""
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, bool) and field.annotation in (int, float, int | None, float | None):
+            raise ValueError("expected a number, got a boolean")
+        return value
+
+
+Share = Annotated[float, Field(ge=0, le=1)]  # a probability
+Fraction = Annotated[float, Field(gt=0, le=1)]  # a non-empty share
+Positive = Annotated[float, Field(gt=0)]
 
 
 class IngestParams(_Strict):
@@ -155,8 +178,8 @@ class GATTrainParams(_Strict):
     focal_gamma: float = Field(ge=0)
     class_weights: bool  # inverse-frequency weights over the epoch's sample
     sampling: Literal["none", "undersample", "curriculum"]
-    benign_ratio: tuple[float, float]  # curriculum: benign per attack graph, first → last epoch
-    hardness: tuple[float, float]  # curriculum: easiest share of benign graphs eligible
+    benign_ratio: tuple[Positive, Positive]  # curriculum: benign per attack graph, first → last epoch
+    hardness: tuple[Fraction, Fraction]  # curriculum: easiest share of benign graphs eligible
     monitor: Literal["val_loss", "val_f1"]  # early stopping and best checkpoint
     id_dropout: float = Field(ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
     # targets (1 − ε)·label + ε/classes (ce and focal): a model may not push a drive's windows to certainty
@@ -181,7 +204,7 @@ class FusionParams(_Strict):
     cost_fn: float = Field(ge=0)  # cost of a missed attack
     cost_fp: float = Field(ge=0)  # cost of a false alarm
     epochs: int = Field(ge=1)
-    epsilon: tuple[float, float]  # exploration, first → last epoch (feedback: bandit only)
+    epsilon: tuple[Share, Share]  # exploration, first → last epoch (feedback: bandit only)
     reward_correct: float = Field(ge=0)  # reward of a right decision (attack caught or benign passed)
     # full: regress Q(s,·) on every action's reward (all are computable offline); bandit: ε-greedy, only the
     # chosen action's reward (the classic DQN update, noisier)
