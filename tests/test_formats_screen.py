@@ -139,3 +139,21 @@ def test_ingest_help_lists_every_format() -> None:
     for name in FORMATS:
         assert f"{name}:" in out, name
     assert "screen output" in out and ".zst" in out
+
+
+def test_one_frame_far_in_the_future_is_the_bad_line(tmp_path: Path) -> None:
+    """Issue 16, item 9: skip mode drops the outlier, not the 997 good frames after it."""
+    lines = [f"({1000 + i * 0.01:.6f}) can0 123#{i % 256:02X}" for i in range(1000)]
+    lines[2] = "(9999999999.000000) can0 123#FF"
+    (tmp_path / "a.log").write_text("\n".join(lines) + "\n")
+    frames, report = read_capture(tmp_path / "a.log", on_bad_line="skip")
+    assert frames.height == 999 and report.out_of_order == 1
+    assert report.bad_examples[0].endswith(
+        "a.log:3: timestamp 9999999999.000000 jumps ahead of the frames after it"
+    )
+    with pytest.raises(FrameError, match=r"a\.log:3: timestamp 9999999999\.000000 is later than the next"):
+        read_capture(tmp_path / "a.log")
+    lines[2] = "(1.000000) can0 123#FF"  # one frame far in the past: that frame alone, as before
+    (tmp_path / "b.log").write_text("\n".join(lines) + "\n")
+    frames, report = read_capture(tmp_path / "b.log", on_bad_line="skip")
+    assert frames.height == 999 and report.out_of_order == 1
