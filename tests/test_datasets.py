@@ -129,9 +129,12 @@ def test_dvc_repro_on_a_user_dataset_generates_no_synthetic_data(tmp_path: Path)
 
     assert run("dvc", "init", "-q", "--no-scm").returncode == 0
     assert (
-        run(sys.executable, "-m", "kdgat.cli", "synth", tmp_path / "mine", "--minutes", "0.5").returncode == 0
+        run(sys.executable, "-m", "kdgat.cli.main", "synth", tmp_path / "mine", "--minutes", "0.5").returncode
+        == 0
     )
-    added = run(sys.executable, "-m", "kdgat.cli", "datasets", "add", "mine", "--path", tmp_path / "mine")
+    added = run(
+        sys.executable, "-m", "kdgat.cli.main", "datasets", "add", "mine", "--path", tmp_path / "mine"
+    )
     assert added.returncode == 0, added.stderr
     _params(
         repo, datasets=["mine"], synthetic=[], train={**load_params().train.model_dump(), "batch_size": 8}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from tiny_project import study_params
 
 from kdgat.config import SplitParams, WindowParams
@@ -27,6 +28,7 @@ from kdgat.data.splits import (
 
 STUDY = study_params()  # the repository's params.yaml
 
+REPO = Path(__file__).resolve().parents[1]
 TRAIN, VAL, TEST = 0, 1, 2
 
 
@@ -278,11 +280,14 @@ def test_graphs_command_refuses_an_unworkable_split(tmp_path: Path) -> None:
     frames = _frames(n, label, "train_02_with_attacks/a.csv") + _frames(800, None, "test_01_x/b.csv", 1)
     pl.concat(frames).write_parquet(tmp_path / "f.parquet")
     params = tmp_path / "params.yaml"
-    params.write_text("windows: {size: 50, stride: 50}\ntrain: {batch_size: 4}\n")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["windows"], raw["train"]["batch_size"] = {"size": 50, "stride": 50}, 4
+    params.write_text(yaml.safe_dump(raw))
     r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
     assert r.returncode == 2 and "val has no attack window" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "g").exists()
-    params.write_text("windows: {size: 50, stride: 50}\ntrain: {batch_size: 4}\nsplit: {by: segment}\n")
+    raw["split"]["by"] = "segment"
+    params.write_text(yaml.safe_dump(raw))
     r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
     assert r.returncode == 2 and "test_known has no attack window" in r.stderr  # the test capture is benign
 

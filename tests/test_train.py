@@ -283,3 +283,23 @@ def test_id_dropout_hides_whole_graphs(graphs_dir: Path) -> None:
     for g, h in enumerate(hidden):  # a graph keeps all its IDs or loses all of them
         assert h or torch.equal(vocab[batch.batch == g], batch.node_vocab[batch.batch == g])
     assert 16 < sum(hidden) < 48
+
+
+class CtrlC(pl.Callback):
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_in_training_says_rerun_to_resume(graphs_dir: Path, tmp_path: Path) -> None:
+    """Issue 16, item 11: Lightning ends a Ctrl-C with exit(1); the training stage turns that into the
+    project's message (a KeyboardInterrupt, so no 'stage failed' alert), and Ctrl-C works again after."""
+    import signal
+
+    with pytest.raises(
+        train_run.TrainingInterrupted, match=r"interrupted; rerun to resume from .*last\.ckpt"
+    ):
+        train_gat(tiny_params(), graphs_dir, "small", tmp_path, progress=False, callbacks=[CtrlC()])
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert train_gat(tiny_params(), graphs_dir, "small", tmp_path, progress=False)["resumed_from"]

@@ -93,6 +93,7 @@ class IngestReport:
         for name in ("files", "frames", "bad_lines", "out_of_order", "non_data"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.bad_examples = (self.bad_examples + other.bad_examples)[:MAX_EXAMPLES]
+        self.ignored = self.ignored + other.ignored
         for mine, theirs in (
             (self.files_by_format, other.files_by_format),
             (self.frames_by_format, other.frames_by_format),
