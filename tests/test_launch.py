@@ -16,7 +16,7 @@ import pytest
 from tiny_project import study_params
 
 from kdgat.cli.launch import launch_params
-from kdgat.cluster.fanout import changed_since, plan
+from kdgat.cluster.fanout import Launch, Task, changed_since, launch_dag, plan
 from kdgat.cluster.launch import executor_name, in_snapshot, sbatch_parameters, snapshot_code
 from kdgat.config import ParamsError
 
@@ -245,3 +245,30 @@ def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
     assert not (repo / "out" / "b1.json").exists()
     assert json.loads(dvc(["status", "a", "--json"], repo)) == {}
     assert set(json.loads(dvc(["status", "c", "--with-deps", "--json"], repo))) == {"b1", "b2", "c"}
+
+
+def test_a_ctrl_c_swallowed_where_it_lands_still_stops_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, item 13: Ctrl-C right after a submission, while code that swallows a KeyboardInterrupt
+    runs (a __del__, a broad except): the launch still stops, cancels and records what finished."""
+    repo = toy_repo(tmp_path)
+    submit = Launch._submit
+
+    def submit_then_ctrl_c(self: Launch, task: Task) -> None:
+        submit(self, task)
+        if task.stage == "b1":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the signal is handled here ...
+            except BaseException:
+                pass
+
+    monkeypatch.setattr(Launch, "_submit", submit_then_ctrl_c)
+    lines: list[str] = []
+    settings = STUDY.launch.model_copy(update={"executor": "local", "poll_s": 0.2})
+    with pytest.raises(KeyboardInterrupt):
+        launch_dag(repo, "local", settings, ["c"], echo=lines.append)
+    assert "interrupted: cancelled the jobs still queued or running" in lines
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (repo / "out" / "c.json").exists()
