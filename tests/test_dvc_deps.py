@@ -1,5 +1,6 @@
 """dvc.yaml lists, for every stage, exactly the library files its script imports (transitively), so an
-edit reruns the stages it touches and no others.
+edit reruns the stages it touches and no others. A stage may name a folder of kdgat/ when it imports every
+file in it; the same closure is what a training's resume fingerprint hashes (kdgat.train.run.code_hash).
 
 kdgat/config.py and package __init__ files that define nothing are left out on purpose: config.py only
 validates, and every value it validates is spelled out in params.yaml (test_config checks that) and
@@ -19,40 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kdgat.closure
+
 REPO = Path(__file__).resolve().parents[1]
 NOT_DEPS = {"kdgat/config.py"}
 
 
-def _module_file(module: str) -> Path | None:
-    base = REPO / module.replace(".", "/")
-    for cand in (base.with_suffix(".py"), base / "__init__.py"):
-        if cand.exists():
-            return cand
-    return None
-
-
-def _imports(path: Path) -> set[str]:
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-    return {m for m in found if m.split(".")[0] == "kdgat"}
-
-
 def import_closure(script: Path) -> set[str]:
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        path = todo.pop()
-        for module in _imports(path):
-            f = _module_file(module)
-            if f is not None and f not in seen:
-                seen.add(f)
-                todo.append(f)
-    return {str(p.relative_to(REPO)) for p in seen if _defines_code(p)} - NOT_DEPS
+    found = kdgat.closure.import_closure(script, REPO)
+    return {str(p.relative_to(REPO)) for p in found if _defines_code(p)} - NOT_DEPS
 
 
 def _defines_code(path: Path) -> bool:
@@ -61,6 +37,13 @@ def _defines_code(path: Path) -> bool:
         return True
     defs = (ast.FunctionDef, ast.ClassDef, ast.ImportFrom, ast.Import)
     return any(isinstance(node, defs) for node in ast.parse(path.read_text()).body)
+
+
+def _code_files(dep: str) -> set[str]:
+    """The library files a dependency stands for: itself, or every file of a folder that defines code."""
+    path = REPO / dep
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if dep.endswith(".py") else []
+    return {str(f.relative_to(REPO)) for f in files if _defines_code(f)} - NOT_DEPS
 
 
 def _stages() -> list[tuple[str, dict]]:
@@ -72,7 +55,7 @@ def _stages() -> list[tuple[str, dict]]:
 def test_stage_code_deps_are_exactly_its_imports(name: str, stage: dict) -> None:
     script = re.search(r"python (stages/\S+\.py)", stage["cmd"])
     assert script, f"{name}: command does not run a stage script"
-    declared = {d for d in stage["deps"] if d.startswith("kdgat/") and d.endswith(".py")}
+    declared = set().union(*(_code_files(d) for d in stage["deps"] if d.startswith("kdgat/")))
     assert script.group(1) in stage["deps"]
     assert declared == import_closure(REPO / script.group(1)), name
     assert "stages/_checkout.py" in stage["deps"], name

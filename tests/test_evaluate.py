@@ -13,7 +13,7 @@ import pytest
 import sklearn.metrics as skm
 import torch
 import torchmetrics.functional.classification as tm
-from tiny_project import study_params
+from tiny_project import TINY_GAT, TINY_VGAE, study_params
 
 import kdgat.evaluate.figures as figures
 import kdgat.evaluate.report as ev
@@ -320,17 +320,8 @@ def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     frames, _ = read_dataset(root / "raw", progress=False)
     build_graphs(frames, STUDY.windows, STUDY.split, STUDY.vocab, root / "graphs", progress=False)
     meta = load_meta(root / "graphs")
-    gat_scale = GATScale(
-        embed_dim=4,
-        hidden=4,
-        heads=2,
-        layers=2,
-        mlp_hidden=8,
-        dropout=0.1,
-        pooling=("mean", "max"),
-        id_profile=0,
-    )
-    vgae_scale = VGAEScale(embed_dim=4, hidden=4, heads=2, layers=2, latent=6, dropout=0.1)
+    gat_scale = GATScale(**{**TINY_GAT, "hidden": 4, "mlp_hidden": 8})
+    vgae_scale = VGAEScale(**{**TINY_VGAE, "hidden": 4, "latent": 6})
     gat, vgae = build_gat(gat_scale, meta, seed=0), build_vgae(vgae_scale, meta, seed=0)
     files = {"gat_small": root / "gat_small.ckpt", "vgae_small": root / "vgae_small.ckpt"}
     save_model(gat, files["gat_small"], {"name": "gat_small"})

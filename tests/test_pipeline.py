@@ -60,6 +60,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(REPO / name, dst / name)
     _run(["git", "init", "-q"], dst)
     _run(["dvc", "init", "-q"], dst)
+    shutil.copy(REPO / ".dvcignore", dst / ".dvcignore")  # kdgat/ folders are deps: not their __pycache__
     _set_params(dst, TINY)
     _run(["git", "add", "-A"], dst)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "tiny"], dst)

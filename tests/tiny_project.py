@@ -17,9 +17,9 @@ from kdgat.data.shards import load_meta, load_split, write_meta, write_split
 from kdgat.data.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_GAT: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "mlp_hidden": 16}
-TINY_GAT |= {"dropout": 0.1, "pooling": ["mean", "max"], "id_profile": 0}
-TINY_VGAE = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "latent": 8, "dropout": 0.1}
+TINY_SIZES: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "dropout": 0.1}
+TINY_GAT = {**TINY_SIZES, "mlp_hidden": 16, "pooling": ["mean", "max"], "id_profile": 0}
+TINY_VGAE = {**TINY_SIZES, "latent": 8}
 
 
 PER_SPLIT = {"train": 48, "val": 20}  # graphs per class kept; 8 per class in the test splits

@@ -7,6 +7,10 @@ is what lets ``torch.onnx.export(dynamo=True)`` trace it for any number of graph
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -81,3 +85,24 @@ class GATEncoder(nn.Module):
             h = F.dropout(F.elu(h), p=self.dropout, training=self.training)
             out.append((ei, alpha))
         return out
+
+
+def meta_sizes(meta: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(n_vocab, n_node_features, n_edge_features) from a dataset's meta.json."""
+    try:
+        return int(meta["vocab_size"]), len(meta["node_features"]), len(meta["edge_features"])
+    except KeyError as err:
+        raise KeyError(
+            f"meta.json lacks {err.args[0]!r} (needs vocab_size, node_features, edge_features)"
+        ) from None
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    # fork_rng: a seeded build must not shift the caller's random stream
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -7,6 +7,8 @@ The encoder (kdgat/models/encoder.py) is shared with the VGAE and exports to ONN
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -15,7 +17,7 @@ from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_poo
 
 from kdgat.config import GATScale
 from kdgat.data.vocab import UNKNOWN
-from kdgat.models.encoder import GATEncoder
+from kdgat.models.encoder import GATEncoder, meta_sizes, seeded
 
 _POOL = {"mean": global_mean_pool, "max": global_max_pool, "sum": global_add_pool}
 
@@ -108,3 +110,15 @@ class GAT(nn.Module):
         """Per layer, (edge_index [2, E], alpha [E, heads]) as the layer saw them (dropout as per mode)."""
         del batch  # same arguments as forward, so callers can pass a batch unchanged
         return self.encoder.attention(x, node_vocab, edge_index, edge_attr)
+
+
+def build_gat(scale: GATScale, meta: Mapping[str, Any], n_classes: int = 2, seed: int | None = None) -> GAT:
+    """A GAT sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
+    n_vocab, n_feat, n_edge = meta_sizes(meta)
+    # datasets made before these were recorded: no absence or unknown ID is surprising
+    cooc = meta.get("id_cooccurrence")
+    benign = int(meta.get("counts", {}).get("train", {}).get("benign", 0))
+    with seeded(seed):
+        return GAT(
+            scale, n_vocab, n_feat, n_edge, n_classes, None if cooc is None else torch.tensor(cooc), benign
+        )

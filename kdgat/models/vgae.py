@@ -14,7 +14,8 @@ reproducible from a torch.Generator: for training) or, by default, ``shifted_pai
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from kdgat.config import VGAEScale, VGAETrainParams
-from kdgat.models.encoder import GATEncoder
+from kdgat.models.encoder import GATEncoder, meta_sizes, seeded
 
 LOGVAR_CLAMP = 10.0
 DEFAULT_NEG_SHIFTS = 3
@@ -167,3 +168,10 @@ def anomaly_score(errors: dict[str, Tensor], weights: VGAETrainParams) -> Tensor
 def vgae_loss(errors: dict[str, Tensor], weights: VGAETrainParams) -> Tensor:
     """Scalar training loss: the mean over graphs of the anomaly score plus the weighted KL."""
     return (anomaly_score(errors, weights) + weights.w_kl * errors["kl"]).mean()
+
+
+def build_vgae(scale: VGAEScale, meta: Mapping[str, Any], seed: int | None = None) -> VGAE:
+    """A VGAE sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
+    n_vocab, n_feat, n_edge = meta_sizes(meta)
+    with seeded(seed):
+        return VGAE(scale, n_vocab, n_feat, n_edge)

@@ -34,10 +34,13 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from pydantic import BaseModel
 
+from kdgat.closure import import_closure
 from kdgat.config import Params, TrainParams
 from kdgat.data.shards import META_FILE, load_meta
 from kdgat.io import write_csv, write_json
-from kdgat.models import GAT, VGAE, build_gat, build_vgae, count_parameters
+from kdgat.models import count_parameters
+from kdgat.models.gat import GAT, build_gat
+from kdgat.models.vgae import VGAE, build_vgae
 from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
@@ -60,10 +63,13 @@ def _file_hash(path: Path | None) -> str | None:
 
 @cache
 def code_hash() -> str:
-    """The library's source: a checkpoint left by other code is not resumed (a killed run, then an edit)."""
-    root = Path(__file__).resolve().parents[1]
+    """The training code (what kdgat/train/job.py imports, the same closure dvc.yaml's training stages
+    declare, less the launch, tracking and CLI plumbing): a checkpoint left by other training code is not
+    resumed (a killed run, then an edit); an edit elsewhere in kdgat/ keeps it."""
+    root = Path(__file__).resolve().parents[2]
+    job = Path(__file__).with_name("job.py")
     h = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
+    for f in sorted(import_closure(job, root) | {job}):
         h.update(f"{f.relative_to(root)}\0".encode() + f.read_bytes())
     return h.hexdigest()
 
