@@ -56,7 +56,13 @@ TOY_DVC = "stages:\n" + "".join(
         _stage("d", 2, ["out/a.json"]),  # beside bad: must still run when bad fails
     ]
 )
-TOY_LAUNCH = {"poll_s": 0.5, "slurm": {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}}
+# every launch key is required (params.yaml is the one place a value is set): the study's, a few changed
+_SLURM = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}
+TOY_LAUNCH = {
+    **STUDY.launch.model_dump(mode="json"),
+    "poll_s": 0.5,
+    "slurm": {**STUDY.launch.slurm.model_dump(mode="json"), **_SLURM},
+}
 
 
 def toy_repo(path: Path) -> Path:
@@ -127,7 +133,8 @@ def test_executor_is_named_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_launch_overrides_are_validated(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("datasets: [synth]\nlaunch:\n  slurm: {partition: cpu}\n")
+    launch = TOY_LAUNCH | {"slurm": TOY_LAUNCH["slurm"] | {"partition": "cpu", "gpus_per_node": 1}}
+    path.write_text(json.dumps({"datasets": ["synth"], "launch": launch}))
     got = launch_params(path, ["launch.slurm.gpus_per_node=0", "launch.executor=slurm"])
     assert (got.executor, got.slurm.partition, got.slurm.gpus_per_node) == ("slurm", "cpu", 0)
     with pytest.raises(ParamsError, match=r"launch\.KEY=VALUE"):
