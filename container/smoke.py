@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch_geometric.utils import add_remaining_self_loops
 
-from kdgat.config import GATScales
+from kdgat.config import load_params
 from kdgat.models import build_gat
 
 N_VOCAB, N_FEATURES, N_EDGE_FEATURES = 76, 23, 3  # the default dataset's sizes
@@ -41,7 +42,8 @@ def batch(n_graphs: int = 8, nodes: int = 20, seed: int = 0) -> tuple[torch.Tens
 
 def fit(device: str, steps: int = 15) -> tuple[float, float]:
     torch.manual_seed(0)
-    model = build_gat(GATScales().small, META, seed=0).to(device)
+    small = load_params(Path(__file__).resolve().parents[1] / "params.yaml").models.gat.small
+    model = build_gat(small, META, seed=0).to(device)
     *inputs, labels = (t.to(device) for t in batch())
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []

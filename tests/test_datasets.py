@@ -14,8 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from test_cli import kdgat
-from test_formats_screen import LOG, screen
+from support.can_logs import LOG, kdgat, screen
 
 from kdgat.config import ParamsError, load_params
 from kdgat.data.formats import FrameError, read_dataset

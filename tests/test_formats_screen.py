@@ -13,30 +13,9 @@ import numpy as np
 import polars as pl
 import pytest
 import zstandard
-from test_cli import kdgat
+from support.can_logs import LOG, kdgat, screen
 
 from kdgat.data.formats import FORMATS, FrameError, capture_files, detect_format, read_any, read_capture
-
-LOG = """(1498256920.791686) can0 371#FFFF0000802D0000
-(1498256920.793720) can0 140#0000004000001600
-(1498256920.793734) can0 18FCF200#E1FF00
-(1498256920.795000) can0 0D1#
-"""
-
-
-def screen(log_text: str, stamp: str = "ta") -> str:
-    """candump -l lines → what candump prints on screen with -t<stamp> ('' for no timestamp)."""
-    out, prev = [], None
-    for line in log_text.splitlines():
-        ts, iface, frame = line.split()
-        t = float(ts.strip("()"))
-        can_id, data = frame.split("#")
-        pairs = " ".join(data[i : i + 2] for i in range(0, len(data), 2))
-        shown = {"ta": t, "td": 0.0 if prev is None else t - prev, "tz": t - 1498256920.791686}.get(stamp)
-        prev = t
-        head = "" if shown is None else f" ({shown:010.6f}) "
-        out.append(f"{head} {iface}  {can_id:>8}   [{len(data) // 2}]  {pairs}".rstrip())
-    return "\n".join(out) + "\n"
 
 
 def frames_of(path: Path, **kw: str) -> pl.DataFrame:

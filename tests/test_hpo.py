@@ -12,8 +12,8 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from slurm_cluster import SlurmCluster
-from tiny_project import build_project, tiny_params_file
+from support.slurm_cluster import SlurmCluster
+from support.tiny_project import build_project, tiny_params_file
 from typer.testing import CliRunner
 
 from kdgat.cli.main import app
@@ -110,6 +110,7 @@ def test_study_errors_say_what_to_do(project: Path, tmp_path: Path) -> None:
         create_study(HPOJob(**{**job.__dict__, "model": "gat_large"}), params)
 
 
+@pytest.mark.slow
 def test_sqlite_study_in_process_prunes_a_bad_trial(project: Path) -> None:
     job = _job(project, "sqlite", shared=False)
     create_study(job, load_params(project / "params.yaml"))
@@ -140,6 +141,7 @@ def test_sqlite_study_in_process_prunes_a_bad_trial(project: Path) -> None:
     assert all(r.offline and r.state == "finished" for r in runs)
 
 
+@pytest.mark.slow
 def test_journal_study_as_two_local_array_tasks(project: Path) -> None:
     job = _job(project, "journal", shared=True)
     summary = run_study(job, load_params(project / "params.yaml"), 4, workers=2)
@@ -155,6 +157,7 @@ def test_journal_study_as_two_local_array_tasks(project: Path) -> None:
     assert len(_hpo_runs(project, "journal")) == 4
 
 
+@pytest.mark.slow
 def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmCluster) -> None:
     resources = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
     params = tiny_params_file(
@@ -171,6 +174,7 @@ def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmClust
     assert (job.folder / BEST_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_a_slurm_task_stopped_mid_trial_requeues_and_retries_it(
     project: Path, slurm_cluster: SlurmCluster
 ) -> None:

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from test_cli import kdgat
-from test_formats_screen import LOG
+from support.can_logs import LOG, kdgat
 
 from kdgat.io import OUTPUT_MARK, OutputError, atomic_path, check_output, write_json
 

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.config import SplitParams, WindowParams
 from kdgat.data.frames import conform
@@ -272,7 +272,7 @@ def test_check_splits_names_every_unworkable_split_and_the_fix() -> None:
 def test_graphs_command_refuses_an_unworkable_split(tmp_path: Path) -> None:
     """End to end: one training capture attacked only early, a tail validation block without attacks;
     `kdgat graphs` says so in one line and writes nothing; split.by segment fixes it."""
-    from test_cli import kdgat
+    from support.can_logs import kdgat
 
     n = 3000
     label = np.zeros(n, np.uint8)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.data.calibration import (
     DEFAULT_TOLERANCES,
