@@ -2,8 +2,12 @@
 vocab; train.batch_size for the split checks).
 
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
-Writes split counts, duplicates dropped and the vocabulary size to reports/graphs/<dataset>.json.
+Writes split counts (benign and attack windows per split), duplicates dropped, the vocabulary size and
+warnings (splits.split_warnings: too few attack windows for training to move) to
+reports/graphs/<dataset>.json.
 """
+
+import sys
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
@@ -11,6 +15,7 @@ from kdgat.cli.stage import run_stage
 from kdgat.config import load_params
 from kdgat.data.frames import read_frames
 from kdgat.data.graphs import build_graphs
+from kdgat.data.splits import split_warnings
 from kdgat.io import write_json
 from kdgat.study import Paths
 from kdgat.track.tracker import stage_run
@@ -23,6 +28,9 @@ def main(dataset: str) -> None:
         frames = read_frames(paths.frames)
         meta = build_graphs(frames, p.windows, p.split, p.vocab, paths.graphs, force=True, batch_size=batch)
         report = {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}
+        report["warnings"] = split_warnings(meta["counts"], batch)
+        for warning in report["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
         write_json(report, paths.report("graphs"))
         t.summary(report)
 

@@ -24,6 +24,7 @@ from kdgat.data.splits import (
     check_splits,
     drop_duplicates,
     embargo,
+    split_warnings,
 )
 
 STUDY = study_params()  # the repository's params.yaml
@@ -308,3 +309,11 @@ def _frames(n: int, label: np.ndarray | None, source: str, seed: int = 0) -> lis
         }
     )
     return [conform(df)]
+
+
+def test_few_attack_batches_warn() -> None:
+    """Issue 16, item 6: a training split of a few attack batches trains on a few steps per epoch."""
+    counts = {"train": {"benign": 900, "attack": 36}, "val": {"benign": 100, "attack": 8}}
+    (warning,) = split_warnings(counts, batch_size=64)
+    assert "train has 36 attack windows, under 10 batches of 64" in warning and "train.ema_decay" in warning
+    assert split_warnings({"train": {"benign": 9, "attack": 640}}, batch_size=64) == []

@@ -200,6 +200,23 @@ def check_splits(
     return counts
 
 
+FEW_BATCHES = 10  # attack batches per epoch below which training is warned about
+
+
+def split_warnings(counts: dict[str, dict[str, int]], batch_size: int) -> list[str]:
+    """What may go wrong in training though the splits can work: so few attack windows that an epoch of
+    the curriculum (every attack window plus a few benign per attack) is a handful of optimizer steps, and
+    a per-step weight average (train.ema_decay) barely leaves the initial weights."""
+    attack = counts.get(TRAIN_SPLIT, {}).get("attack", 0)
+    if attack >= FEW_BATCHES * batch_size:
+        return []
+    return [
+        f"train has {attack} attack windows, under {FEW_BATCHES} batches of {batch_size}: an epoch is a few "
+        "optimizer steps, and a per-step weight average (train.ema_decay) stays near the initial weights; "
+        "lower train.batch_size or train.ema_decay, or add captures with attacks"
+    ]
+
+
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
