@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.can_logs import LOG, kdgat
@@ -109,3 +110,23 @@ def test_synth_graphs_inject_keep_foreign_folders(tmp_path: Path, log: Path) -> 
     _one_line_error(kdgat("inject", log.parent, folder), "did not write")
     _one_line_error(kdgat("inject", log.parent, log.parent), "is an input")
     assert (folder / "sub" / "thesis.tex").exists() and log.exists()
+
+
+def test_an_unreadable_capture_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16, item 10: a file the user cannot read, inside a dataset folder, names itself (root reads
+    every file, so the permission error is made here)."""
+    import kdgat.data.formats_core as core
+    from kdgat.data.formats import FrameError, read_dataset
+
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.log").write_text(LOG)
+    (tmp_path / "ds" / "b.log").write_text(LOG)
+
+    def guarded_open(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(path).name == "b.log":
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(core, "open", guarded_open, raising=False)
+    with pytest.raises(FrameError, match=r"ds/b\.log: cannot read: Permission denied$"):
+        read_dataset(tmp_path / "ds")
