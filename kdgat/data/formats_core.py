@@ -301,12 +301,15 @@ def _error(path: Path, unit: str, line: int, reason: str) -> FrameError:
 
 
 def _spikes(ts: np.ndarray) -> np.ndarray:
-    """Frames stamped later than the frame after them while the frame before is not: a lone jump forward
-    (one frame far in the future), which a running-maximum rule would take as the clock and then drop
-    every good frame after it."""
+    """Frames stamped later than the two frames after them while the frame before is not: a lone jump
+    forward (one frame far in the future), which a running-maximum rule would take as the clock and then
+    drop every good frame after it. Two neighbours swapped (1.2, 1.1, 1.3) are no jump: there the
+    earlier-stamped frame is the one dropped, as before."""
     spike = np.zeros(ts.size, dtype=bool)
-    before = np.r_[-np.inf, ts[:-2]]  # the frame before each of ts[:-1]
-    spike[:-1] = (ts[:-1] > ts[1:]) & (before <= ts[1:])
+    if ts.size < 3:
+        return spike
+    before = np.r_[-np.inf, ts[:-3]]  # the frame before each of ts[:-2]
+    spike[:-2] = (ts[:-2] > ts[1:-1]) & (ts[:-2] > ts[2:]) & (before <= ts[1:-1])
     return spike
 
 
