@@ -32,13 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real captures live outside the repository (their licence does not allow copying them in).
 CAN_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "can"
 
-# Every test runs under the process settings that training applies first, whichever tests ran before it
-# (without flush-denormal, test_models' VGAE fit took 16 s instead of 0.3 s when no training had run), on
-# one thread: the tests' tensors are tiny, and two threads stall each other on a busy machine (test_models
-# took 3× as long with two). Training and the bench still set their own count (train.threads).
-deterministic(threads=1)
-
-FIXTURE_MARKERS = {"slurm_cluster": "cluster", "s3_server": "system"}
+FIXTURE_MARKERS = {"slurm_cluster": "cluster", "s3_server": "system", "can_data": "realdata"}
 MARKER_TIERS = {"cluster": "system", "system": "system", "slow": "integration", "gpu": "integration"}
 
 
@@ -112,6 +106,15 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             yield
     else:
         yield
+
+
+@pytest.fixture(autouse=True)
+def process_settings() -> None:
+    """Every test starts under the process settings that training applies first, whatever ran before it
+    (without flush-denormal, test_models' VGAE fit took 16 s instead of 0.3 s when no training had run),
+    on one thread: the tests' tensors are tiny, and two threads stall each other on a busy machine (the
+    same fit took 25 s after a fusion test had left two). Training still sets its own (train.threads)."""
+    deterministic(threads=1)
 
 
 @pytest.fixture(scope="session")
