@@ -70,7 +70,7 @@ def toy_repo(path: Path) -> Path:
     (path / "stages").mkdir(parents=True)
     (path / "stages" / "toy.py").write_text(TOY_STAGE)
     (path / "dvc.yaml").write_text(TOY_DVC)
-    (path / "params.yaml").write_text(json.dumps({"launch": TOY_LAUNCH}))  # JSON is YAML
+    (path / "params.yaml").write_text(json.dumps({"launch": TOY_LAUNCH}))  # JSON is YAML; the rest: kdgat's
     dvc(["init", "--no-scm", "-q"], path)
     return path
 
