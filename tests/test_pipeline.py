@@ -56,7 +56,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dst = tmp_path_factory.mktemp("repo")
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", "datasets.yaml", ".gitignore"):
         shutil.copy(REPO / name, dst / name)
     _run(["git", "init", "-q"], dst)
     _run(["dvc", "init", "-q"], dst)
