@@ -186,6 +186,30 @@ class FusionParams(_Strict):
     feedback: Literal["full", "bandit"]
 
 
+class ExportParams(_Strict):
+    """ONNX export for the car (kdgat/edge/): which models, which opset, which fusion the detector runs."""
+
+    opset: int = Field(ge=18, le=23)  # the dynamo exporter writes opset 18 or later
+    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py), each exported with a parity report
+    detector: str  # the fusion model `kdgat detect` runs; its VGAE and GAT must be in ``models``
+    batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check and the file detector
+
+    @model_validator(mode="after")
+    def _detector_inputs_exported(self) -> ExportParams:
+        from kdgat.study import MODELS, Model
+
+        unknown = [m for m in [*self.models, self.detector] if m not in MODELS]
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; expected any of {list(MODELS)}")
+        fused = Model.parse(self.detector)
+        if fused.family != "fusion":
+            raise ValueError(f"detector must be a fusion model, not {self.detector!r}")
+        missing = [f"{f}_{fused.variant}" for f in ("vgae", "gat", "fusion") if f"{f}_{fused.variant}" not in self.models]
+        if missing:
+            raise ValueError(f"the detector {self.detector} needs {missing} in export.models")
+        return self
+
+
 class TrackingParams(_Strict):
     """W&B tracking (kdgat/track/). No DVC stage lists this section: renaming the project reruns nothing."""
 
@@ -284,6 +308,7 @@ class Params(_Strict):
     vgae_train: VGAETrainParams
     kd: KDParams
     fusion: FusionParams
+    export: ExportParams
     tracking: TrackingParams
     hpo: HPOParams
     launch: LaunchParams
