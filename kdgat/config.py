@@ -196,15 +196,11 @@ class ExportParams(_Strict):
 
     @model_validator(mode="after")
     def _detector_inputs_exported(self) -> ExportParams:
-        from kdgat.study import MODELS, Model
-
-        unknown = [m for m in [*self.models, self.detector] if m not in MODELS]
-        if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; expected any of {list(MODELS)}")
-        fused = Model.parse(self.detector)
-        if fused.family != "fusion":
-            raise ValueError(f"detector must be a fusion model, not {self.detector!r}")
-        missing = [f"{f}_{fused.variant}" for f in ("vgae", "gat", "fusion") if f"{f}_{fused.variant}" not in self.models]
+        # names themselves are checked against kdgat/study.py when the stage parses them
+        family, _, variant = self.detector.partition("_")
+        if family != "fusion":
+            raise ValueError(f"detector must be a fusion model (fusion_<variant>), not {self.detector!r}")
+        missing = [f"{f}_{variant}" for f in ("vgae", "gat", "fusion") if f"{f}_{variant}" not in self.models]
         if missing:
             raise ValueError(f"the detector {self.detector} needs {missing} in export.models")
         return self
