@@ -17,9 +17,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import onnx
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kdgat.data.shards import load_meta
@@ -57,6 +61,55 @@ class Rows(nn.Module):
         return tuple(rows[c] for c in self.columns)
 
 
+@contextlib.contextmanager
+def _exportable_ops() -> Iterator[None]:
+    """Two ops as equivalent traceable ones while exporting, where torch 2.13's ONNX conversion fails under
+    a dynamic node count: F.cross_entropy(reduction="none") (its decomposition loses the shape: "expand:
+    the requested shape has too few dimensions") as log-softmax + gather, and torch.bincount with a
+    symbolic minlength (no ONNX Constant for it) as a scatter-add of ones, and torch.isin (searchsorted:
+    no ONNX op) by sorting, and Tensor.repeat_interleave by a symbolic count (its ONNX Expand gets the
+    shape wrong at run time) as expand + reshape. Same values: the parity report checks every exported file
+    against PyTorch."""
+    cross_entropy, bincount, isin = F.cross_entropy, torch.bincount, torch.isin
+    repeat_interleave = torch.Tensor.repeat_interleave
+
+    def repeat_each(x: Tensor, repeats: Any, *args: Any, **kw: Any) -> Tensor:
+        if isinstance(repeats, Tensor) or args or kw or x.dim() != 1:
+            return repeat_interleave(x, repeats, *args, **kw)
+        return x.unsqueeze(1).expand(-1, repeats).reshape(-1)
+
+    def ce(logits: Tensor, target: Tensor, *args: Any, reduction: str = "mean", **kw: Any) -> Tensor:
+        if reduction != "none" or args or kw:
+            return cross_entropy(logits, target, *args, reduction=reduction, **kw)
+        return -F.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+
+    def count(x: Tensor, weights: Tensor | None = None, minlength: Any = 0) -> Tensor:
+        if weights is not None or isinstance(minlength, int):
+            return bincount(x, weights, minlength)
+        # our callers pass minlength = number of graphs > every index (kdgat/models/vgae.py)
+        return torch.zeros(minlength, dtype=torch.long).scatter_add(0, x, torch.ones_like(x))
+
+    def member(elements: Tensor, test_elements: Tensor) -> Tensor:
+        # sort both key lists together; an element is in the test list iff its group of equal keys holds a
+        # test key (no stable order needed)
+        keys = torch.cat([test_elements, elements])
+        is_test = torch.cat([torch.ones_like(test_elements), torch.zeros_like(elements)])
+        order = torch.argsort(keys)
+        sk = keys[order]
+        group = torch.cumsum(torch.cat([sk.new_zeros(1), (sk[1:] != sk[:-1]).long()]), 0)
+        has_test = torch.zeros_like(keys).scatter_reduce(0, group, is_test[order], "amax", include_self=True)
+        found = torch.zeros_like(keys).scatter(0, order, has_test[group])
+        return found[test_elements.numel() :] > 0
+
+    F.cross_entropy, torch.bincount, torch.isin = ce, count, member  # type: ignore[assignment]
+    torch.Tensor.repeat_interleave = repeat_each  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        F.cross_entropy, torch.bincount, torch.isin = cross_entropy, bincount, isin
+        torch.Tensor.repeat_interleave = repeat_interleave  # type: ignore[method-assign]
+
+
 def example_batch(graphs_dir: Path) -> Batch:
     """A few validation graphs: what the exporter traces (their sizes do not become fixed)."""
     return collate(load_graphs(graphs_dir, "val"), np.arange(EXAMPLE_GRAPHS))
@@ -76,7 +129,7 @@ def export_rows(model_file: Path, example: Batch, dest: Path, opset: int) -> lis
     wrapper = Rows(model, blob).eval()
     n, e = torch.export.Dim("nodes", min=2), torch.export.Dim("edges", min=2)
     dims = {"x": {0: n}, "node_vocab": {0: n}, "edge_index": {1: e}, "edge_attr": {0: e}, "batch": {0: n}}
-    with torch.no_grad():
+    with torch.no_grad(), _exportable_ops():
         program = torch.onnx.export(
             wrapper,
             example.inputs(),
