@@ -19,8 +19,10 @@ def main(dataset: str) -> None:
         report = export_dataset(dataset, params.export)
         t.summary({"decision_flips_test": report["decision_flips_test"]})
     for name, r in report["models"].items():
-        print(f"{name}: {r['decision_flips_test']} flips on {r['graphs']['test']} test graphs, "
-              f"max |Δ| {max(r['max_abs_diff'].values()):.2g}, {r['file_bytes'] / 1024:.0f} KiB")
+        print(
+            f"{name}: {r['decision_flips_test']} flips on {r['graphs']['test']} test graphs, "
+            f"max |Δ| {max(r['max_abs_diff'].values()):.2g}, {r['file_bytes'] / 1024:.0f} KiB"
+        )
 
 
 if __name__ == "__main__":

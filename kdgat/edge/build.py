@@ -59,7 +59,11 @@ def export_dataset(dataset: str, export: ExportParams, paths: Paths | None = Non
                 key = vgae.select("split", "index", "y", "y_type")
                 strip = ("split", "index", "y", "y_type")
                 table = onnx_policy.predict(
-                    joined_rows(vgae.drop(strip).to_dict(as_series=False), gat.drop(strip).to_dict(as_series=False), key)  # type: ignore[arg-type]
+                    joined_rows(
+                        vgae.drop(strip).to_dict(as_series=False),
+                        gat.drop(strip).to_dict(as_series=False),
+                        key,
+                    )  # type: ignore[arg-type]
                 )
                 outputs = ["q"]
                 if m.name == export.detector:

@@ -90,12 +90,21 @@ class Detector:
             if cut is not None:
                 yield from self._score(*cut, t1)
 
-    def _score(self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float) -> Iterator[dict[str, Any]]:
+    def _score(
+        self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float
+    ) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
         batch = window_graphs(frames, starts, self.size, self.vocab, self.scalers)
         inputs = graph_inputs(batch)
         t1 = time.perf_counter()
-        key = pl.DataFrame({"split": ["stream"] * len(starts), "index": starts + first_row, "y": batch.y, "y_type": batch.y_type})
+        key = pl.DataFrame(
+            {
+                "split": ["stream"] * len(starts),
+                "index": starts + first_row,
+                "y": batch.y,
+                "y_type": batch.y_type,
+            }
+        )
         table = self.models.score(inputs, key)
         t2 = time.perf_counter()
         self.seconds["features"] += t1 - t0

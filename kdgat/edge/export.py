@@ -14,11 +14,10 @@ Weights live inside each file (``external_data=False``): one file per model to c
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 from kdgat.data.shards import load_meta
 from kdgat.fusion.policy import DECISION_THRESHOLD, GAT_COLUMNS, STATE_COLUMNS, VGAE_COLUMNS, FusionPolicy
 from kdgat.io import atomic_path, write_json
-from kdgat.models import GAT, VGAE
+from kdgat.models import GAT
 from kdgat.study import Model
 from kdgat.train.data import Batch, collate, load_graphs
 
@@ -57,7 +56,9 @@ class Rows(nn.Module):
         # .item(): the exporter keeps the graph count symbolic (int() would freeze it)
         num_graphs = batch.max().item() + 1
         b = Batch(x, node_vocab, edge_index, edge_attr, batch, batch, batch, num_graphs)  # type: ignore[arg-type]
-        rows = _gat_rows(self.model, b) if isinstance(self.model, GAT) else _vgae_rows(self.model, b, self.blob)
+        rows = (
+            _gat_rows(self.model, b) if isinstance(self.model, GAT) else _vgae_rows(self.model, b, self.blob)
+        )
         return tuple(rows[c] for c in self.columns)
 
 

@@ -75,7 +75,9 @@ def parity(name: str, onnx: pl.DataFrame, study: pl.DataFrame, metrics: dict[str
         "max_abs_diff": _max_abs(onnx, study, columns),
         "decision_flips_test": flips,
         "decision_flips_val": int((both["decision"] != both["decision_study"]).sum()) - flips,
-        "f1": {s: {"onnx": row["f1"], "study": metrics.get(s, {}).get("f1")} for s, row in recomputed.items()},
+        "f1": {
+            s: {"onnx": row["f1"], "study": metrics.get(s, {}).get("f1")} for s, row in recomputed.items()
+        },
         "metrics_max_abs_diff": max(deltas, default=0.0),
         "metrics_equal": recomputed == {s: metrics[s] for s in recomputed if s in metrics},
     }

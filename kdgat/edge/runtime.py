@@ -61,7 +61,9 @@ def load_bundle(folder: Path) -> dict[str, Any]:
 def policy_of(data: dict[str, Any], qnet: OnnxQNet) -> FusionPolicy:
     """The fusion policy from the bundle, deciding with the ONNX Q-net."""
     p, t = data["policy"], data["thresholds"]
-    cal = VGAECalibration(t["vgae_threshold"], t["vgae_scale"], t["vgae_threshold_method"], t["vgae_youden_j"])
+    cal = VGAECalibration(
+        t["vgae_threshold"], t["vgae_scale"], t["vgae_threshold_method"], t["vgae_youden_j"]
+    )
     q: QNet = qnet  # type: ignore[assignment]  # duck-typed: FusionPolicy only calls and evals it
     return FusionPolicy(q, np.array(p["alphas"]), np.array(p["state_mean"]), np.array(p["state_std"]), cal)
 
@@ -105,7 +107,9 @@ class EdgeModels:
         files = self.data["models"]
         self.vgae = session(self.folder / files[names["vgae"]]["file"], threads)
         self.gat = session(self.folder / files[names["gat"]]["file"], threads)
-        self.policy = policy_of(self.data, OnnxQNet(session(self.folder / files[names["fusion"]]["file"], threads)))
+        self.policy = policy_of(
+            self.data, OnnxQNet(session(self.folder / files[names["fusion"]]["file"], threads))
+        )
 
     def score(self, inputs: dict[str, np.ndarray], key: pl.DataFrame) -> pl.DataFrame:
         """Per graph: the fusion policy's table (vgae_anomaly, p_attack, action, alpha, fused, decision) plus

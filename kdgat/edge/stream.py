@@ -64,13 +64,24 @@ class Chunk:
     def join(parts: list[Chunk]) -> Chunk:
         if len(parts) == 1:
             return parts[0]
-        return Chunk(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("ts", "key", "dlc", "payload", "label")))
+        return Chunk(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("ts", "key", "dlc", "payload", "label")
+            )
+        )
 
 
 def file_chunks(
-    path: Path, counts: Counts, fmt: str = "auto", chunk: int = 1 << 14, realtime: bool = False
+    path: Path,
+    counts: Counts,
+    fmt: str = "auto",
+    chunk: int = 1 << 14,
+    realtime: bool = False,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[Chunk]:
-    """A log file's frames in chunks; ``realtime``: each chunk no earlier than its capture time."""
+    """A log file's frames in chunks of ``chunk`` until ``stop()``; ``realtime``: a window's stride of
+    frames at a time, none before its capture time (relative to the first frame)."""
     frames, report = read_capture(path, fmt, on_bad_line="skip")
     counts.bad_lines += report.bad_lines
     counts.out_of_order += report.out_of_order
@@ -88,8 +99,10 @@ def file_chunks(
     started = time.monotonic()
     for lo in range(0, len(whole), chunk):
         part = whole.rows(lo, lo + chunk)
-        if realtime:
-            time.sleep(max(0.0, part.ts[-1] - whole.ts[0] - (time.monotonic() - started)))
+        while realtime and not stop() and part.ts[-1] - whole.ts[0] > time.monotonic() - started:
+            time.sleep(min(0.05, part.ts[-1] - whole.ts[0] - (time.monotonic() - started)))
+        if stop():
+            return
         yield part
 
 
@@ -161,10 +174,14 @@ class Windower:
         return frames, starts, first
 
 
-def window_graphs(frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary, scalers: dict[str, Any]) -> GraphBatch:
+def window_graphs(
+    frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary, scalers: dict[str, Any]
+) -> GraphBatch:
     """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds them."""
     uniq, code = _dense_codes(frames.key)
-    cols = Columns(frames.key, code, frames.ts, frames.payload, frames.dlc, frames.label, frames.label.astype(np.int16))
+    cols = Columns(
+        frames.key, code, frames.ts, frames.payload, frames.dlc, frames.label, frames.label.astype(np.int16)
+    )
     batch = graphs_of_windows(cols, starts, size, 2, vocab.lookup(uniq))
     _apply(batch.x, scalers["node"])
     _apply(batch.edge_attr, scalers["edge"])
