@@ -177,7 +177,8 @@ class Windower:
 def window_graphs(
     frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary, scalers: dict[str, Any]
 ) -> GraphBatch:
-    """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds them."""
+    """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds
+    them."""
     uniq, code = _dense_codes(frames.key)
     cols = Columns(
         frames.key, code, frames.ts, frames.payload, frames.dlc, frames.label, frames.label.astype(np.int16)
