@@ -10,10 +10,10 @@ export PATH := $(abspath $(BIN)):$(PATH)  # DVC stage commands call `python` fro
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint bench lock clean
+.PHONY: help venv run test test-fast test-integration test-system lint bench lock clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -27,8 +27,18 @@ venv: $(STAMP) ## build the virtual environment from requirements.lock (exact pi
 run: $(STAMP) ## run the pipeline (dvc repro) on the datasets in params.yaml (default: synth)
 	$(BIN)/python -m kdgat.bench.repro_timer
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the whole test suite (what CI runs)
 	$(BIN)/pytest
+
+# The tiers (tests/conftest.py assigns them; docs/development.md): each is one marker
+test-fast: $(STAMP) ## the unit tier: the quick loop (no training, DVC, servers)
+	$(BIN)/pytest -m unit
+
+test-integration: $(STAMP) ## the integration tier: training, DVC, Metaflow, GPU
+	$(BIN)/pytest -m integration
+
+test-system: $(STAMP) ## the system tier: SLURM cluster, S3 server, system packages
+	$(BIN)/pytest -m system
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ It reads the graph folders the DVC pipeline builds (data/graphs/<dataset>) and t
 same TrainJob the DVC stage runs (kdgat/train/job.py), into flows/out/<run id>/<dataset>/, where a student
 finds its teacher and a curriculum GAT its VGAE's scores. This file is the flow's one wiring; Metaflow's
 settings and the table live in kdgat/cluster/metaflow.py. Metaflow keeps its datastore and metadata in
-./.metaflow (or S3: see the README); the table is then ``Flow("KDFlow").latest_run["join"].task.data.table``.
+./.metaflow (or S3: see docs/hpo.md); the table is then ``Flow("KDFlow").latest_run["join"].task.data.table``.
 """
 
 from kdgat.cluster.metaflow import metaflow_env

@@ -221,10 +221,11 @@ class HPOParam(_Strict):
     """One searched parameter of `hpo.space`, keyed there by its dotted params.yaml path."""
 
     type: Literal["float", "int", "categorical"]
-    low: int | float | None  # float | int: the range searched
-    high: int | float | None
-    log: bool  # float | int: sample on a log scale (low > 0)
-    choices: list[str | int | float | bool] | None  # categorical: the values tried
+    # an entry names what applies to its type; the others are absent (not defaults: no value is chosen)
+    low: int | float | None = None  # float | int: the range searched
+    high: int | float | None = None
+    log: bool = False  # float | int: sample on a log scale (low > 0)
+    choices: list[str | int | float | bool] | None = None  # categorical: the values tried
 
     @model_validator(mode="after")
     def _consistent(self) -> HPOParam:
@@ -346,6 +347,15 @@ def dotted(tree: Mapping[str, Any], key: str, default: Any = _MISSING) -> Any:
     return node
 
 
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set the existing leaf at a dotted key; KeyError where there is none (a typo, or a whole section)."""
+    parent, _, leaf = key.rpartition(".")
+    node = dotted(tree, parent, None) if parent else tree
+    if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
+        raise KeyError(key)
+    node[leaf] = value
+
+
 def sections(params: Params, keys: Sequence[str]) -> dict[str, Any]:
     """The params.yaml entries named by dotted keys, as dvc.yaml `params:` lists them: {key: value}."""
     dumped = params.model_dump(mode="json")
@@ -379,11 +389,10 @@ def with_overrides(params: Params, overrides: Mapping[str, object], source: str 
     """``params`` with dotted keys set, as `dvc exp run -S key=value` sets them, and validated again."""
     raw = params.model_dump(mode="json")
     for key, value in overrides.items():
-        parent, _, leaf = key.rpartition(".")
-        node = dotted(raw, parent, None) if parent else raw
-        if not isinstance(node, dict) or leaf not in node or isinstance(node[leaf], dict):
-            raise ParamsError(f"{source}: {key!r} is not a parameter in params.yaml")
-        node[leaf] = value
+        try:
+            set_dotted(raw, key, value)
+        except KeyError:
+            raise ParamsError(f"{source}: {key!r} is not a parameter in params.yaml") from None
     return parse_params(raw, source)
 
 

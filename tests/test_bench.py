@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from tiny_project import TINY_GAT, TINY_VGAE, study_params
+from support.tiny_project import TINY_GAT, TINY_VGAE, study_params
 
 from kdgat.bench.gpu import table as gpu_table
 from kdgat.bench.models import (
@@ -79,6 +79,7 @@ def check_model_figures(out: dict[str, Any]) -> None:
         assert 0 < p["p50"] <= p["p99"]
 
 
+@pytest.mark.slow
 def test_model_bench_shape(graphs_dir: Path) -> None:
     threads = torch.get_num_threads()
     out = bench_models(tiny_params(), graphs_dir, TINY, progress=False)
@@ -94,6 +95,7 @@ def test_model_bench_shape(graphs_dir: Path) -> None:
     assert torch.get_num_threads() == threads  # the bench restores the caller's thread count
 
 
+@pytest.mark.slow
 def test_model_bench_generates_data_when_the_folder_is_missing(tmp_path: Path) -> None:
     # and a spent time budget cuts the timed steps and runs to the minimum
     hurried = dataclasses.replace(TINY, steps=50, repeats=3, budget_s=1e-9)
@@ -103,6 +105,7 @@ def test_model_bench_generates_data_when_the_folder_is_missing(tmp_path: Path) -
     check_model_figures(out)
 
 
+@pytest.mark.slow
 def test_cli_prints_one_json_object(graphs_dir: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params().model_dump(mode="json")))
@@ -163,6 +166,7 @@ def _timer(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_repro_timer_records_only_full_runs(tmp_path: Path) -> None:
     """A real dvc project of three stages (one a foreach): first run and -f are full, a no-op is not."""
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=tmp_path, env=ENV, check=True)
@@ -222,3 +226,6 @@ def test_gpu_doc_quotes_the_last_gpu_check(repo_root: Path) -> None:
     assert f"{speedup['gat_large_default_batch']}× at the default batch" in doc
     assert f"{speedup['gat_large_best']:.0f}× at a batch of 4,096" in doc
     assert f"({record['gpu_cpu_baseline']['gat_large']:,.0f} graphs/s" in doc
+    readme = (repo_root / "README.md").read_text()
+    assert f"{speedup['gat_large_default_batch']}× faster" in readme
+    assert f"{speedup['gat_large_best']:.0f}× at 4,096" in readme

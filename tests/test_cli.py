@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from kdgat.data.frames import FRAME_SCHEMA
 
@@ -29,6 +30,7 @@ def test_datasets_lists_catalogue() -> None:
         assert f"{name} " in out
 
 
+@pytest.mark.slow
 def test_synth_ingest_graphs(tmp_path: Path) -> None:
     raw, frames, graphs = tmp_path / "raw", tmp_path / "frames.parquet", tmp_path / "graphs"
     assert kdgat("synth", raw, "--seed", "3", "--minutes", "0.5").returncode == 0

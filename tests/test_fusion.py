@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 import kdgat.evaluate.report as ev
 import kdgat.fusion.policy as fu
@@ -173,6 +173,7 @@ def test_vgae_anomaly_is_half_at_the_youden_threshold() -> None:
 # --- the bandit -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bandit_learns_which_model_to_trust(trained: tuple[Path, dict]) -> None:
     d, report = trained
     table = pl.read_parquet(d / "fusion.parquet")
@@ -198,6 +199,7 @@ def test_bandit_learns_which_model_to_trust(trained: tuple[Path, dict]) -> None:
         ), f1
 
 
+@pytest.mark.slow
 def test_bandit_feedback_mode_also_learns(tmp_path: Path) -> None:
     vgae, gat = two_region_tables(seed=3)
     vgae.write_parquet(tmp_path / "v.parquet")
@@ -267,6 +269,7 @@ def test_epoch_ties_on_the_select_half_go_to_the_better_fit() -> None:
     assert best == fit.index(max(fit)) and fit[best] > fit[0]
 
 
+@pytest.mark.slow
 def test_train_rows_are_not_fitted_unless_asked(tmp_path: Path) -> None:
     vgae, gat = two_region_tables(seed=6, splits={"train": 300, "val": 300, "test_known": 100})
     for tag, keep in (("all", True), ("no_train", False)):
@@ -297,6 +300,7 @@ def test_train_rows_are_not_fitted_unless_asked(tmp_path: Path) -> None:
         run("no_train+x", include_train=True)
 
 
+@pytest.mark.slow
 def test_same_seed_same_policy_other_seed_other_weights(tmp_path: Path) -> None:
     vgae, gat = two_region_tables(seed=5, splits={"train": 400, "val": 200, "test_known": 100})
     vgae.write_parquet(tmp_path / "v.parquet")
@@ -328,6 +332,7 @@ def test_same_seed_same_policy_other_seed_other_weights(tmp_path: Path) -> None:
 # --- files and inputs -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_fusion_writes_policy_report_and_predictions(trained: tuple[Path, dict]) -> None:
     d, report = trained
     table = pl.read_parquet(d / "fusion.parquet")
@@ -435,6 +440,7 @@ def test_qnet_shapes_seed_and_onnx(tmp_path: Path) -> None:
     np.testing.assert_allclose(q, net(x).detach().numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_summary_metrics_match_binary_metrics(trained: tuple[Path, dict]) -> None:
     d, report = trained
     table = pl.read_parquet(d / "fusion.parquet").filter(pl.col("split") == "test_known")

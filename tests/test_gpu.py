@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
+from support.tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
 
 from kdgat.config import Params, load_params, with_overrides
 from kdgat.fusion.policy import load_policy
@@ -26,12 +26,7 @@ from kdgat.train.infer import predict
 from kdgat.train.run import train_gat, train_vgae
 from kdgat.train.weights import load_model
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(
-        not torch.cuda.is_available(), reason="no CUDA device visible (the gpu tier runs in `make gpu-check`)"
-    ),
-]
+pytestmark = pytest.mark.gpu  # skipped where no CUDA device is visible (tests/conftest.py)
 
 GPU = "cuda"
 SAME_WEIGHTS_ATOL = 1e-4

@@ -12,8 +12,8 @@ from typing import Any
 import optuna
 import pytest
 import yaml
-from slurm_cluster import SlurmCluster
-from tiny_project import build_project, tiny_params_file
+from support.slurm_cluster import SlurmCluster
+from support.tiny_project import build_project, study_params, tiny_params_file
 from typer.testing import CliRunner
 
 from kdgat.cli.main import app
@@ -54,6 +54,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def with_space(space: dict[str, Any]) -> Params:
+    """The study's params searching ``space``."""
+    raw = study_params().model_dump(mode="json")
+    raw["hpo"]["space"] = space
+    return parse_params(raw, "params")
+
+
 def _job(project: Path, study: str, shared: bool, params: Path | None = None) -> HPOJob:
     folder = project / "hpo" / study
     params = params or project / "params.yaml"
@@ -79,11 +86,11 @@ def test_space_is_read_from_params_and_checked() -> None:
     command = dvc_command({"train.lr": 1.0e-05, "gat_train.loss": "focal"})
     assert command == "dvc exp run -S gat_train.loss=focal -S train.lr=1.0e-05"
     with pytest.raises(ParamsError, match=r"hpo.space: 'train.lrr' is not a parameter"):
-        parse_params({"hpo": {"space": {"train.lrr": SPACE["train.lr"]}}})
+        with_space({"train.lrr": SPACE["train.lr"]})
     with pytest.raises(ParamsError, match="categorical needs choices"):
-        parse_params({"hpo": {"space": {"gat_train.loss": {"type": "categorical"}}}})
+        with_space({"gat_train.loss": {"type": "categorical"}})
     with pytest.raises(ParamsError, match="log scale needs low > 0"):
-        parse_params({"hpo": {"space": {"kd.alpha": {"type": "float", "low": 0, "high": 1, "log": True}}}})
+        with_space({"kd.alpha": {"type": "float", "low": 0, "high": 1, "log": True}})
 
 
 def test_study_errors_say_what_to_do(project: Path, tmp_path: Path) -> None:
@@ -95,12 +102,7 @@ def test_study_errors_say_what_to_do(project: Path, tmp_path: Path) -> None:
         create_study(HPOJob(**{**job.__dict__, "model": "gat_small_kd"}), params)
     with pytest.raises(HPOError, match="logs no val_f1"):
         create_study(HPOJob(**{**job.__dict__, "model": "vgae_small", "metric": "val_f1"}), params)
-    wide = parse_params(
-        {
-            **params.model_dump(),
-            "hpo": {"space": {"train.lr": {**SPACE["train.lr"], "low": -1.0, "log": False}}},
-        }
-    )
+    wide = with_space({"train.lr": {**SPACE["train.lr"], "low": -1.0, "log": False}})
     with pytest.raises(ParamsError, match=r"hpo.space.train.lr = -1.0: 1 invalid parameter"):
         create_study(job, wide)
     with pytest.raises(HPOError, match="the local executor starts every task at once"):
@@ -110,6 +112,7 @@ def test_study_errors_say_what_to_do(project: Path, tmp_path: Path) -> None:
         create_study(HPOJob(**{**job.__dict__, "model": "gat_large"}), params)
 
 
+@pytest.mark.slow
 def test_sqlite_study_in_process_prunes_a_bad_trial(project: Path) -> None:
     job = _job(project, "sqlite", shared=False)
     create_study(job, load_params(project / "params.yaml"))
@@ -140,6 +143,7 @@ def test_sqlite_study_in_process_prunes_a_bad_trial(project: Path) -> None:
     assert all(r.offline and r.state == "finished" for r in runs)
 
 
+@pytest.mark.slow
 def test_journal_study_as_two_local_array_tasks(project: Path) -> None:
     job = _job(project, "journal", shared=True)
     summary = run_study(job, load_params(project / "params.yaml"), 4, workers=2)
@@ -155,6 +159,7 @@ def test_journal_study_as_two_local_array_tasks(project: Path) -> None:
     assert len(_hpo_runs(project, "journal")) == 4
 
 
+@pytest.mark.slow
 def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmCluster) -> None:
     resources = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
     params = tiny_params_file(
@@ -171,6 +176,7 @@ def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmClust
     assert (job.folder / BEST_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_a_slurm_task_stopped_mid_trial_requeues_and_retries_it(
     project: Path, slurm_cluster: SlurmCluster
 ) -> None:

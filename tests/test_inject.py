@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.data.catalog import get
 from kdgat.data.formats import read_capture, read_dataset

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.cli.launch import launch_params
 from kdgat.cluster.fanout import changed_since, plan
@@ -64,7 +64,7 @@ def toy_repo(path: Path) -> Path:
     (path / "stages").mkdir(parents=True)
     (path / "stages" / "toy.py").write_text(TOY_STAGE)
     (path / "dvc.yaml").write_text(TOY_DVC)
-    (path / "params.yaml").write_text(json.dumps({"launch": TOY_LAUNCH}))  # JSON is YAML
+    (path / "params.yaml").write_text(json.dumps({"launch": TOY_LAUNCH}))  # JSON is YAML; the rest: kdgat's
     dvc(["init", "--no-scm", "-q"], path)
     return path
 
@@ -136,6 +136,7 @@ def test_launch_overrides_are_validated(tmp_path: Path) -> None:
         launch_params(path, ["launch.slurm.cpus_per_task=0"])
 
 
+@pytest.mark.slow
 def test_snapshot_freezes_code_and_rewrites_commands(tmp_path: Path) -> None:
     repo = toy_repo(tmp_path / "repo")
     snap = snapshot_code(repo, tmp_path / "snap")
@@ -189,6 +190,7 @@ def test_a_job_that_leaves_takes_its_stage_with_it(tmp_path: Path) -> None:
     assert not _running(stage), "the stage outlived its job"
 
 
+@pytest.mark.slow
 def test_plan_orders_stale_stages_and_their_descendants(tmp_path: Path) -> None:
     repo = toy_repo(tmp_path)
     tasks, skipped = plan(repo, ["c"], ["b*"])
@@ -202,6 +204,7 @@ def test_plan_orders_stale_stages_and_their_descendants(tmp_path: Path) -> None:
     assert dry.returncode == 0 and "after: b1, b2" in dry.stdout and not (repo / "out").exists()
 
 
+@pytest.mark.slow
 def test_local_fanout_runs_the_dag_and_records_it(tmp_path: Path) -> None:
     repo = toy_repo(tmp_path)
     run = kdgat_launch(["--executor", "local", "--jobs", "2"], repo)
@@ -233,6 +236,7 @@ def launch_until_submitted(args: list[str], repo: Path, stage: str) -> tuple[sub
     return proc, "".join(lines)
 
 
+@pytest.mark.slow
 def test_an_interrupted_launch_records_what_finished(tmp_path: Path) -> None:
     repo = toy_repo(tmp_path)
     # a finishes in half a second; b1 (4 s) is running when Ctrl-C comes

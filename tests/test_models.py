@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
-from tiny_project import study_params
+from support.tiny_project import study_params
 from torch_geometric.utils import add_remaining_self_loops
 
 from kdgat.config import GATScale, VGAEScale

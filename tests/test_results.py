@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 import pytest
 import yaml
-from tiny_project import study_params
+from support.tiny_project import study_params
 from typer.testing import CliRunner
 
 import kdgat.results.build as res

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from slurm_cluster import SlurmCluster
+from support.slurm_cluster import SlurmCluster
+from support.tiny_project import study_params
 from test_launch import TOY_STAGE, dvc, interval, kdgat_launch, launch_until_submitted, tool_env, toy_repo
-from tiny_project import study_params
 
 from kdgat.cluster.launch import StageCommand, job_error, job_parameters, make_executor
 

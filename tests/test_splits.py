@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.config import SplitParams, WindowParams
 from kdgat.data.frames import conform

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
-from tiny_project import study_params
+from support.tiny_project import study_params
 
 from kdgat.data.calibration import (
     DEFAULT_TOLERANCES,
@@ -39,7 +39,6 @@ from kdgat.data.synth_bus import (
 
 STUDY = study_params()  # the repository's params.yaml
 
-WRX = Path(__file__).resolve().parents[2] / "shared/data/can/wrx-2016"
 PARAMS = STUDY.synth.model_copy(update={"seed": 7, "minutes": 1.0, "vehicles": 3})
 
 # Tolerances of the synthetic-vs-real comparison (DEFAULT_TOLERANCES in kdgat/data/calibration.py):
@@ -81,10 +80,11 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
 
 
 @pytest.fixture(scope="module")
-def wrx_frames() -> list[pl.DataFrame]:
-    if not WRX.is_dir():
-        pytest.skip(f"real WRX captures not found at {WRX}")
-    return [_read_candump(WRX / name) for name in WRX_RUNNING_LOGS]
+def wrx_frames(can_data: Path) -> list[pl.DataFrame]:
+    wrx = can_data / "wrx-2016"
+    if not wrx.is_dir():
+        pytest.skip(f"real WRX captures not found at {wrx}")
+    return [_read_candump(wrx / name) for name in WRX_RUNNING_LOGS]
 
 
 def _files(manifest: dict[str, Any], attack: str) -> list[dict[str, Any]]:

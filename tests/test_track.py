@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from support.tiny_project import tiny_graphs
 from test_train import tiny_params
-from tiny_project import tiny_graphs
 from typer.testing import CliRunner
 
 from kdgat.cli.main import app
@@ -104,6 +104,7 @@ def _of(records: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r[kind] for r in records if r["type"] == kind]
 
 
+@pytest.mark.slow
 def test_epochs_summary_and_model_artifact_in_the_run(trained: dict[str, Any]) -> None:
     records, report = trained["records"], trained["report"]
     csv = pl.read_csv(trained["epochs"])
@@ -122,6 +123,7 @@ def test_epochs_summary_and_model_artifact_in_the_run(trained: dict[str, Any]) -
     assert _of(records, "exit")[-1].get("exit_code", 0) == 0
 
 
+@pytest.mark.slow
 def test_config_holds_params_lineage_and_deterministic_id(trained: dict[str, Any]) -> None:
     (run,) = _of(trained["records"], "run")
     config = run["config"]["update"]
@@ -148,6 +150,7 @@ def test_config_holds_params_lineage_and_deterministic_id(trained: dict[str, Any
     assert params_hash(sections(renamed, STUDENT.param_keys)) == phash
 
 
+@pytest.mark.slow
 def test_rerun_resumes_the_same_id_and_a_failure_alerts(
     trained: dict[str, Any], failed: tuple[list[dict[str, Any]], list[str]]
 ) -> None:
@@ -164,11 +167,13 @@ def test_rerun_resumes_the_same_id_and_a_failure_alerts(
     assert len(lines) == 3 and "RuntimeError: boom" in lines[-1]  # WARNING lines, whatever the mode
 
 
+@pytest.mark.slow
 def test_nothing_written_outside_the_project(home: Path, trained: dict[str, Any], failed: Any) -> None:
     assert list(home.rglob("*")) == []
     assert sorted(p.name for p in trained["root"].iterdir()) == ["out", "wandb"]
 
 
+@pytest.mark.slow
 def test_track_list_and_sync(trained: dict[str, Any], failed: Any) -> None:
     runner, root = CliRunner(), str(trained["root"])
     listed = runner.invoke(app, ["track", "list", "--root", root])

@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl_df
 import pytest
 import torch
-from tiny_project import tiny_graphs
-from tiny_project import tiny_params as tiny_study
+from support.tiny_project import tiny_graphs
+from support.tiny_project import tiny_params as tiny_study
 
 import kdgat.train.run as train_run
 from kdgat.config import Params
@@ -121,6 +121,7 @@ def _scores(graphs_dir: Path, tmp: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_curriculum_resampled_every_epoch(graphs_dir: Path, tmp_path: Path) -> None:
     params = tiny_params(
         gat_train={"sampling": "curriculum", "benign_ratio": [0.5, 1.0], "hardness": [0.5, 1.0]}
@@ -150,6 +151,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize(
     "optim", [{}, {"lr_schedule": "cosine", "ema_decay": 0.9}], ids=["constant", "cosine-ema"]
 )
+@pytest.mark.slow
 def test_resume_after_interruption_matches_straight_run(
     graphs_dir: Path, tmp_path: Path, train: Any, optim: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -184,6 +186,7 @@ def test_resume_after_interruption_matches_straight_run(
     assert all(torch.equal(wr[k], wa[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_other_code_is_not_resumed(
     graphs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,6 +206,7 @@ def teachers(graphs_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     return {"vgae": out / "vgae/model.ckpt", "gat": out / "gat/model.ckpt"}
 
 
+@pytest.mark.slow
 def test_students_learn_from_frozen_teachers(
     graphs_dir: Path, teachers: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -223,6 +227,7 @@ def test_students_learn_from_frozen_teachers(
         train_gat(params, graphs_dir, "small", tmp_path / "x", teacher=teachers["vgae"], progress=False)
 
 
+@pytest.mark.slow
 def test_predict_tables(graphs_dir: Path, teachers: dict[str, Path]) -> None:
     meta = load_meta(graphs_dir)
     n_rows = sum(c["graphs"] for c in meta["counts"].values())
@@ -248,6 +253,7 @@ def test_predict_tables(graphs_dir: Path, teachers: dict[str, Path]) -> None:
         assert vgae[col].is_finite().all()
 
 
+@pytest.mark.slow
 def test_figure_artifacts(graphs_dir: Path, teachers: dict[str, Path]) -> None:
     att = attention_samples(teachers["gat"], graphs_dir, split="val", per_class=2)
     assert att["index"].unique().len() == 4 and set(att["layer"].unique()) == {0, 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -9,26 +10,41 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from kdgat.config import LaunchParams, ParamsError, format_validation_error
+from kdgat.config import (
+    CHECKOUT_PARAMS,
+    LaunchParams,
+    ParamsError,
+    format_validation_error,
+    params_here,
+    set_dotted,
+)
+
+
+def _leaves(tree: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    for name, value in tree.items():
+        key = f"{prefix}.{name}"
+        yield from _leaves(value, key) if isinstance(value, dict) else [(key, value)]
 
 
 def launch_params(path: Path, overrides: list[str] | None = None) -> LaunchParams:
-    """params.yaml's ``launch`` section (only that: any DVC project can be launched), with ``-S`` overrides
-    like ``launch.slurm.partition=gpu`` (values parsed as YAML)."""
-    raw: dict[str, Any] = {}
-    if path.exists():
-        raw = (yaml.safe_load(path.read_text()) or {}).get("launch") or {}
+    """params.yaml's ``launch`` section (only that: any DVC project can be launched; what a project's file
+    leaves out comes from kdgat's own params.yaml), with ``-S`` overrides like ``launch.slurm.partition=gpu``
+    (values parsed as YAML)."""
+    own = (yaml.safe_load(path.read_text()) or {}).get("launch") or {} if path.exists() else {}
+    entries = list(_leaves(own, "launch"))
     for item in overrides or []:
         key, sep, value = item.partition("=")
-        parts = key.split(".")
-        if not sep or parts[0] != "launch" or len(parts) < 2:
+        if not sep or not key.startswith("launch.") or key == "launch.":
             raise ParamsError(f"-S {item!r}: expected launch.KEY=VALUE, e.g. launch.slurm.partition=gpu")
-        node = raw
-        for part in parts[1:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        entries.append((key, yaml.safe_load(value)))
+    raw = {"launch": params_here(CHECKOUT_PARAMS).launch.model_dump(mode="json")}
+    for key, value in entries:
+        try:
+            set_dotted(raw, key, value)
+        except KeyError:
+            raise ParamsError(f"{path} launch: {key!r} is not a launch setting") from None
     try:
-        return LaunchParams.model_validate(raw)
+        return LaunchParams.model_validate(raw["launch"])
     except ValidationError as err:
         raise ParamsError(format_validation_error(err, f"{path} launch")) from None
 

@@ -16,7 +16,7 @@ from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split, write_meta, write_split
 from kdgat.data.synth import generate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY_SIZES: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "dropout": 0.1}
 TINY_GAT = {**TINY_SIZES, "mlp_hidden": 16, "pooling": ["mean", "max"], "id_profile": 0}
 TINY_VGAE = {**TINY_SIZES, "latent": 8}

@@ -7,8 +7,8 @@ jobs, then ends only the three daemons `start` began, by their pids.
 
 Also a command, to try `kdgat launch` on one machine (as root):
 
-    python tests/slurm_cluster.py start /tmp/kdgat-slurm     # prints the SLURM_CONF to export
-    python tests/slurm_cluster.py stop /tmp/kdgat-slurm
+    python tests/support/slurm_cluster.py start /tmp/kdgat-slurm     # prints the SLURM_CONF to export
+    python tests/support/slurm_cluster.py stop /tmp/kdgat-slurm
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "slurm" / "test-cluster" / "slurm.conf"
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sacct", "scancel", "sinfo")
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")

@@ -1,0 +1,76 @@
+"""The README and docs/ against the project: metric tables are what `kdgat metrics` prints from the
+committed metrics/*.json, relative links and the source files they name exist, every docs page is linked
+from the README, and the README's layout table names every folder of the tree and nothing else."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from itertools import takewhile
+from pathlib import Path
+
+import pytest
+
+from kdgat.results.tables import metrics_table
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
+# the line above a generated table: <!-- kdgat metrics DATASET [--metric NAME] -->
+GENERATED = re.compile(r"^<!-- kdgat metrics (\S+)(?: --metric (\S+))? -->$", re.M)
+
+
+def _table_after(text: str, pos: int) -> str:
+    return "\n".join(takewhile(lambda line: line.startswith("|"), text[pos:].splitlines()))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_metric_tables_are_the_committed_metrics(page: Path) -> None:
+    text = page.read_text()
+    for m in GENERATED.finditer(text):
+        dataset, metric = m.group(1), m.group(2) or "f1"
+        metrics = json.loads((REPO / "metrics" / f"{dataset}.json").read_text())
+        expected = metrics_table(metrics, metric)
+        assert _table_after(text, m.end() + 1) == expected, f"{page.name}: rerun `{m.group(0)[5:-4]}`"
+
+
+def test_the_readme_shows_the_headline_table() -> None:
+    assert "<!-- kdgat metrics synth -->" in README.read_text()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_relative_links_resolve(page: Path) -> None:
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        if "://" not in target:
+            assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_source_files_named_exist(page: Path) -> None:
+    # code moves; the pages must follow (outputs such as flows/out/ are not source, so not checked)
+    for path in re.findall(r"`((?:kdgat|stages|tests|container)/[^`<> ]*)`", page.read_text()):
+        assert list(REPO.glob(path)), f"{page.name}: {path} does not exist"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    linked = set(re.findall(r"\]\(docs/([^)#]+)", README.read_text()))
+    assert {p.name for p in PAGES[1:]} - linked == set()
+
+
+def _layout_paths() -> set[str]:
+    section = README.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    first_cells = re.findall(r"^\| ([^|]+) \|", section, flags=re.M)
+    return {p.rstrip("/") for cell in first_cells for p in re.findall(r"`([^`]+)`", cell)}
+
+
+def test_layout_table_names_every_folder_and_only_those() -> None:
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    files = tracked.stdout.splitlines()
+    if not files:
+        pytest.skip("not a git checkout")
+    folders = {f.split("/")[0] for f in files if "/" in f and not f.startswith(".")}
+    packages = {str(Path(f).parent) for f in files if f.startswith("kdgat/") and f.endswith("/__init__.py")}
+    listed = _layout_paths()
+    assert folders | (packages - {"kdgat"}) <= listed, "folders missing from README's layout table"
+    assert all((REPO / p).exists() for p in listed), "README's layout table names what is not there"
