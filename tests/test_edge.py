@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import polars as pl
 import pytest
-from tiny_project import tiny_graphs, tiny_params
+from support.tiny_project import tiny_graphs, tiny_params
 
 from kdgat.config import ExportParams
 from kdgat.data.formats import read_capture
@@ -28,7 +28,7 @@ from kdgat.edge.runtime import graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, window_graphs
 from kdgat.evaluate.report import evaluate
 from kdgat.fusion.train import train_fusion
-from kdgat.io import write_json
+from kdgat.io import write_json, write_parquet
 from kdgat.models import build_gat, build_vgae
 from kdgat.study import Model, Paths
 from kdgat.train.data import collate, load_graphs
@@ -52,7 +52,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, dict, Path]:
         ("vgae_small_kd", build_vgae(params.models.vgae.small, meta, seed=0)),
     ):
         save_model(model.eval(), paths.weights(Model.parse(m)), {}, params.vgae_train)
-        predict(paths.weights(Model.parse(m)), paths.graphs).write_parquet(paths.predictions(Model.parse(m)))
+        write_parquet(predict(paths.weights(Model.parse(m)), paths.graphs), paths.predictions(Model.parse(m)))
     fused = Model.parse("fusion_small_kd")
     outs = paths.outputs(fused)
     train_fusion(
@@ -77,6 +77,7 @@ def _capture(work: Path) -> tuple[Path, int]:
     return work / "raw" / files[f]["source"], f
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> None:
     paths, report, _ = study
     assert sorted(p.name for p in paths.onnx.iterdir()) == [
@@ -96,6 +97,7 @@ def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> 
     assert json.loads(paths.report("export").read_text()) == report
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_graph_count_nodes_and_edges_are_dynamic(study: tuple[Paths, dict, Path]) -> None:
     import onnxruntime as ort
 
@@ -116,6 +118,7 @@ def test_graph_count_nodes_and_edges_are_dynamic(study: tuple[Paths, dict, Path]
         assert out[0].shape == (len(idx),)
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, Path]) -> None:
     paths, _, work = study
     capture, f = _capture(work)
@@ -151,6 +154,7 @@ def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, P
     assert compared > 10 and len(got) == (frames.height - detector.size) // detector.stride + 1
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_detector_inputs_have_training_self_loops(study: tuple[Paths, dict, Path]) -> None:
     paths, _, _ = study
     split = load_split(paths.graphs, "test_known")
@@ -186,6 +190,7 @@ def _file_run(paths: Paths, capture: Path) -> tuple[list[dict], dict]:
     return [json.loads(x) for x in lines[:-1]], summary
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_file_detector_flags_attacks_as_the_offline_evaluation(study: tuple[Paths, dict, Path]) -> None:
     paths, _, work = study
     capture, _ = _capture(work)
@@ -211,6 +216,7 @@ def test_file_detector_flags_attacks_as_the_offline_evaluation(study: tuple[Path
     assert matched > 0
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_virtual_bus_matches_the_file(study: tuple[Paths, dict, Path]) -> None:
     paths, _, work = study
     capture, _ = _capture(work)
@@ -261,6 +267,7 @@ def test_virtual_bus_matches_the_file(study: tuple[Paths, dict, Path]) -> None:
     assert summary["frames"] == frames.height
 
 
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_cli_exit_status_alerts_only_and_clean_sigterm(study: tuple[Paths, dict, Path]) -> None:
     paths, _, work = study
     capture, _ = _capture(work)
