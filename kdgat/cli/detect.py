@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -35,7 +36,7 @@ def detect(
     """
     from kdgat.data.frames import FrameError
     from kdgat.edge.detect import Detector, Stop, run
-    from kdgat.edge.stream import bus_chunks, file_chunks
+    from kdgat.edge.stream import Chunk, bus_chunks, file_chunks
 
     if (source is None) == (interface is None):
         typer.secho("error: give a log file or --interface (not both)", fg=typer.colors.RED, err=True)
@@ -64,7 +65,7 @@ def detect(
 
             with can.Bus(interface=interface, channel=channel) as bus:
 
-                def chunks(stop: Stop):  # type: ignore[no-untyped-def]
+                def chunks(stop: Stop) -> Iterator[Chunk]:
                     return bus_chunks(bus, detector.counts, stop)
 
                 summary = run(detector, chunks, emit, alerts_only)

@@ -4,7 +4,6 @@ reports/export/D.json. Reads the study's outputs only: nothing of the study chan
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from kdgat.config import ExportParams
 from kdgat.data.shards import load_meta
 from kdgat.edge.export import bundle, example_batch, export_qnet, export_rows, write_bundle
 from kdgat.edge.parity import onnx_predictions, parity
-from kdgat.edge.runtime import OnnxQNet, joined_rows, session
+from kdgat.edge.runtime import joined_rows, session, with_qnet
 from kdgat.fusion.policy import load_policy
 from kdgat.io import atomic_path, write_json
 from kdgat.study import Model, Paths
@@ -54,17 +53,9 @@ def export_dataset(dataset: str, export: ExportParams, paths: Paths | None = Non
             if m.family == "fusion":
                 policy = load_policy(paths.weights(m))
                 export_qnet(policy, dest, export.opset)
-                onnx_policy = dataclasses.replace(policy, qnet=OnnxQNet(session(dest)))
                 vgae, gat = (tables[f"{f}_{m.variant}"] for f in ("vgae", "gat"))
                 key = vgae.select("split", "index", "y", "y_type")
-                strip = ("split", "index", "y", "y_type")
-                table = onnx_policy.predict(
-                    joined_rows(
-                        vgae.drop(strip).to_dict(as_series=False),
-                        gat.drop(strip).to_dict(as_series=False),
-                        key,
-                    )  # type: ignore[arg-type]
-                )
+                table = with_qnet(policy, session(dest)).predict(joined_rows(vgae, gat, key))
                 outputs = ["q"]
                 if m.name == export.detector:
                     detector_policy = policy

@@ -79,9 +79,9 @@ def _exportable_ops() -> Iterator[None]:
             return repeat_interleave(x, repeats, *args, **kw)
         return x.unsqueeze(1).expand(-1, repeats).reshape(-1)
 
-    def ce(logits: Tensor, target: Tensor, *args: Any, reduction: str = "mean", **kw: Any) -> Tensor:
-        if reduction != "none" or args or kw:
-            return cross_entropy(logits, target, *args, reduction=reduction, **kw)
+    def ce(logits: Tensor, target: Tensor, *args: Any, **kw: Any) -> Tensor:
+        if args or kw != {"reduction": "none"}:
+            return cross_entropy(logits, target, *args, **kw)
         return -F.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
 
     def count(x: Tensor, weights: Tensor | None = None, minlength: Any = 0) -> Tensor:

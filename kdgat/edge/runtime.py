@@ -4,6 +4,7 @@ into model inputs, prediction rows out, and the fusion's decision through the st
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from torch_geometric.utils import add_remaining_self_loops
 from kdgat.data.features import GraphBatch
 from kdgat.edge.export import BUNDLE_FILE, BUNDLE_FORMAT, GRAPH_INPUTS
 from kdgat.fusion.dqn import QNet
-from kdgat.fusion.policy import FusionPolicy, VGAECalibration
+from kdgat.fusion.policy import GAT_COLUMNS, VGAE_COLUMNS, FusionPolicy, VGAECalibration
 
 
 def session(path: Path, threads: int = 1) -> ort.InferenceSession:
@@ -58,22 +59,29 @@ def load_bundle(folder: Path) -> dict[str, Any]:
     return data
 
 
-def policy_of(data: dict[str, Any], qnet: OnnxQNet) -> FusionPolicy:
-    """The fusion policy from the bundle, deciding with the ONNX Q-net."""
+def with_qnet(policy: FusionPolicy, sess: ort.InferenceSession) -> FusionPolicy:
+    """``policy`` deciding with the ONNX Q-net in ``sess`` (FusionPolicy only calls and evals its qnet)."""
+    q: QNet = OnnxQNet(sess)  # type: ignore[assignment]
+    return dataclasses.replace(policy, qnet=q)
+
+
+def policy_of(data: dict[str, Any], sess: ort.InferenceSession) -> FusionPolicy:
+    """The fusion policy from the bundle, deciding with the ONNX Q-net in ``sess``."""
     p, t = data["policy"], data["thresholds"]
     cal = VGAECalibration(
         t["vgae_threshold"], t["vgae_scale"], t["vgae_threshold_method"], t["vgae_youden_j"]
     )
-    q: QNet = qnet  # type: ignore[assignment]  # duck-typed: FusionPolicy only calls and evals it
+    q: QNet = OnnxQNet(sess)  # type: ignore[assignment]
     return FusionPolicy(q, np.array(p["alphas"]), np.array(p["state_mean"]), np.array(p["state_std"]), cal)
 
 
-def joined_rows(vgae: dict[str, np.ndarray], gat: dict[str, np.ndarray], key: pl.DataFrame) -> pl.DataFrame:
-    """The fusion's input table (kdgat/fusion/policy.join_predictions layout) from ONNX outputs; ``key``
-    holds split, index, y, y_type per graph."""
+def joined_rows(vgae: Any, gat: Any, key: pl.DataFrame) -> pl.DataFrame:
+    """The fusion's input table (kdgat/fusion/policy.join_predictions layout) from the models' output
+    columns (by name: dicts of arrays, or tables; VGAE_COLUMNS and GAT_COLUMNS); ``key`` holds split,
+    index, y, y_type."""
     return key.with_columns(
-        *(pl.Series(f"vgae_{k}", v) for k, v in vgae.items()),
-        *(pl.Series(f"gat_{k}", v) for k, v in gat.items()),
+        *(pl.Series(f"vgae_{c}", vgae[c]) for c in VGAE_COLUMNS),
+        *(pl.Series(f"gat_{c}", gat[c]) for c in GAT_COLUMNS),
     )
 
 
@@ -107,9 +115,7 @@ class EdgeModels:
         files = self.data["models"]
         self.vgae = session(self.folder / files[names["vgae"]]["file"], threads)
         self.gat = session(self.folder / files[names["gat"]]["file"], threads)
-        self.policy = policy_of(
-            self.data, OnnxQNet(session(self.folder / files[names["fusion"]]["file"], threads))
-        )
+        self.policy = policy_of(self.data, session(self.folder / files[names["fusion"]]["file"], threads))
 
     def score(self, inputs: dict[str, np.ndarray], key: pl.DataFrame) -> pl.DataFrame:
         """Per graph: the fusion policy's table (vgae_anomaly, p_attack, action, alpha, fused, decision) plus
