@@ -71,9 +71,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, dict, Path]:
 
 
 def _capture(work: Path) -> tuple[Path, int]:
-    """A test capture holding attacks, and its index in the full graph folder's file list."""
+    """The shortest test capture holding attacks, and its index in the full graph folder's file list."""
     files = load_meta(work / "full")["files"]
-    f = next(i for i, f in enumerate(files) if f["role"].startswith("test") and f["has_attack"])
+    tests = [i for i, f in enumerate(files) if f["source"].startswith("test_") and f["has_attack"]]
+    f = min(tests, key=lambda i: files[i]["frames"])
     return work / "raw" / files[f]["source"], f
 
 
