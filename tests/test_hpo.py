@@ -54,6 +54,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def slurm(**resources: object) -> dict[str, Any]:
+    """The study's launch.slurm with ``resources`` set (tiny_params merges whole sections)."""
+    return {**study_params().launch.slurm.model_dump(mode="json"), **resources}
+
+
 def with_space(space: dict[str, Any]) -> Params:
     """The study's params searching ``space``."""
     raw = study_params().model_dump(mode="json")
@@ -163,7 +168,7 @@ def test_journal_study_as_two_local_array_tasks(project: Path) -> None:
 def test_journal_study_as_a_slurm_array(project: Path, slurm_cluster: SlurmCluster) -> None:
     resources = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
     params = tiny_params_file(
-        project / "params_slurm.yaml", train={"max_epochs": 3}, hpo=HPO, launch={"slurm": resources}
+        project / "params_slurm.yaml", train={"max_epochs": 3}, hpo=HPO, launch={"slurm": slurm(**resources)}
     )
     job = _job(project, "slurm", shared=True, params=params)
     summary = run_study(job, load_params(params), 4, workers=2, executor="slurm")
@@ -183,7 +188,7 @@ def test_a_slurm_task_stopped_mid_trial_requeues_and_retries_it(
     resources = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 2, "timeout_min": 10}
     epochs = {"max_epochs": 60, "patience": 60}  # long enough for the signal to land inside trial 0
     params = tiny_params_file(
-        project / "params_requeue.yaml", train=epochs, hpo=HPO, launch={"slurm": resources}
+        project / "params_requeue.yaml", train=epochs, hpo=HPO, launch={"slurm": slurm(**resources)}
     )
     job = _job(project, "requeue", shared=True, params=params)
     done: list[dict[str, Any]] = []

@@ -37,6 +37,7 @@ from kdgat.data.synth import generate
 from kdgat.fusion.dqn import build_qnet
 from kdgat.fusion.policy import STATE_COLUMNS
 from kdgat.models import anomaly_score, build_gat, build_vgae, count_parameters
+from kdgat.study import Model
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import Batch, GraphLoader, GraphSet, collate, load_graphs
 from kdgat.train.lit import LitBase
@@ -92,15 +93,16 @@ def fresh_graphs(params: Params, out: Path, minutes: float = FALLBACK_MINUTES) -
 def make_lit(
     kind: str, scale: str, params: Params, meta: dict[str, Any], train: GraphSet, val: GraphSet
 ) -> LitBase:
-    size = "large" if scale == "large" else "small"
-    seed = params.train.seed
+    # the study's cast says which size a variant has and whether a teacher runs beside it
+    variant, seed = Model.parse(f"{kind}_{scale}"), params.train.seed
+    size, distilled = variant.scale, variant.teacher is not None
     if kind == "gat":
-        teacher = build_gat(params.models.gat.large, meta, seed=seed) if scale == "small_kd" else None
+        teacher = build_gat(params.models.gat.large, meta, seed=seed) if distilled else None
         # every graph each epoch: the sampler decides which graphs, not what a step costs
         sampler = EpochSampler(train.y.numpy(), "none", params.train.max_epochs, seed)
         model = build_gat(getattr(params.models.gat, size), meta, seed=seed)
         return LitGAT(model, params.train, params.gat_train, params.kd, train, val, sampler, teacher)
-    vgae_teacher = build_vgae(params.models.vgae.large, meta, seed=seed) if scale == "small_kd" else None
+    vgae_teacher = build_vgae(params.models.vgae.large, meta, seed=seed) if distilled else None
     model_v = build_vgae(getattr(params.models.vgae, size), meta, seed=seed)
     return LitVGAE(model_v, params.train, params.vgae_train, params.kd, train, val, vgae_teacher)
 
