@@ -71,10 +71,16 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, dict, Path]:
 
 
 def _capture(work: Path) -> tuple[Path, int]:
-    """The shortest test capture holding attacks, and its index in the full graph folder's file list."""
+    """The shortest test capture with attack windows among the study's test graphs (the tiny subset keeps
+    a few per split), and its index in the graph folders' file list."""
     files = load_meta(work / "full")["files"]
-    tests = [i for i, f in enumerate(files) if f["source"].startswith("test_") and f["has_attack"]]
-    f = min(tests, key=lambda i: files[i]["frames"])
+    graphs = work.parent / "data" / "graphs" / DATASET
+    held = set()
+    for split in load_meta(graphs)["counts"]:
+        if split.startswith("test_"):
+            s = load_split(graphs, split)
+            held |= set(np.asarray(s.file_idx)[np.asarray(s.y) == 1].tolist())
+    f = min(held, key=lambda i: files[i]["frames"])
     return work / "raw" / files[f]["source"], f
 
 

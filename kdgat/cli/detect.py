@@ -24,6 +24,9 @@ def detect(
     ] = None,
     channel: Annotated[str | None, typer.Option(help="python-can channel, e.g. can0.")] = None,
     alerts_only: Annotated[bool, typer.Option("--alerts-only", help="Print attack windows only.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Watch a growing candump log from its end (like tail -f).")
+    ] = False,
     realtime: Annotated[
         bool, typer.Option("--realtime", help="Replay a log at the pace it was captured.")
     ] = False,
@@ -36,7 +39,7 @@ def detect(
     """
     from kdgat.data.frames import FrameError
     from kdgat.edge.detect import Detector, Stop, run
-    from kdgat.edge.stream import Chunk, bus_chunks, file_chunks
+    from kdgat.edge.stream import Chunk, bus_chunks, file_chunks, follow_chunks
 
     if (source is None) == (interface is None):
         typer.secho("error: give a log file or --interface (not both)", fg=typer.colors.RED, err=True)
@@ -51,7 +54,11 @@ def detect(
         print(line, flush=True)
 
     try:
-        if source is not None:
+        if source is not None and follow:
+            summary = run(
+                detector, lambda stop: follow_chunks(source, detector.counts, stop), emit, alerts_only
+            )
+        elif source is not None:
             summary = run(
                 detector,
                 lambda stop: file_chunks(

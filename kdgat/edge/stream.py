@@ -10,6 +10,7 @@ the graphs stage's graph of the same frames, array for array (tests/test_edge_de
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from kdgat.data.features import Columns, GraphBatch, graphs_of_windows
-from kdgat.data.formats import read_capture
-from kdgat.data.frames import BYTE_COLUMNS
+from kdgat.data.formats import IngestReport, read_capture
+from kdgat.data.frames import BYTE_COLUMNS, FrameError
 
 # the graphs stage's dense ID codes (node order) and scaling, reused so the detector cannot drift from it
 from kdgat.data.graphs import _apply, _dense_codes
@@ -64,12 +66,10 @@ class Chunk:
     def join(parts: list[Chunk]) -> Chunk:
         if len(parts) == 1:
             return parts[0]
-        return Chunk(
-            *(
-                np.concatenate([getattr(p, f) for p in parts])
-                for f in ("ts", "key", "dlc", "payload", "label")
-            )
-        )
+        return Chunk(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
+
+
+_FIELDS = ("ts", "key", "dlc", "payload", "label")
 
 
 def file_chunks(
@@ -83,19 +83,8 @@ def file_chunks(
     """A log file's frames in chunks of ``chunk`` until ``stop()``; ``realtime``: a window's stride of
     frames at a time, none before its capture time (relative to the first frame)."""
     frames, report = read_capture(path, fmt, on_bad_line="skip")
-    counts.bad_lines += report.bad_lines
-    counts.out_of_order += report.out_of_order
-    counts.non_data += report.non_data
-    payload = np.empty((frames.height, 8), dtype=np.uint8)
-    for i, c in enumerate(BYTE_COLUMNS):
-        payload[:, i] = frames[c].to_numpy()
-    whole = Chunk(
-        frames["timestamp"].to_numpy(),
-        id_keys(frames["can_id"].to_numpy(), frames["extended"].to_numpy()),
-        frames["dlc"].to_numpy(),
-        payload,
-        frames["label"].to_numpy(),
-    )
+    _count(counts, report)
+    whole = _chunk_of_frames(frames)
     started = time.monotonic()
     for lo in range(0, len(whole), chunk):
         part = whole.rows(lo, lo + chunk)
@@ -104,6 +93,62 @@ def file_chunks(
         if stop():
             return
         yield part
+
+
+def follow_chunks(
+    path: Path, counts: Counts, stop: Callable[[], bool], poll_s: float = 0.2
+) -> Iterator[Chunk]:
+    """The frames appended to a growing candump log (from its current end), until ``stop()``. Each batch
+    of new complete lines is read by the candump reader itself; frames older than the last one are
+    counted and dropped, as in a file."""
+    pos, pending, last_ts = Path(path).stat().st_size, b"", -np.inf
+    with tempfile.TemporaryDirectory(prefix="kdgat-follow-") as tmp:
+        part = Path(tmp) / Path(path).name
+        while not stop():
+            with open(path, "rb") as f:
+                f.seek(pos)
+                data = pending + f.read()
+            pos += len(data) - len(pending)
+            cut = data.rfind(b"\n") + 1
+            lines, pending = data[:cut], data[cut:]
+            if not lines.strip():
+                counts.silent_s += poll_s
+                time.sleep(poll_s)
+                continue
+            part.write_bytes(lines)
+            try:
+                frames, report = read_capture(part, "candump", on_bad_line="skip")
+            except FrameError:  # nothing readable in these lines
+                counts.bad_lines += lines.count(b"\n")
+                continue
+            _count(counts, report)
+            chunk = _chunk_of_frames(frames)
+            fresh = chunk.ts >= last_ts
+            counts.out_of_order += int((~fresh).sum())
+            if fresh.any():
+                chunk = chunk if fresh.all() else Chunk(*(getattr(chunk, f)[fresh] for f in _FIELDS))
+                last_ts = float(chunk.ts[-1])
+                yield chunk
+
+
+def _count(counts: Counts, report: IngestReport) -> None:
+    counts.bad_lines += report.bad_lines
+    counts.out_of_order += report.out_of_order
+    counts.non_data += report.non_data
+
+
+def _chunk_of_frames(frames: pl.DataFrame) -> Chunk:
+    """A canonical frame table as one chunk."""
+    payload = np.empty((frames.height, 8), dtype=np.uint8)
+    for i, c in enumerate(BYTE_COLUMNS):
+        payload[:, i] = frames[c].to_numpy()
+    return Chunk(
+        frames["timestamp"].to_numpy(),
+        id_keys(frames["can_id"].to_numpy(), frames["extended"].to_numpy()),
+        frames["dlc"].to_numpy(),
+        payload,
+        frames["label"].to_numpy(),
+    )
 
 
 def bus_chunks(
