@@ -19,13 +19,14 @@ import polars as pl
 import pytest
 from support.tiny_project import tiny_graphs, tiny_params
 
+from kdgat.bench.edge import candump_lines
 from kdgat.config import ExportParams
 from kdgat.data.formats import read_capture
 from kdgat.data.shards import load_meta, load_split
 from kdgat.edge.build import export_dataset
 from kdgat.edge.detect import Detector, run
 from kdgat.edge.runtime import graph_inputs
-from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, window_graphs
+from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, follow_chunks, window_graphs
 from kdgat.evaluate.report import evaluate
 from kdgat.fusion.train import train_fusion
 from kdgat.io import write_json, write_parquet
@@ -320,3 +321,45 @@ def test_windower_cuts_like_the_graphs_stage() -> None:
         if cut is not None:
             starts += [int(s) + cut[2] for s in cut[1]]
     assert starts == [0, 2, 4, 6]  # window_starts(11, 4, 2)
+
+
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
+def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> None:
+    paths, _, work = study
+    capture, _ = _capture(work)
+    from_file, _ = _file_run(paths, capture)
+    frames, _ = read_capture(capture)
+    lines = candump_lines(frames)
+    log = work / "growing.log"
+    log.write_text("")
+    written = threading.Event()
+
+    def write() -> None:
+        for lo in range(0, len(lines), 997):  # batches that end mid-window
+            with open(log, "a") as f:
+                f.write("\n".join(lines[lo : lo + 997]) + "\n")
+            time.sleep(0.05)
+        with open(log, "a") as f:
+            f.write("(0.000001) can0 123#01\nnot a candump line\n(1.0) can0 12")  # old, bad, incomplete
+        written.set()
+
+    detector = Detector(paths.onnx)
+    quiet_before: list[float] = []
+
+    def drained() -> bool:
+        if not written.is_set():
+            return False
+        quiet_before.append(detector.counts.silent_s)
+        return detector.counts.silent_s > quiet_before[0]
+
+    threading.Thread(target=write, daemon=True).start()
+    out: list[str] = []
+    summary = run(
+        detector,
+        lambda stop: follow_chunks(log, detector.counts, lambda: stop() or drained(), 0.05),
+        out.append,
+    )
+    followed = [json.loads(x) for x in out[:-1]]
+    assert [w["first_frame"] for w in followed] == [w["first_frame"] for w in from_file]
+    assert summary["frames"] == frames.height
+    assert summary["out_of_order"] == 1 and summary["bad_lines"] >= 1

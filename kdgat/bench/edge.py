@@ -96,7 +96,11 @@ def write_candump(frames_file: Path, dest: Path, n_frames: int) -> None:
             total += part.height
             if total >= n_frames:
                 break
-    df = pl.concat(parts).head(n_frames)
+    dest.write_text("\n".join(candump_lines(pl.concat(parts).head(n_frames))) + "\n")
+
+
+def candump_lines(df: pl.DataFrame) -> list[str]:
+    """A canonical frame table as candump log lines, ``(s.micros) can0 ID#DATA`` (vectorized)."""
     us = (df["timestamp"].to_numpy() * 1e6).round().astype(np.int64)
     ext = df["extended"].to_numpy()
     ids = np.where(ext, _hex(df["can_id"].to_numpy(), 8), np.char.rjust(_hex(df["can_id"].to_numpy(), 3), 8))
@@ -115,7 +119,7 @@ def write_candump(frames_file: Path, dest: Path, n_frames: int) -> None:
     )
     data = pl.col("payload").str.slice(0, pl.col("dlc") * 2)
     line = pl.format("({}.{}) can0 {}#{}", "s", "us", "id", data)
-    dest.write_text("\n".join(table.select(line).to_series().to_list()) + "\n")
+    return table.select(line).to_series().to_list()
 
 
 def _hex(values: np.ndarray, width: int) -> np.ndarray:
