@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -363,3 +364,15 @@ def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> 
     assert [w["first_frame"] for w in followed] == [w["first_frame"] for w in from_file]
     assert summary["frames"] == frames.height
     assert summary["out_of_order"] == 1 and summary["bad_lines"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("detector", "models", "message"),
+    [
+        ("gat_small_kd", ["gat_small_kd"], "detector must be a fusion model"),
+        ("fusion_small_kd", ["gat_small_kd", "fusion_small_kd"], "needs ['vgae_small_kd'] in export.models"),
+    ],
+)
+def test_export_params_name_what_the_detector_needs(detector: str, models: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ExportParams(opset=18, models=models, detector=detector, batch_size=8)
