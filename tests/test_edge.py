@@ -298,7 +298,9 @@ def test_cli_exit_status_alerts_only_and_clean_sigterm(study: tuple[Paths, dict,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(8)  # imports and sessions
+    assert live.stderr is not None
+    assert "watching virtual quiet" in live.stderr.readline()  # signals handled from here on
+    time.sleep(1)
     live.send_signal(signal.SIGTERM)
     stdout, stderr = live.communicate(timeout=60)
     summary = json.loads(stdout.splitlines()[-1])

@@ -75,7 +75,10 @@ def detect(
                 def chunks(stop: Stop) -> Iterator[Chunk]:
                     return bus_chunks(bus, detector.counts, stop)
 
-                summary = run(detector, chunks, emit, alerts_only)
+                def ready() -> None:
+                    typer.echo(f"watching {interface} {channel or ''} (Ctrl-C stops)", err=True)
+
+                summary = run(detector, chunks, emit, alerts_only, ready)
     except FrameError as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None

@@ -158,10 +158,14 @@ def run(
     chunks: Callable[[Stop], Iterator[Chunk]],
     emit: Callable[[str], None],
     alerts_only: bool = False,
+    ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Run until the source ends or a signal arrives; emits the window lines and the summary, returns it."""
+    """Run until the source ends or a signal arrives; emits the window lines and the summary, returns it.
+    ``ready`` is called once the signals are handled (a caller may then send them)."""
     started = time.perf_counter()
     with Stop().installed() as stop:
+        if ready is not None:
+            ready()
         for record in detector.windows_of(chunks(stop)):
             if record["attack"] or not alerts_only:
                 emit(json.dumps(record))
