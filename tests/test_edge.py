@@ -355,12 +355,13 @@ def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> 
         quiet_before.append(detector.counts.silent_s)
         return detector.counts.silent_s > quiet_before[0]
 
-    threading.Thread(target=write, daemon=True).start()
+    writer = threading.Thread(target=write, daemon=True)
     out: list[str] = []
     summary = run(
         detector,
         lambda stop: follow_chunks(log, detector.counts, lambda: stop() or drained(), 0.05),
         out.append,
+        ready=writer.start,  # tail -f: lines written before the detector opened the log are not read
     )
     followed = [json.loads(x) for x in out[:-1]]
     assert [w["first_frame"] for w in followed] == [w["first_frame"] for w in from_file]

@@ -161,12 +161,14 @@ def run(
     ready: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run until the source ends or a signal arrives; emits the window lines and the summary, returns it.
-    ``ready`` is called once the signals are handled (a caller may then send them)."""
+    ``ready`` is called once the signals are handled and the source is open (a followed log is read from
+    its end as it is then)."""
     started = time.perf_counter()
     with Stop().installed() as stop:
+        source = chunks(stop)
         if ready is not None:
             ready()
-        for record in detector.windows_of(chunks(stop)):
+        for record in detector.windows_of(source):
             if record["attack"] or not alerts_only:
                 emit(json.dumps(record))
             if stop():

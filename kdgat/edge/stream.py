@@ -98,10 +98,14 @@ def file_chunks(
 def follow_chunks(
     path: Path, counts: Counts, stop: Callable[[], bool], poll_s: float = 0.2
 ) -> Iterator[Chunk]:
-    """The frames appended to a growing candump log (from its current end), until ``stop()``. Each batch
-    of new complete lines is read by the candump reader itself; frames older than the last one are
+    """The frames appended to a growing candump log after this call (tail -f), until ``stop()``. Each
+    batch of new complete lines is read by the candump reader itself; frames older than the last one are
     counted and dropped, as in a file."""
-    pos, pending, last_ts = Path(path).stat().st_size, b"", -np.inf
+    return _follow(path, Path(path).stat().st_size, counts, stop, poll_s)
+
+
+def _follow(path: Path, pos: int, counts: Counts, stop: Callable[[], bool], poll_s: float) -> Iterator[Chunk]:
+    pending, last_ts = b"", -np.inf
     with tempfile.TemporaryDirectory(prefix="kdgat-follow-") as tmp:
         part = Path(tmp) / Path(path).name
         while not stop():
