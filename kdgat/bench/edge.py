@@ -49,20 +49,13 @@ def _timed(fn: Any, calls: int) -> dict[str, float]:
 
 def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, Any]:
     """One-window latencies on one thread (the first window of the dataset's first test capture)."""
-    from kdgat.data.vocab import id_keys
     from kdgat.edge.detect import Detector
     from kdgat.edge.runtime import graph_inputs, run_rows, session
-    from kdgat.edge.stream import Chunk, window_graphs
+    from kdgat.edge.stream import chunk_of_frames, window_graphs
 
     det = Detector(bundle, threads=1)
     frames = read_frames(frames_file).filter(pl.col("source").str.contains("test")).head(det.size)
-    chunk = Chunk(
-        frames["timestamp"].to_numpy(),
-        id_keys(frames["can_id"].to_numpy(), frames["extended"].to_numpy()),
-        frames["dlc"].to_numpy(),
-        frames.select(BYTE_COLUMNS).to_numpy().astype(np.uint8),
-        frames["label"].to_numpy(),
-    )
+    chunk = chunk_of_frames(frames)
     starts = np.zeros(1, dtype=np.int64)
     inputs = graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers))
     out: dict[str, Any] = {}

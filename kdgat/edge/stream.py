@@ -84,7 +84,7 @@ def file_chunks(
     frames at a time, none before its capture time (relative to the first frame)."""
     frames, report = read_capture(path, fmt, on_bad_line="skip")
     _count(counts, report)
-    whole = _chunk_of_frames(frames)
+    whole = chunk_of_frames(frames)
     started = time.monotonic()
     for lo in range(0, len(whole), chunk):
         part = whole.rows(lo, lo + chunk)
@@ -126,7 +126,7 @@ def _follow(path: Path, pos: int, counts: Counts, stop: Callable[[], bool], poll
                 counts.bad_lines += lines.count(b"\n")
                 continue
             _count(counts, report)
-            chunk = _chunk_of_frames(frames)
+            chunk = chunk_of_frames(frames)
             fresh = chunk.ts >= last_ts
             counts.out_of_order += int((~fresh).sum())
             if fresh.any():
@@ -141,7 +141,7 @@ def _count(counts: Counts, report: IngestReport) -> None:
     counts.non_data += report.non_data
 
 
-def _chunk_of_frames(frames: pl.DataFrame) -> Chunk:
+def chunk_of_frames(frames: pl.DataFrame) -> Chunk:
     """A canonical frame table as one chunk."""
     payload = np.empty((frames.height, 8), dtype=np.uint8)
     for i, c in enumerate(BYTE_COLUMNS):
