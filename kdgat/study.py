@@ -137,11 +137,6 @@ class Paths:
     def results(self) -> Path:
         return self.root / "results" / self.dataset
 
-    @property
-    def onnx(self) -> Path:
-        """onnx/D/: the exported models and detector.json, what `kdgat detect` runs (kdgat/edge/)."""
-        return self.root / "onnx" / self.dataset
-
 
 @dataclass(frozen=True)
 class FolderPaths(Paths):

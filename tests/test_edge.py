@@ -24,7 +24,7 @@ from kdgat.bench.edge import candump_lines
 from kdgat.config import ExportParams
 from kdgat.data.formats import read_capture
 from kdgat.data.shards import load_meta, load_split
-from kdgat.edge.build import export_dataset
+from kdgat.edge.build import bundle_dir, export_dataset
 from kdgat.edge.detect import Detector, run
 from kdgat.edge.runtime import graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, follow_chunks, window_graphs
@@ -89,18 +89,18 @@ def _capture(work: Path) -> tuple[Path, int]:
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> None:
     paths, report, _ = study
-    assert sorted(p.name for p in paths.onnx.iterdir()) == [
+    assert sorted(p.name for p in bundle_dir(paths).iterdir()) == [
         "detector.json",
         *sorted(f"{m}.onnx" for m in MODELS),
     ]
     for m in MODELS:
-        proto = onnx.load(str(paths.onnx / f"{m}.onnx"))  # weights inside: no external data
+        proto = onnx.load(str(bundle_dir(paths) / f"{m}.onnx"))  # weights inside: no external data
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
         r = report["models"][m]
         assert r["decision_flips_test"] == 0 and r["decision_flips_val"] == 0, m
         assert r["metrics_equal"] or r["metrics_max_abs_diff"] < 1e-6, m
         assert max(r["max_abs_diff"].values()) < 1e-4, m
-    bundle = json.loads((paths.onnx / "detector.json").read_text())
+    bundle = json.loads((bundle_dir(paths) / "detector.json").read_text())
     assert bundle["detector"] == {"fusion": "fusion_small_kd", "vgae": "vgae_small_kd", "gat": "gat_small_kd"}
     assert set(bundle) >= {"vocab", "scalers", "windows", "thresholds", "policy", "models"}
     assert json.loads(paths.report("export").read_text()) == report
@@ -112,7 +112,7 @@ def test_graph_count_nodes_and_edges_are_dynamic(study: tuple[Paths, dict, Path]
 
     paths, _, _ = study
     graphs = load_graphs(paths.graphs, "test_known")
-    sess = ort.InferenceSession(str(paths.onnx / "vgae_small_kd.onnx"))
+    sess = ort.InferenceSession(str(bundle_dir(paths) / "vgae_small_kd.onnx"))
     for idx in ([0, 1], [3], list(range(len(graphs)))):
         b = collate(graphs, idx)
         out = sess.run(
@@ -132,7 +132,7 @@ def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, P
     paths, _, work = study
     capture, f = _capture(work)
     frames, _ = read_capture(capture)
-    detector = Detector(paths.onnx)
+    detector = Detector(bundle_dir(paths))
     chunks = list(file_chunks(capture, Counts(), chunk=777))  # cuts that fall inside windows
     windower = Windower(detector.size, detector.stride)
     got: dict[int, tuple] = {}
@@ -194,7 +194,7 @@ def test_detector_inputs_have_training_self_loops(study: tuple[Paths, dict, Path
 
 def _file_run(paths: Paths, capture: Path) -> tuple[list[dict], dict]:
     lines: list[str] = []
-    detector = Detector(paths.onnx, labelled=True)
+    detector = Detector(bundle_dir(paths), labelled=True)
     summary = run(detector, lambda stop: file_chunks(capture, detector.counts, stop=stop), lines.append)
     return [json.loads(x) for x in lines[:-1]], summary
 
@@ -232,7 +232,7 @@ def test_virtual_bus_matches_the_file(study: tuple[Paths, dict, Path]) -> None:
     from_file, _ = _file_run(paths, capture)
     frames, _ = read_capture(capture)
     channel = f"edge-{os.getpid()}"
-    detector = Detector(paths.onnx)
+    detector = Detector(bundle_dir(paths))
     sent = threading.Event()
     bus = {"interface": "virtual", "channel": channel, "preserve_timestamps": True}
     with can.Bus(**bus) as rx, can.Bus(**bus) as tx:
@@ -282,18 +282,20 @@ def test_cli_exit_status_alerts_only_and_clean_sigterm(study: tuple[Paths, dict,
     capture, _ = _capture(work)
     cmd = [sys.executable, "-m", "kdgat.cli.main", "detect"]
     out = subprocess.run(
-        [*cmd, str(capture), "--bundle", str(paths.onnx), "--alerts-only"], capture_output=True, text=True
+        [*cmd, str(capture), "--bundle", str(bundle_dir(paths)), "--alerts-only"],
+        capture_output=True,
+        text=True,
     )
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     summary = lines[-1]
     assert all(x["attack"] for x in lines[:-1]) and len(lines) - 1 == summary["alerts"]
     assert out.returncode == (1 if summary["alerts"] else 0), out.stderr
     bad = subprocess.run(
-        [*cmd, str(work / "nope.log"), "--bundle", str(paths.onnx)], capture_output=True, text=True
+        [*cmd, str(work / "nope.log"), "--bundle", str(bundle_dir(paths))], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope.log" in bad.stderr
     live = subprocess.Popen(
-        [*cmd, "--interface", "virtual", "--channel", "quiet", "--bundle", str(paths.onnx)],
+        [*cmd, "--interface", "virtual", "--channel", "quiet", "--bundle", str(bundle_dir(paths))],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -346,7 +348,7 @@ def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> 
             f.write("(0.000001) can0 123#01\nnot a candump line\n(1.0) can0 12")  # old, bad, incomplete
         written.set()
 
-    detector = Detector(paths.onnx)
+    detector = Detector(bundle_dir(paths))
     quiet_before: list[float] = []
 
     def drained() -> bool:

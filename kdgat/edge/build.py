@@ -22,6 +22,12 @@ from kdgat.io import atomic_path, write_json
 from kdgat.study import Model, Paths
 
 
+def bundle_dir(paths: Paths) -> Path:
+    """onnx/D/: the exported models and detector.json, what `kdgat detect` runs. (Here rather than in
+    kdgat/study.py, which every stage depends on: a path added there would rerun the whole study.)"""
+    return paths.root / "onnx" / paths.dataset
+
+
 def _file_info(path: Path, outputs: list[str]) -> dict[str, Any]:
     proto = onnx.load(str(path), load_external_data=False)
     return {
@@ -43,7 +49,7 @@ def export_dataset(dataset: str, export: ExportParams, paths: Paths | None = Non
     report: dict[str, Any] = {"dataset": dataset, "splits": splits, "models": {}}
     files: dict[str, dict[str, Any]] = {}
     tables: dict[str, pl.DataFrame] = {}
-    with atomic_path(paths.onnx) as out:
+    with atomic_path(bundle_dir(paths)) as out:
         out.mkdir()
         # graph models first: a fusion model is checked on its own VGAE's and GAT's ONNX outputs
         for m in sorted(models, key=lambda m: m.family == "fusion"):
