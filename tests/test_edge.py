@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import can
 import numpy as np
@@ -234,7 +235,7 @@ def test_virtual_bus_matches_the_file(study: tuple[Paths, dict, Path]) -> None:
     channel = f"edge-{os.getpid()}"
     detector = Detector(bundle_dir(paths))
     sent = threading.Event()
-    bus = {"interface": "virtual", "channel": channel, "preserve_timestamps": True}
+    bus: dict[str, Any] = {"interface": "virtual", "channel": channel, "preserve_timestamps": True}
     with can.Bus(**bus) as rx, can.Bus(**bus) as tx:
 
         def send() -> None:
