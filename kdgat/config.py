@@ -190,7 +190,7 @@ class ExportParams(_Strict):
     """ONNX export for the car (kdgat/edge/): which models, which opset, which fusion the detector runs."""
 
     opset: int = Field(ge=18, le=23)  # the dynamo exporter writes opset 18 or later
-    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py), each exported with a parity report
+    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py); each gets a parity report
     detector: str  # the fusion model `kdgat detect` runs; its VGAE and GAT must be in ``models``
     batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check and the file detector
 
