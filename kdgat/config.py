@@ -215,6 +215,26 @@ class FusionParams(_Strict):
     feedback: Literal["full", "bandit"]
 
 
+class ExportParams(_Strict):
+    """ONNX export for the car (kdgat/edge/): which models, which opset, which fusion the detector runs."""
+
+    opset: int = Field(ge=18, le=23)  # the dynamo exporter writes opset 18 or later
+    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py); each gets a parity report
+    detector: str  # the fusion model `kdgat detect` runs; its VGAE and GAT must be in ``models``
+    batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check and the file detector
+
+    @model_validator(mode="after")
+    def _detector_inputs_exported(self) -> ExportParams:
+        # names themselves are checked against kdgat/study.py when the stage parses them
+        family, _, variant = self.detector.partition("_")
+        if family != "fusion":
+            raise ValueError(f"detector must be a fusion model (fusion_<variant>), not {self.detector!r}")
+        missing = [f"{f}_{variant}" for f in ("vgae", "gat", "fusion") if f"{f}_{variant}" not in self.models]
+        if missing:
+            raise ValueError(f"the detector {self.detector} needs {missing} in export.models")
+        return self
+
+
 class TrackingParams(_Strict):
     """W&B tracking (kdgat/track/). No DVC stage lists this section: renaming the project reruns nothing."""
 
@@ -342,6 +362,7 @@ class Params(_Strict):
     vgae_train: VGAETrainParams
     kd: KDParams
     fusion: FusionParams
+    export: ExportParams
     tracking: TrackingParams
     hpo: HPOParams
     launch: LaunchParams

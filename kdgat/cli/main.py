@@ -12,6 +12,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 
+from kdgat.cli.detect import detect
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
 from kdgat.cli.remote import remote_app
@@ -41,6 +42,7 @@ app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
 app.add_typer(remote_app, name="remote")
 app.command()(hpo)
+app.command()(detect)
 app.command()(launch)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
