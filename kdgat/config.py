@@ -12,10 +12,18 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # A job submitted by kdgat.cluster.launch reads the copy of params.yaml taken at submission (KDGAT_PARAMS)
 PARAMS_FILE = Path(os.environ.get("KDGAT_PARAMS", "params.yaml"))
@@ -24,7 +32,22 @@ CHECKOUT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no inf/NaN anywhere (`synth.minutes: inf` overflowed deep inside the generator)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML's true is not 1: `train.seed: true` is a mistake, not seed 1."""
+        field = cls.model_fields[info.field_name or ""]
+        if isinstance(value, bool) and field.annotation in (int, float, int | None, float | None):
+            raise ValueError("expected a number, got a boolean")
+        return value
+
+
+Share = Annotated[float, Field(ge=0, le=1)]  # a probability
+Fraction = Annotated[float, Field(gt=0, le=1)]  # a non-empty share
+Positive = Annotated[float, Field(gt=0)]
 
 
 class IngestParams(_Strict):
@@ -61,13 +84,19 @@ class WindowParams(_Strict):
 
 
 class SplitParams(_Strict):
-    by: Literal["time_block", "file"]  # file needs several captures per class
+    # time_block: tail of each training capture; segment: tail of each benign and each attack run of a
+    # capture (keeps the class balance); file: whole captures (needs several captures per class)
+    by: Literal["time_block", "segment", "file"]
     val_fraction: float = Field(gt=0, lt=1)
     seed: int
 
 
 class VocabParams(_Strict):
     min_count: int = Field(ge=1)  # IDs seen fewer times in benign training traffic map to unknown
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message names each bad key and what it accepts."""
 
 
 # --- the study (models, training, distillation, fusion) ---------------------------------------------
@@ -153,8 +182,8 @@ class GATTrainParams(_Strict):
     focal_gamma: float = Field(ge=0)
     class_weights: bool  # inverse-frequency weights over the epoch's sample
     sampling: Literal["none", "undersample", "curriculum"]
-    benign_ratio: tuple[float, float]  # curriculum: benign per attack graph, first → last epoch
-    hardness: tuple[float, float]  # curriculum: easiest share of benign graphs eligible
+    benign_ratio: tuple[Positive, Positive]  # curriculum: benign per attack graph, first → last epoch
+    hardness: tuple[Fraction, Fraction]  # curriculum: easiest share of benign graphs eligible
     monitor: Literal["val_loss", "val_f1"]  # early stopping and best checkpoint
     id_dropout: float = Field(ge=0, lt=1)  # share of training graphs shown with all CAN IDs unknown
     # targets (1 − ε)·label + ε/classes (ce and focal): a model may not push a drive's windows to certainty
@@ -179,11 +208,31 @@ class FusionParams(_Strict):
     cost_fn: float = Field(ge=0)  # cost of a missed attack
     cost_fp: float = Field(ge=0)  # cost of a false alarm
     epochs: int = Field(ge=1)
-    epsilon: tuple[float, float]  # exploration, first → last epoch (feedback: bandit only)
+    epsilon: tuple[Share, Share]  # exploration, first → last epoch (feedback: bandit only)
     reward_correct: float = Field(ge=0)  # reward of a right decision (attack caught or benign passed)
     # full: regress Q(s,·) on every action's reward (all are computable offline); bandit: ε-greedy, only the
     # chosen action's reward (the classic DQN update, noisier)
     feedback: Literal["full", "bandit"]
+
+
+class ExportParams(_Strict):
+    """ONNX export for the car (kdgat/edge/): which models, which opset, which fusion the detector runs."""
+
+    opset: int = Field(ge=18, le=23)  # the dynamo exporter writes opset 18 or later
+    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py); each gets a parity report
+    detector: str  # the fusion model `kdgat detect` runs; its VGAE and GAT must be in ``models``
+    batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check and the file detector
+
+    @model_validator(mode="after")
+    def _detector_inputs_exported(self) -> ExportParams:
+        # names themselves are checked against kdgat/study.py when the stage parses them
+        family, _, variant = self.detector.partition("_")
+        if family != "fusion":
+            raise ValueError(f"detector must be a fusion model (fusion_<variant>), not {self.detector!r}")
+        missing = [f"{f}_{variant}" for f in ("vgae", "gat", "fusion") if f"{f}_{variant}" not in self.models]
+        if missing:
+            raise ValueError(f"the detector {self.detector} needs {missing} in export.models")
+        return self
 
 
 class TrackingParams(_Strict):
@@ -262,14 +311,42 @@ class LaunchParams(_Strict):
     slurm: SlurmParams
 
 
+# The project's own datasets (`kdgat datasets add`), beside params.yaml: name → {path, format, ...}
+PROJECT_CATALOGUE = Path("datasets.yaml")
+RAW_ROOT = Path("data/raw")  # the ingest stage reads data/raw/<dataset>/ (for a project dataset: a link)
+
+
+def package_catalogue() -> dict[str, Any]:
+    """The datasets kd-gat ships (kdgat/data/catalog.yaml), as raw YAML."""
+    return dict(yaml.safe_load(resources.files("kdgat.data").joinpath("catalog.yaml").read_text()))
+
+
+def project_catalogue(path: Path = PROJECT_CATALOGUE) -> dict[str, Any]:
+    """The project's datasets (datasets.yaml), as raw YAML; {} when the file is absent or empty."""
+    if not path.exists():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    if raw is not None and not (isinstance(raw, dict) and all(isinstance(v, dict) for v in raw.values())):
+        raise ParamsError(f"{path}: expected 'name: {{path: ..., format: ...}}' entries")
+    clash = sorted(set(raw or {}) & set(package_catalogue()))
+    if clash:
+        raise ParamsError(f"{path}: {clash} are kd-gat's own datasets; give yours another name")
+    return dict(raw or {})
+
+
 def catalogue_names() -> list[str]:
-    """Dataset names in catalog.yaml (read directly, so params are checked before any data code loads)."""
-    text = resources.files("kdgat.data").joinpath("catalog.yaml").read_text()
-    return list(yaml.safe_load(text))
+    """Dataset names of both catalogues (read directly, so params are checked before any data code loads)."""
+    return [*package_catalogue(), *project_catalogue()]
 
 
 class Params(_Strict):
     datasets: list[str] = Field(min_length=1)  # the DVC foreach
+    # The embedded synthetic dataset, generated by the `synth` stage; empty → the stage is absent, so a
+    # project on its own captures (datasets: [mine]) generates nothing it does not use.
+    synthetic: list[Literal["synth"]]
     # Datasets built from real captures outside the repo (`inject` stage); empty → the stage is absent, so a
     # clone without ../shared still runs `dvc repro`.
     injected: list[Literal["wrx_inject"]]
@@ -285,6 +362,7 @@ class Params(_Strict):
     vgae_train: VGAETrainParams
     kd: KDParams
     fusion: FusionParams
+    export: ExportParams
     tracking: TrackingParams
     hpo: HPOParams
     launch: LaunchParams
@@ -301,6 +379,26 @@ class Params(_Strict):
         return names
 
     @model_validator(mode="after")
+    def _built_datasets_agree(self) -> Params:
+        """A dataset a stage builds is one the pipeline uses, and the other way round; a project dataset's
+        folder is there (checked now, not when ingest starts)."""
+        for key, built in (("synthetic", self.synthetic), ("injected", self.injected)):
+            unused = [n for n in built if n not in self.datasets]
+            if unused:
+                raise ValueError(f"{key} builds {unused}, which datasets does not list: remove it from {key}")
+            missing = [n for n in self.datasets if n in _BUILT_BY[key] and n not in built]
+            if missing:
+                raise ValueError(f"datasets lists {missing}, which only the {key} list builds: add it there")
+        for name, entry in project_catalogue().items():
+            raw = RAW_ROOT / name
+            if name in self.datasets and not raw.exists():
+                where = entry.get("path", "its folder")
+                raise ValueError(
+                    f"dataset {name!r}: {raw} is missing; run `kdgat datasets add {name} --path {where}`"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _hpo_keys_exist(self) -> Params:
         dumped = self.model_dump()
         for key in self.hpo.space:
@@ -308,6 +406,9 @@ class Params(_Strict):
             if value is KeyError or isinstance(value, dict) or key.startswith("hpo."):
                 raise ValueError(f"hpo.space: {key!r} is not a parameter that a study can set")
         return self
+
+
+_BUILT_BY = {"synthetic": ("synth",), "injected": ("wrx_inject",)}
 
 
 _MISSING: Any = object()
@@ -341,10 +442,6 @@ def sections(params: Params, keys: Sequence[str]) -> dict[str, Any]:
     return {key: dotted(dumped, key) for key in keys}
 
 
-class ParamsError(ValueError):
-    """params.yaml is invalid; the message names each bad key and what it accepts."""
-
-
 def format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: {err.error_count()} invalid parameter(s)"]
     for e in err.errors():
@@ -352,8 +449,9 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (check spelling; see kdgat/config.py)")
             continue
-        got = "" if e["type"] == "missing" else f" (got {e.get('input')!r})"
-        lines.append(f"  {key}: {e['msg']}{got}")
+        # a check across keys (loc empty) names its keys itself; its input would be all of params
+        got = "" if e["type"] == "missing" or not e["loc"] else f" (got {e.get('input')!r})"
+        lines.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}{got}")
     return "\n".join(lines)
 
 

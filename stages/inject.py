@@ -14,7 +14,7 @@ from kdgat.track.tracker import stage_run
 def main(out_dir: str) -> None:
     p = load_params()
     with stage_run("inject", Path(out_dir).name, p, ["inject"]) as t:
-        t.summary(build_injected(p.inject.source, out_dir, p.inject)["totals"])
+        t.summary(build_injected(p.inject.source, out_dir, p.inject, force=True)["totals"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""DVC stage `synth`: generate the embedded synthetic dataset into data/raw/synth/ (params: synth)."""
+"""DVC stage `synth`: generate the embedded synthetic dataset into data/raw/synth/ (params: synth).
+
+The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
+"""
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
@@ -11,7 +14,7 @@ from kdgat.track.tracker import stage_run
 def main(out_dir: str) -> None:
     p = load_params()
     with stage_run("synth", "synth", p, ["synth"]) as t:
-        t.summary(generate(out_dir, p.synth)["totals"])
+        t.summary(generate(out_dir, p.synth, force=True)["totals"])
 
 
 if __name__ == "__main__":

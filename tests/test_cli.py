@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+from support.can_logs import kdgat
 
 from kdgat.data.frames import FRAME_SCHEMA
-
-
-def kdgat(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "kdgat.cli.main", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 def test_help_lists_commands() -> None:

@@ -23,7 +23,14 @@ def test_repo_params_are_valid_and_complete() -> None:
     [
         ({"windows": {"size": 100, "strid": 5}}, "windows.strid: unknown key"),
         ({"ingest": {"format": "pcap"}}, "ingest.format: Input should be 'auto', 'candump'"),
-        ({"split": {"by": "random"}}, "split.by: Input should be 'time_block' or 'file'"),
+        ({"split": {"by": "random"}}, "split.by: Input should be 'time_block', 'segment' or 'file'"),
+        # issue 16, item 10: no inf/NaN, no boolean for a number, ranges of the pairs
+        ({"synth": {"minutes": float("inf")}}, "synth.minutes: Input should be a finite number"),
+        ({"train": {"lr": float("nan")}}, "train.lr: Input should be a finite number"),
+        ({"train": {"seed": True}}, "train.seed: expected a number, got a boolean"),
+        ({"fusion": {"epsilon": [1.5, 0.0]}}, "fusion.epsilon.0: Input should be less than or equal to 1"),
+        ({"gat_train": {"benign_ratio": [0, 3]}}, "gat_train.benign_ratio.0: Input should be greater than 0"),
+        ({"gat_train": {"hardness": [0.3, 1.2]}}, "gat_train.hardness.1: Input should be less than or equal"),
         ({"windows": {"size": 10, "stride": 20}}, "stride (20) must not exceed size (10)"),
         (
             {"datasets": ["synth", "hcrl_xx"]},

@@ -29,6 +29,7 @@ from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split
 from kdgat.data.synth import generate
 from kdgat.fusion.dqn import build_qnet
+from kdgat.io import OUTPUT_MARK
 from kdgat.models import build_gat, build_vgae
 from kdgat.train.infer import embeddings
 from kdgat.train.weights import save_model
@@ -190,12 +191,14 @@ def tables(seed: int = 0) -> dict[str, pl.DataFrame]:
     cal = fu.calibrate_vgae(score[split == "val"], y[split == "val"])
     anomaly = fu.vgae_anomaly(score, cal.threshold, cal.scale)
     alpha = np.where(rng.random(y.size) < 0.5, 0.2, 0.8)
-    fused = fu.fuse(anomaly, p, alpha)
+    gat_attack = fu.gat_attack(p, fu.gat_calibration(p[split == "val"], y[split == "val"]))
+    fused = fu.fuse(anomaly, gat_attack, alpha)
     fusion = pl.DataFrame(
         {
             **key,
             "vgae_anomaly": anomaly,
             "p_attack": p,
+            "gat_attack": gat_attack,
             "alpha": alpha,
             "fused": fused,
             "decision": fu.decide(fused),
@@ -216,9 +219,11 @@ def test_evaluate_models_by_scenario() -> None:
         ]  # unknown_vehicle: empty, left out
         assert per_model["known"]["n"] == 300 and per_model["unknown_both"]["roc_auc"] is None
     known = t["gat_small"].filter(pl.col("split") == "test_known")
-    assert (
+    gat_val = t["gat_small"].filter(pl.col("split") == "val")
+    gat_thr, _ = em.youden_threshold(gat_val["y"].to_numpy(), gat_val["p_attack"].to_numpy())  # type: ignore[misc]
+    assert (  # the GAT too is judged at its Youden threshold from val, not at 0.5
         metrics["gat_small"]["known"]["tp"]
-        == known.filter((pl.col("y") == 1) & (pl.col("p_attack") >= 0.5)).height
+        == known.filter((pl.col("y") == 1) & (pl.col("p_attack") >= gat_thr)).height
     )
     # the VGAE is judged at its Youden threshold from val, its AUC on the raw score
     vg = t["vgae_small"]
@@ -258,7 +263,9 @@ def test_write_evaluation_layout(tmp_path: Path) -> None:
     assert (
         on_disk == json.loads(json.dumps(metrics)) and on_disk["gat_small"]["unknown_both"]["roc_auc"] is None
     )
-    files = sorted(str(p.relative_to(plots)) for p in plots.rglob("*") if p.is_file())
+    files = sorted(
+        str(p.relative_to(plots)) for p in plots.rglob("*") if p.is_file() and p.name != OUTPUT_MARK
+    )
     models = ("fusion_small", "gat_small", "vgae_small")
     expected = [f"confusion/{s}/{m}.csv" for s in ("known", "unknown_attack", "unknown_both") for m in models]
     expected += [
@@ -375,3 +382,25 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
         loops = int((g.edge_index[0] == g.edge_index[1]).sum())  # a repeated ID already has its loop
         assert rows["src"].to_numpy().max() < len(g.x)
         assert rows.height == g.edge_index.shape[1] + len(g.x) - loops
+
+
+def test_gat_threshold_is_chosen_on_validation_like_the_vgae() -> None:
+    """Issue 16, item 7: a GAT that ranks well but puts every benign window above 0.5 (what a real
+    capture of another vehicle did: FPR 1.000 at ROC-AUC 0.93+) is judged at its validation threshold,
+    found by the same rule as the VGAE's."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, n in (("val", 400), ("test_known", 400)):
+        y = (rng.random(n) < 0.3).astype(np.int64)
+        p = np.where(y == 1, rng.uniform(0.85, 1.0, n), rng.uniform(0.55, 0.9, n))
+        rows.append(pl.DataFrame({"split": split, "index": np.arange(n), "y": y, "p_attack": p}))
+    table = pl.concat(rows)
+    view = ev.scored_view("gat_small", table)
+    val = table.filter(pl.col("split") == "val")
+    threshold = fu.calibrate(val["p_attack"].to_numpy(), val["y"].to_numpy()).threshold
+    assert view["threshold"][0] == threshold and 0.8 < threshold < 0.95
+    m = ev.evaluate({"gat_small": table})["gat_small"]["known"]
+    fpr, f1, roc, pr = (float(m[k] or 0) for k in ("fpr", "f1", "roc_auc", "pr_auc"))
+    assert fpr < 0.2 and f1 > 0.8 and roc > 0.9 and pr > 0.8, m
+    at_half = (table.filter(pl.col("split") == "test_known")["p_attack"] >= 0.5).mean()
+    assert at_half == 1.0  # the fixed cut would have flagged every window

@@ -365,4 +365,5 @@ def test_report_merge() -> None:
         "bad_examples": ["x:1: bad"],
         "files_by_format": {"candump": 1, "cantt": 1},
         "frames_by_format": {"candump": 3, "cantt": 5},
+        "ignored": [],
     }

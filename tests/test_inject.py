@@ -27,6 +27,7 @@ from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filenam
 from kdgat.data.synth import MANIFEST, to_cantt
 from kdgat.data.synth_attacks import INJECTION_INTERVAL_S
 from kdgat.data.synth_bus import make_vehicle, simulate_vehicle, stream
+from kdgat.io import OUTPUT_MARK
 
 STUDY = study_params()  # the repository's params.yaml
 
@@ -235,7 +236,8 @@ def test_same_seed_same_bytes_other_seed_differs(
 ) -> None:
     out, manifest = built
     again = tmp_path / "again"
-    (again / "stale").mkdir(parents=True)  # replaced as a whole
+    (again / "stale").mkdir(parents=True)  # a folder kdgat wrote before: replaced as a whole
+    (again / OUTPUT_MARK).write_text("")
     assert build_injected(src, again, PARAMS) == manifest
     for f in manifest["files"] + [{"path": MANIFEST}]:
         assert (again / f["path"]).read_bytes() == (out / f["path"]).read_bytes(), f["path"]

@@ -16,7 +16,7 @@ import pytest
 from support.tiny_project import study_params
 
 from kdgat.cli.launch import launch_params
-from kdgat.cluster.fanout import changed_since, plan
+from kdgat.cluster.fanout import Launch, Task, changed_since, launch_dag, plan
 from kdgat.cluster.launch import executor_name, in_snapshot, sbatch_parameters, snapshot_code
 from kdgat.config import ParamsError
 
@@ -56,7 +56,13 @@ TOY_DVC = "stages:\n" + "".join(
         _stage("d", 2, ["out/a.json"]),  # beside bad: must still run when bad fails
     ]
 )
-TOY_LAUNCH = {"poll_s": 0.5, "slurm": {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}}
+# every launch key is required (params.yaml is the one place a value is set): the study's, a few changed
+_SLURM = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 5}
+TOY_LAUNCH = {
+    **STUDY.launch.model_dump(mode="json"),
+    "poll_s": 0.5,
+    "slurm": {**STUDY.launch.slurm.model_dump(mode="json"), **_SLURM},
+}
 
 
 def toy_repo(path: Path) -> Path:
@@ -127,7 +133,8 @@ def test_executor_is_named_explicitly(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_launch_overrides_are_validated(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text("datasets: [synth]\nlaunch:\n  slurm: {partition: cpu}\n")
+    launch = TOY_LAUNCH | {"slurm": TOY_LAUNCH["slurm"] | {"partition": "cpu", "gpus_per_node": 1}}
+    path.write_text(json.dumps({"datasets": ["synth"], "launch": launch}))
     got = launch_params(path, ["launch.slurm.gpus_per_node=0", "launch.executor=slurm"])
     assert (got.executor, got.slurm.partition, got.slurm.gpus_per_node) == ("slurm", "cpu", 0)
     with pytest.raises(ParamsError, match=r"launch\.KEY=VALUE"):
@@ -264,3 +271,31 @@ def test_a_job_sets_the_cublas_workspace_before_its_stage_starts(
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
     StageCommand('printf %s "$CUBLAS_WORKSPACE_CONFIG" > seen', str(tmp_path))()
     assert (tmp_path / "seen").read_text() == ":16:8"
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_swallowed_where_it_lands_still_stops_the_launch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16, item 13: Ctrl-C right after a submission, while code that swallows a KeyboardInterrupt
+    runs (a __del__, a broad except): the launch still stops, cancels and records what finished."""
+    repo = toy_repo(tmp_path)
+    submit = Launch._submit
+
+    def submit_then_ctrl_c(self: Launch, task: Task) -> None:
+        submit(self, task)
+        if task.stage == "b1":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.5)  # the signal is handled here ...
+            except BaseException:
+                pass
+
+    monkeypatch.setattr(Launch, "_submit", submit_then_ctrl_c)
+    lines: list[str] = []
+    settings = STUDY.launch.model_copy(update={"executor": "local", "poll_s": 0.2})
+    with pytest.raises(KeyboardInterrupt):
+        launch_dag(repo, "local", settings, ["c"], echo=lines.append)
+    assert "interrupted: cancelled the jobs still queued or running" in lines
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not (repo / "out" / "c.json").exists()

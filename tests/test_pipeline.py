@@ -1,7 +1,7 @@
 """End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate →
-results → dashboard) on a tiny synthetic dataset in a temporary copy of the repository. Then: a second
-repro does nothing, a window-size change makes only `graphs` stale upstream, and `dvc exp run -S` on a student
-parameter reruns that student and what follows, nothing else."""
+results → dashboard, export) on a tiny synthetic dataset in a temporary copy of the repository. Then: a
+second repro does nothing, a window-size change makes only `graphs` stale upstream, and `dvc exp run -S`
+on a student parameter reruns that student and what follows, nothing else."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
     "train": {"max_epochs": 1, "patience": 1},
     "fusion": {"epochs": 2},
+    # the detector's three files only: the ONNX export is the slowest stage of a tiny study
+    "export": {"models": ["gat_small_kd", "vgae_small_kd", "fusion_small_kd"]},
 }
 
 
@@ -63,6 +65,7 @@ def test_student_param_reruns_only_that_student_and_downstream(repo: Path) -> No
         "evaluate@synth",
         "results@synth",
         "dashboard",
+        "export@synth",
     }
     table = run_in(repo, ["dvc", "exp", "show", "--csv"])
     assert "models.gat.small.hidden" in table.splitlines()[0]

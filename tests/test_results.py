@@ -122,6 +122,7 @@ def _figures(ds: str) -> dict[str, pl.DataFrame]:
         "dqn_policy": pl.DataFrame(
             {"model": ["fusion_large"] * 2, **graph, "vgae_anomaly": [0.9, 0.1], "p_attack": [0.8, 0.0]}
         ).with_columns(
+            pl.Series("gat_attack", [0.8, 0.0]),
             pl.Series("alpha", [0.5, 0.5]),
             pl.Series("fused", [0.85, 0.05]),
             pl.Series("decision", [1, 0], dtype=pl.Int8),

@@ -122,7 +122,7 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("tiny")
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "params.yaml"):
+    for name in ("dvc.yaml", "params.yaml", "datasets.yaml"):
         shutil.copy(REPO / name, repo / name)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     for section, values in TINY.items():

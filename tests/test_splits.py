@@ -9,16 +9,27 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from support.tiny_project import study_params
 
 from kdgat.config import SplitParams, WindowParams
 from kdgat.data.frames import conform
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_split
-from kdgat.data.splits import NOT_STORED, SplitPlan, assign_splits, drop_duplicates, embargo
+from kdgat.data.splits import (
+    NOT_STORED,
+    SplitError,
+    SplitPlan,
+    assign_splits,
+    check_splits,
+    drop_duplicates,
+    embargo,
+    split_warnings,
+)
 
 STUDY = study_params()  # the repository's params.yaml
 
+REPO = Path(__file__).resolve().parents[1]
 TRAIN, VAL, TEST = 0, 1, 2
 
 
@@ -204,3 +215,105 @@ def test_no_window_content_in_two_splits(tmp_path: Path) -> None:
     assert not content["train"] & content["test_known"]
     assert not content["val"] & content["test_known"]
     assert len(content["test_known"]) > 50  # the genuinely new test windows survive
+
+
+# --- issue 16, item 5: splits that cannot work fail in the graphs stage, with what to change ----------
+
+
+def test_segment_split_keeps_the_class_balance() -> None:
+    """A capture attacked near its end: the tail cut moves most attack windows to val; cutting every
+    benign and attack run keeps about val_fraction of each class in val, with an embargo after each
+    val block."""
+    attack = np.zeros(100, bool)
+    attack[40:45] = attack[70:] = True
+    windows, tail = WindowParams(size=4, stride=2), SplitParams(by="time_block", val_fraction=0.2, seed=0)
+    by_tail = assign_splits(["train"] * 1 + ["known"], [100, 10], [True, True], windows, tail)
+    seg = assign_splits(
+        ["train", "known"],
+        [100, 10],
+        [True, True],
+        windows,
+        SplitParams(by="segment", val_fraction=0.2, seed=0),
+        window_attack=np.r_[attack, np.ones(10, bool)],
+    )
+    in_train = lambda plan: int(((plan.code[:100] == TRAIN) & attack).sum())  # noqa: E731
+    in_val = lambda plan: int(((plan.code[:100] == VAL) & attack).sum())  # noqa: E731
+    assert (in_train(by_tail), in_val(by_tail)) == (13, 20)  # the last run is mostly in the tail
+    assert (in_train(seg), in_val(seg)) == (23, 6)  # about val_fraction of each run, less the gaps
+    code = seg.code[:100]
+    for i in np.flatnonzero((code[:-1] == VAL) & (code[1:] != VAL)):  # after every val block: the gap
+        assert (code[i + 1 : i + 1 + seg.embargo_windows] == NOT_STORED).all()
+
+
+def _plan(val_attack: int, test_benign: int) -> tuple[SplitPlan, np.ndarray]:
+    code = np.array([TRAIN] * 10 + [VAL] * 4 + [TEST] * 4, np.int8)
+    attack = np.array([True] * 6 + [False] * 4 + [True] * val_attack + [False] * (4 - val_attack)
+                      + [False] * test_benign + [True] * (4 - test_benign))  # fmt: skip
+    return SplitPlan(["train", "val", "test_known"], code, False, 1), attack
+
+
+def test_check_splits_names_every_unworkable_split_and_the_fix() -> None:
+    plan, attack = _plan(val_attack=2, test_benign=2)
+    tail = SplitParams(by="time_block", val_fraction=0.2, seed=0)
+    assert check_splits(plan, attack, tail, batch_size=6) == {
+        "train": {"benign": 4, "attack": 6},
+        "val": {"benign": 2, "attack": 2},
+        "test_known": {"benign": 2, "attack": 2},
+    }
+    plan, attack = _plan(val_attack=0, test_benign=0)
+    with pytest.raises(SplitError) as err:
+        check_splits(plan, attack, tail, batch_size=64)
+    msg = str(err.value)
+    assert "train has 6 attack windows, fewer than a batch (64)" in msg and "train.batch_size" in msg
+    assert "val has no attack window (4 benign, 0 attack)" in msg and "split.by (now time_block" in msg
+    assert "test_known has no benign window" in msg and "to its folder" in msg
+    assert "\n" not in msg
+
+
+def test_graphs_command_refuses_an_unworkable_split(tmp_path: Path) -> None:
+    """End to end: one training capture attacked only early, a tail validation block without attacks;
+    `kdgat graphs` says so in one line and writes nothing; split.by segment fixes it."""
+    from support.can_logs import kdgat
+
+    n = 3000
+    label = np.zeros(n, np.uint8)
+    label[200:1400] = 1
+    frames = _frames(n, label, "train_02_with_attacks/a.csv") + _frames(800, None, "test_01_x/b.csv", 1)
+    pl.concat(frames).write_parquet(tmp_path / "f.parquet")
+    params = tmp_path / "params.yaml"
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["windows"], raw["train"]["batch_size"] = {"size": 50, "stride": 50}, 4
+    params.write_text(yaml.safe_dump(raw))
+    r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
+    assert r.returncode == 2 and "val has no attack window" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "g").exists()
+    raw["split"]["by"] = "segment"
+    params.write_text(yaml.safe_dump(raw))
+    r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
+    assert r.returncode == 2 and "test_known has no attack window" in r.stderr  # the test capture is benign
+
+
+def _frames(n: int, label: np.ndarray | None, source: str, seed: int = 0) -> list[pl.DataFrame]:
+    rng = np.random.default_rng(seed)
+    label = np.zeros(n, np.uint8) if label is None else label
+    df = pl.DataFrame(
+        {
+            "timestamp": np.arange(n) * 1e-3,
+            "can_id": rng.integers(0x100, 0x110, n).astype(np.uint32),
+            "extended": np.zeros(n, bool),
+            "dlc": np.full(n, 8, np.uint8),
+            **{f"b{i}": rng.integers(0, 256, n).astype(np.uint8) for i in range(8)},
+            "label": label,
+            "attack_type": np.where(label == 1, "dos", "none"),
+            "source": source,
+        }
+    )
+    return [conform(df)]
+
+
+def test_few_attack_batches_warn() -> None:
+    """Issue 16, item 6: a training split of a few attack batches trains on a few steps per epoch."""
+    counts = {"train": {"benign": 900, "attack": 36}, "val": {"benign": 100, "attack": 8}}
+    (warning,) = split_warnings(counts, batch_size=64)
+    assert "train has 36 attack windows, under 10 batches of 64" in warning and "train.ema_decay" in warning
+    assert split_warnings({"train": {"benign": 9, "attack": 640}}, batch_size=64) == []

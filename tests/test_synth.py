@@ -36,6 +36,7 @@ from kdgat.data.synth_bus import (
     simulate_vehicle,
     stream,
 )
+from kdgat.io import OUTPUT_MARK
 
 STUDY = study_params()  # the repository's params.yaml
 
@@ -99,8 +100,14 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) 
     generate(tmp_path / "a", small)
     generate(tmp_path / "b", small)
     generate(tmp_path / "c", small.model_copy(update={"seed": 4}))
-    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    files_a, files_b = (
+        sorted(
+            p.relative_to(tmp_path / d)
+            for p in (tmp_path / d).rglob("*")
+            if p.is_file() and p.name != OUTPUT_MARK
+        )
+        for d in "ab"
+    )
     assert files_a == files_b and len(files_a) > 10
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
@@ -113,6 +120,7 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path: Path) 
 def test_generate_replaces_output_atomically(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     out.mkdir()
+    (out / OUTPUT_MARK).write_text("")  # a folder kdgat wrote before: replaced whole
     (out / "stale.csv").write_text("old")
     generate(out, STUDY.synth.model_copy(update={"seed": 1, "minutes": 0.2, "vehicles": 2}))
     assert not (out / "stale.csv").exists() and (out / MANIFEST).exists()

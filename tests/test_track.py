@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -306,3 +308,20 @@ def test_a_run_that_cannot_close_leaves_the_stage_error_to_propagate(
         "gat_small@synth: stage failed — SystemExit: -1",
         "gat_small@synth: W&B run not closed: ConnectionResetError: Connection lost",
     ]
+
+
+def test_ctrl_c_is_no_stage_failure(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 16, item 11: an interrupted stage raises no 'stage failed' alert; its script prints the
+    interruption's message and exits 130."""
+    params = tiny_params(tracking={"mode": "disabled"})
+    with pytest.raises(KeyboardInterrupt), stage_run("train", "synth", params, root=tmp_path):
+        raise KeyboardInterrupt("interrupted; rerun to resume from m/last.ckpt")
+    assert not [r for r in caplog.records if "stage failed" in r.getMessage()]
+    script = (
+        "from kdgat.cli.stage import run_stage\n"
+        "def main() -> None:\n"
+        "    raise KeyboardInterrupt('interrupted; rerun to resume from m/last.ckpt')\n"
+        "run_stage(main)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 130 and done.stderr.strip() == "interrupted; rerun to resume from m/last.ckpt"

@@ -289,3 +289,38 @@ def test_id_dropout_hides_whole_graphs(graphs_dir: Path) -> None:
     for g, h in enumerate(hidden):  # a graph keeps all its IDs or loses all of them
         assert h or torch.equal(vocab[batch.batch == g], batch.node_vocab[batch.batch == g])
     assert 16 < sum(hidden) < 48
+
+
+class CtrlC(pl.Callback):
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_training_says_rerun_to_resume(graphs_dir: Path, tmp_path: Path) -> None:
+    """Issue 16, item 11: Lightning ends a Ctrl-C with exit(1); the training stage turns that into the
+    project's message (a KeyboardInterrupt, so no 'stage failed' alert), and Ctrl-C works again after."""
+    import signal
+
+    with pytest.raises(
+        train_run.TrainingInterrupted, match=r"interrupted; rerun to resume from .*last\.ckpt"
+    ):
+        train_gat(tiny_params(), graphs_dir, "small", tmp_path, progress=False, callbacks=[CtrlC()])
+    assert (tmp_path / "checkpoints/last.ckpt").is_file()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert train_gat(tiny_params(), graphs_dir, "small", tmp_path, progress=False)["resumed_from"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("train", [train_gat, train_vgae], ids=["gat", "vgae"])
+def test_same_bits_on_one_or_two_threads(graphs_dir: Path, tmp_path: Path, train: Any) -> None:
+    """Issue 16, item 12: what docs/study.md claims about reproducibility on one machine type — the
+    same weights bit for bit, again and whatever the thread count (here on the tiny study)."""
+    weights = []
+    for i, threads in enumerate((1, 2, 1)):
+        params = tiny_params(train={"max_epochs": 2, "threads": threads})
+        train(params, graphs_dir, "small", tmp_path / str(i), progress=False)
+        weights.append(_weights(tmp_path / str(i) / "model.ckpt"))
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])

@@ -15,6 +15,9 @@ frames/s and <= 4x the parse.
 Models (kdgat/bench/models.py): train_graphs_per_s and infer_ms, on the default dataset's graphs
 (data/graphs/synth, or a small synthetic dataset generated on the spot when absent).
 
+edge (kdgat/bench/edge.py, when `dvc repro` exported onnx/<dataset>/): ONNX Runtime one-window latency
+on one thread per exported model, file sizes, and `kdgat detect` frames/s on a 1 M-frame log on one core.
+
 last_repro_s: wall time of the last `make run` that executed every stage (kdgat/bench/repro_timer.py), or
 null.
 """
@@ -206,6 +209,12 @@ def main(argv: list[str] | None = None) -> None:
             from kdgat.bench.gpu import bench_gpu
 
             result.update(bench_gpu(params, args.graphs))
+        bundle = Path("onnx") / args.graphs.name  # the export stage's output for the same dataset
+        if (bundle / "detector.json").exists():
+            from kdgat.bench.edge import bench_edge
+
+            print("bench: ONNX latency and detector throughput", file=sys.stderr, flush=True)
+            result.update(bench_edge(bundle, Path("data/frames") / f"{args.graphs.name}.parquet"))
     record = read_record(args.repro_record)
     result["last_repro_s"] = record["wall_s"] if record else None
     result["last_repro_at"] = record.get("finished_at") if record else None

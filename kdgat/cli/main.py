@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from kdgat.cli.detect import detect
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
 from kdgat.cli.remote import remote_app
 from kdgat.cli.results import results_app
 from kdgat.cli.track import track_app
-from kdgat.config import IngestParams, ParamsError, format_validation_error, load_params, params_here
+from kdgat.config import (
+    IngestParams,
+    ParamsError,
+    SynthParams,
+    format_validation_error,
+    load_params,
+    params_here,
+)
+from kdgat.data.format_names import format_help
+from kdgat.data.layout import LAYOUT_RULES
+
+M = TypeVar("M", bound=BaseModel)
+FORMAT_HELP = format_help()
 
 app = typer.Typer(
     help="kd-gat: CAN-bus intrusion detection with GNNs and knowledge distillation.",
@@ -27,83 +42,164 @@ app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
 app.add_typer(remote_app, name="remote")
 app.command()(hpo)
+app.command()(detect)
 app.command()(launch)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Replace an existing output even where kdgat did not write it.")
+]
 
 
-def _fail(message: str) -> None:
+_REPLACES = "replaced atomically if kdgat wrote it; any other non-empty folder or file needs --force"
+
+
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 
-@app.command()
-def datasets() -> None:
-    """List the dataset catalogue: name, layout, test scenarios, source."""
+def _validated(model: type[M], base: M, overrides: Mapping[str, object]) -> M:
+    """``base`` with command-line overrides, validated like params.yaml (model_copy would not check)."""
+    try:
+        return model.model_validate({**base.model_dump(), **overrides})
+    except ValidationError as err:
+        _fail(format_validation_error(err, "options"))
+
+
+datasets_app = typer.Typer(
+    help=f"""The dataset catalogue: kd-gat's datasets and the project's own (datasets.yaml).
+
+`kdgat datasets` lists them; `kdgat datasets add NAME --path FOLDER` declares one of yours.
+
+{LAYOUT_RULES}""",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(datasets_app, name="datasets")
+
+
+@datasets_app.callback()
+def datasets(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
     from kdgat.data.catalog import catalogue
 
     for e in catalogue().values():
         typer.echo(f"{e.name:<8} {e.title}")
-        typer.echo(f"{'':<8} layout={e.layout} format={e.format} scenarios={','.join(e.scenarios)}")
-        typer.echo(f"{'':<8} attacks={','.join(e.attacks)}")
+        typer.echo(f"{'':<8} layout={e.layout} format={e.format} scenarios={','.join(e.scenarios) or '-'}")
+        typer.echo(f"{'':<8} attacks={','.join(e.attacks) or '-'}")
         typer.echo(f"{'':<8} source: {e.source}")
+
+
+@datasets_app.command("add")
+def datasets_add(
+    name: Annotated[str, typer.Argument(help="Dataset name (lower-case letters, digits, _).")],
+    path: Annotated[Path, typer.Option("--path", help="Folder holding the captures (see the layout above).")],
+    fmt: Annotated[str, typer.Option("--format", help="auto or a format of `kdgat ingest --help`.")] = "auto",
+    attack_from: Annotated[
+        str, typer.Option(help="Attack type of a capture from its file name or the folder holding it.")
+    ] = "filename",
+    title: Annotated[str | None, typer.Option(help="One line saying what the dataset is.")] = None,
+) -> None:
+    """Check a folder of captures against the layout, declare it in datasets.yaml and link data/raw/NAME."""
+    from kdgat.data.catalog import add_dataset
+    from kdgat.data.formats import FrameError, detect_format, scan_dataset
+    from kdgat.data.layout import role_of, unplaced
+
+    if attack_from not in ("filename", "folder"):
+        _fail(f"--attack-from must be filename or folder, got {attack_from!r}")
+    try:
+        files, ignored = scan_dataset(path)
+        rel = [f.relative_to(path).as_posix() for f in files]
+        if not files:
+            raise FrameError(
+                path, "no capture files in this folder (`kdgat ingest --help` lists the formats)"
+            )
+        stray = unplaced(rel)
+        if stray:
+            raise FrameError(path, f"captures outside the layout folders: {', '.join(stray[:5])}")
+        formats = [detect_format(f) if fmt == "auto" else fmt for f in files]
+        entry = add_dataset(name, path, fmt, attack_from, title)
+    except (FrameError, ParamsError) as err:
+        _fail(str(err))
+    roles = Counter(role_of(r) for r in rel)
+    typer.echo(f"{entry.name}: {len(files)} captures ({', '.join(f'{n} {r}' for r, n in roles.items())})")
+    typer.echo(f"formats: {', '.join(f'{n} {f}' for f, n in Counter(formats).items())}")
+    for f in ignored[:10]:
+        typer.echo(f"warning: {f}: not a capture (extension); ingest leaves it out", err=True)
+    typer.echo(f"declared in datasets.yaml; data/raw/{name} → {path}")
+    typer.echo(f"next: set `datasets: [{name}]` (and `synthetic: []`) in params.yaml, then `dvc repro`")
 
 
 @app.command()
 def synth(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced atomically if it exists).")],
+    out_dir: Annotated[Path, typer.Argument(help=f"Folder to write ({_REPLACES}).")],
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml synth.seed).")] = None,
     minutes: Annotated[
         float | None, typer.Option(help="Total minutes of traffic (default: params.yaml synth.minutes).")
     ] = None,
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Generate the synthetic CAN dataset in the can-train-and-test layout."""
     from kdgat.data.synth import generate
+    from kdgat.io import OutputError
 
     base = params_here(params).synth
     overrides = {k: v for k, v in {"seed": seed, "minutes": minutes}.items() if v is not None}
-    manifest = generate(out_dir, base.model_copy(update=overrides))
+    try:
+        manifest = generate(out_dir, _validated(SynthParams, base, overrides), force=force)
+    except OutputError as err:
+        _fail(str(err))
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
 
 
 @app.command()
 def inject(
     src_dir: Annotated[Path, typer.Argument(help="Folder of benign captures (e.g. the WRX candump logs).")],
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write (replaced atomically if it exists).")],
+    out_dir: Annotated[Path, typer.Argument(help=f"Folder to write ({_REPLACES}).")],
     seed: Annotated[int | None, typer.Option(help="Random seed (default: params.yaml inject.seed).")] = None,
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Inject Car-Hacking attacks into real benign captures (can-train-and-test layout)."""
+    from kdgat.config import InjectParams
     from kdgat.data.frames import FrameError
     from kdgat.data.inject import build_injected
+    from kdgat.io import OutputError
 
     base = params_here(params).inject
     try:
-        manifest = build_injected(
-            src_dir, out_dir, base if seed is None else base.model_copy(update={"seed": seed})
-        )
-    except (FileNotFoundError, FrameError) as err:
+        overrides = {} if seed is None else {"seed": seed}
+        manifest = build_injected(src_dir, out_dir, _validated(InjectParams, base, overrides), force=force)
+    except (FileNotFoundError, FrameError, OutputError) as err:
         _fail(str(err))
     typer.echo(f"wrote {len(manifest['files'])} captures to {out_dir}")
 
 
-@app.command()
+@app.command(
+    help=f"""Read any supported CAN log or dataset folder into the canonical frame table (Parquet).
+
+Formats (--format, default auto: detected per file):
+
+{FORMAT_HELP}
+
+Compressed files (.gz, .xz, .zst) are read as the log inside them."""
+)
 def ingest(
     src: Annotated[Path, typer.Argument(help="A log file or a dataset folder.")],
-    out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet).")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto|candump|asc|blf|trc|canlog_csv|hcrl|hcrl_txt|cantt")
-    ] = "auto",
+    out: Annotated[Path, typer.Option("-o", "--out", help="Frame table to write (.parquet); not a folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto or a format named above.")] = "auto",
     on_bad_line: Annotated[
         str, typer.Option(help="error: stop at the first bad line; skip: drop and count")
     ] = ("error"),
     report: Annotated[Path | None, typer.Option(help="Also write the ingest report (JSON) here.")] = None,
+    force: ForceOpt = False,
 ) -> None:
-    """Read any supported CAN log or dataset folder into the canonical frame table (Parquet)."""
     from kdgat.data.formats import FrameError, read_any
     from kdgat.data.frames import write_frames
-    from kdgat.io import write_json
+    from kdgat.io import OutputError, check_output, write_json
 
     try:
         opts = IngestParams.model_validate({"format": fmt, "on_bad_line": on_bad_line})
@@ -111,13 +207,20 @@ def ingest(
         _fail(format_validation_error(err, "options"))
     if not src.exists():
         _fail(f"{src}: no such file or folder")
+    outputs = [out] if report is None else [out, report]
+    if report is not None and report.resolve() == out.resolve():
+        _fail(f"{report}: --report and -o name the same file")
     try:
+        for dest in outputs:  # before reading: a bad destination fails in a second, not after the read
+            check_output(dest, force=force, inputs=[src])
         frames, rep = read_any(src, fmt=opts.format, on_bad_line=opts.on_bad_line)
-    except FrameError as err:
+        write_frames(frames, out, force=force, inputs=[src])
+        if report is not None:
+            write_json(rep.to_dict(), report, force=force, inputs=[src])
+    except (FrameError, OutputError) as err:
         _fail(str(err))
-    write_frames(frames, out)
-    if report is not None:
-        write_json(rep.to_dict(), report)
+    for name in rep.ignored[:10]:
+        typer.echo(f"warning: {src / name}: not a capture (extension); left out", err=True)
     typer.echo(json.dumps(rep.to_dict()), err=True)
     typer.echo(f"wrote {frames.height} frames to {out}")
 
@@ -125,15 +228,25 @@ def ingest(
 @app.command()
 def graphs(
     frames_path: Annotated[Path, typer.Argument(help="Frame table (.parquet) from `kdgat ingest`.")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out", help="Graph shard folder to write.")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out", help=f"Graph shard folder to write ({_REPLACES}).")],
     params: ParamsOpt = Path("params.yaml"),
+    force: ForceOpt = False,
 ) -> None:
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
     from kdgat.data.frames import read_frames
     from kdgat.data.graphs import build_graphs
+    from kdgat.data.splits import SplitError
+    from kdgat.io import OutputError, check_output
 
     p = load_params(params)
-    meta = build_graphs(read_frames(frames_path), p.windows, p.split, p.vocab, out_dir)
+    try:
+        check_output(out_dir, folder=True, force=force, inputs=[frames_path])
+        frames = read_frames(frames_path)
+        meta = build_graphs(
+            frames, p.windows, p.split, p.vocab, out_dir, force=force, batch_size=p.train.batch_size
+        )
+    except (OutputError, SplitError) as err:
+        _fail(str(err))
     typer.echo(json.dumps(meta["counts"], indent=1))
 
 

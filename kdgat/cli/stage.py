@@ -12,6 +12,7 @@ import typer
 
 from kdgat.config import ParamsError
 from kdgat.data.frames import FrameError
+from kdgat.io import DataError
 
 
 def run_stage(main: Callable[..., None], doc: str | None = None) -> None:
@@ -22,10 +23,13 @@ def run_stage(main: Callable[..., None], doc: str | None = None) -> None:
     def guarded(*args: object, **kwargs: object) -> None:
         try:
             main(*args, **kwargs)
-        except (ParamsError, FrameError, KeyError, FileNotFoundError) as err:
+        except (ParamsError, FrameError, DataError, KeyError, FileNotFoundError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else err
             print(f"error: {msg}", file=sys.stderr)
             sys.exit(2)
+        except KeyboardInterrupt as err:  # training says where it resumes; elsewhere a rerun starts over
+            print(str(err) or "interrupted; rerun to resume", file=sys.stderr)
+            sys.exit(130)
 
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=doc)
     app.command(help=doc)(guarded)

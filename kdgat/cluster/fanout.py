@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import filecmp
 import fnmatch
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +129,7 @@ class Launch:
         self.snapshot = snapshot_code(root, self.folder / "snapshot")
         self.executor = make_executor(name, launch, self.folder / "jobs")
         self.t0 = time.monotonic()
+        self.stop = threading.Event()  # set by Ctrl-C (run)
 
     def say(self, task: Task, what: str) -> None:
         job = f"job {task.job.job_id}" if task.job is not None else "-"
@@ -196,10 +199,17 @@ class Launch:
         self._cancel_below(task)
 
     def run(self) -> list[Task]:
+        """Ctrl-C only sets a flag, read between steps: raised as KeyboardInterrupt at any bytecode, it
+        could land in library code that swallows it (a __del__, a broad except in submitit or DVC) and
+        be lost; the launch then ran every stage to the end (seen on a loaded machine after a submission)."""
         self.echo(f"{len(self.tasks)} stage(s) to run on {self.name}; jobs in {self.folder}")
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, lambda *_: self.stop.set()) if main else None
         try:
             while not all(t.finished for t in self.tasks):
                 self._step()
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             for task in self.tasks:
                 if task.job is not None and not task.finished:
@@ -207,11 +217,14 @@ class Launch:
                     task.state, task.error = "CANCELLED", "interrupted"
             self.echo("interrupted: cancelled the jobs still queued or running")
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         return self.tasks
 
     def _step(self) -> None:
         for task in self.tasks:
-            if task.state == "WAITING" and self._ready(task):
+            if task.state == "WAITING" and self._ready(task) and not self.stop.is_set():
                 self._submit(task)
         for watcher in {
             id(t.job.watcher): t.job.watcher for t in self.tasks if isinstance(t.job, SlurmJob)
@@ -234,7 +247,7 @@ class Launch:
                     self.say(task, state)
                 task.state = state
         if not all(t.finished for t in self.tasks):
-            time.sleep(self.launch.poll_s)
+            self.stop.wait(self.launch.poll_s)  # a Ctrl-C ends the wait at once
 
 
 def changed_since(

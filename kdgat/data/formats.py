@@ -24,10 +24,12 @@ from typing import Any
 import polars as pl
 from tqdm import tqdm
 
-from kdgat.data.formats_core import MAX_EXAMPLES, FileCounts, finish
+from kdgat.data.format_names import FORMATS as FORMAT_SHAPES
+from kdgat.data.formats_core import COMPRESSED, MAX_EXAMPLES, FileCounts, finish, inner_suffix, read_bytes
 from kdgat.data.formats_pycan import CANLOG_CSV_HEADER, read_blf, read_pycan_text
 from kdgat.data.formats_text import (
     CANTT_HEADER,
+    SCREEN_LINE,
     read_candump,
     read_cantt_fast,
     read_cantt_lines,
@@ -35,7 +37,7 @@ from kdgat.data.formats_text import (
     read_hcrl_txt,
 )
 from kdgat.data.frames import BENIGN, FrameError, conform
-from kdgat.data.layout import attack_of_filename
+from kdgat.data.layout import attack_of_filename, attack_of_folder, unplaced
 
 __all__ = [
     "FORMATS",
@@ -48,12 +50,13 @@ __all__ = [
     "read_dataset",
 ]
 
-FORMATS = ("candump", "asc", "blf", "trc", "canlog_csv", "hcrl", "hcrl_txt", "cantt")
+FORMATS = tuple(FORMAT_SHAPES)
 ON_BAD_LINE = ("error", "skip")
 CAPTURE_SUFFIXES = (".log", ".csv", ".txt", ".asc", ".blf", ".trc")
 _DOC_STEMS = ("readme", "license", "licence", "notice", "changelog", "citation")
 _SNIFF = [  # first non-blank line → format, tried in order
     ("candump", re.compile(r"^\(\s*[0-9.]+\)\s+\S+\s+[^#\s]*#")),
+    ("candump", re.compile(SCREEN_LINE)),  # candump's screen output (read by the same reader)
     ("hcrl_txt", re.compile(r"^Timestamp:\s*[0-9.]+\s+ID:")),
     ("hcrl", re.compile(r"^[0-9]+(\.[0-9]+)?,[0-9A-Fa-f]+,[0-9],")),
     ("asc", re.compile(r"^(date\s|base\s+(hex|dec)|//|begin\s+triggerblock)", re.IGNORECASE)),
@@ -74,6 +77,7 @@ class IngestReport:
     bad_examples: list[str] = field(default_factory=list)  # first few "file:line: reason"
     files_by_format: dict[str, int] = field(default_factory=dict)
     frames_by_format: dict[str, int] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)  # files in a dataset folder that are not captures
 
     def add(self, fmt: str, counts: FileCounts) -> None:
         self.files += 1
@@ -89,6 +93,7 @@ class IngestReport:
         for name in ("files", "frames", "bad_lines", "out_of_order", "non_data"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.bad_examples = (self.bad_examples + other.bad_examples)[:MAX_EXAMPLES]
+        self.ignored = self.ignored + other.ignored
         for mine, theirs in (
             (self.files_by_format, other.files_by_format),
             (self.frames_by_format, other.frames_by_format),
@@ -106,13 +111,15 @@ def detect_format(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise FrameError(path, "no such file")
-    with open(path, "rb") as f:
-        head = f.read(1 << 16)
+    head = read_bytes(path, 1 << 16)
     if not head:
         raise FrameError(path, "empty file")
+    suffix = inner_suffix(path)
     if head[:4] == b"LOGG":
+        if suffix != path.suffix.lower():  # python-can reads BLF from a file only
+            raise FrameError(path, "a compressed BLF file: decompress it (BLF compresses its data already)")
         return "blf"
-    if path.suffix.lower() == ".blf":
+    if suffix == ".blf":
         raise FrameError(path, "has the .blf extension but no BLF signature ('LOGG')")
     if b"\0" in head:
         raise FrameError(path, "binary data of unknown format (neither a text CAN log nor BLF)")
@@ -127,47 +134,70 @@ def detect_format(path: str | Path) -> str:
     for fmt, pattern in _SNIFF:
         if pattern.match(first):
             return fmt
-    if path.suffix.lower() in _BY_SUFFIX:
-        return _BY_SUFFIX[path.suffix.lower()]
+    if suffix in _BY_SUFFIX:
+        return _BY_SUFFIX[suffix]
     raise FrameError(
         path, f"unknown log format (first line: {first[:80]!r}); pass one of {', '.join(FORMATS)}"
     )
 
 
 def read_capture(
-    path: str | Path, fmt: str = "auto", on_bad_line: str = "error", source: str | None = None
+    path: str | Path,
+    fmt: str = "auto",
+    on_bad_line: str = "error",
+    source: str | None = None,
+    attack_from: str = "filename",
 ) -> tuple[pl.DataFrame, IngestReport]:
-    """One capture file → (canonical frame table, report). ``source`` defaults to the file name."""
+    """One capture file → (canonical frame table, report). ``source`` defaults to the file name; the type
+    of its attack frames comes from the file name or (``attack_from`` "folder") the folder holding it."""
     path = Path(path)
     _check_options(fmt, on_bad_line)
     if not path.is_file():
         raise FrameError(path, "no such file")
     fmt = detect_format(path) if fmt == "auto" else fmt
     counts = FileCounts()
-    frames = _read(path, fmt, on_bad_line, counts, source or path.name)
+    source = source or path.name
+    kind = attack_of_folder(source) if attack_from == "folder" else attack_of_filename(path.name)
+    frames = _read(path, fmt, on_bad_line, counts, source, kind if kind != BENIGN else "unknown")
     report = IngestReport()
     report.add(fmt, counts)
     return frames, report
 
 
 def read_dataset(
-    root: str | Path, fmt: str = "auto", on_bad_line: str = "error", progress: bool | None = None
+    root: str | Path,
+    fmt: str = "auto",
+    on_bad_line: str = "error",
+    progress: bool | None = None,
+    attack_from: str = "filename",
 ) -> tuple[pl.DataFrame, IngestReport]:
     """Every capture under a dataset folder (can-train-and-test layout, HCRL files, candump logs...),
-    concatenated with ``source`` = path relative to ``root``, sorted by (source, timestamp).
+    concatenated with ``source`` = path relative to ``root``, sorted by (source, timestamp). Captures no
+    layout rule places (layout.LAYOUT_RULES) are an error; files that are not captures are listed in the
+    report's ``ignored``.
 
     progress: show a tqdm bar over files (None: only on a terminal)."""
     root = Path(root)
     _check_options(fmt, on_bad_line)
-    files = capture_files(root)
+    files, ignored = scan_dataset(root)
+    stray = unplaced([f.relative_to(root).as_posix() for f in files])
+    if stray:
+        raise FrameError(
+            root,
+            f"{len(stray)} capture(s) outside the layout folders, e.g. {stray[0]!r}: move them under "
+            "train_*/ or test_0N_*/ (`kdgat datasets --help`)",
+        )
     if not files:
-        raise FrameError(root, f"no capture files ({' '.join(CAPTURE_SUFFIXES)}) under this folder")
-    parts, report = [], IngestReport()
+        raise FrameError(
+            root,
+            f"no capture files ({' '.join(CAPTURE_SUFFIXES)}, also {'/'.join(COMPRESSED)}) in this folder",
+        )
+    parts, report = [], IngestReport(ignored=[f.relative_to(root).as_posix() for f in ignored])
     bar = tqdm(
         files, desc=f"ingest {root.name}", unit="file", disable=None if progress is None else not progress
     )
     for f in bar:
-        df, rep = read_capture(f, fmt, on_bad_line, source=f.relative_to(root).as_posix())
+        df, rep = read_capture(f, fmt, on_bad_line, f.relative_to(root).as_posix(), attack_from)
         parts.append(df)
         report.merge(rep)
     # Files are in source order and each is sorted by time, so the concatenation is already sorted.
@@ -175,33 +205,38 @@ def read_dataset(
 
 
 def read_any(
-    path: str | Path, fmt: str = "auto", on_bad_line: str = "error"
+    path: str | Path, fmt: str = "auto", on_bad_line: str = "error", attack_from: str = "filename"
 ) -> tuple[pl.DataFrame, IngestReport]:
     """A file → read_capture; a folder → read_dataset."""
     path = Path(path)
     if path.is_dir():
-        return read_dataset(path, fmt, on_bad_line)
+        return read_dataset(path, fmt, on_bad_line, attack_from=attack_from)
     if path.is_file():
-        return read_capture(path, fmt, on_bad_line)
+        return read_capture(path, fmt, on_bad_line, attack_from=attack_from)
     raise FrameError(path, "no such file or folder")
 
 
 def capture_files(root: str | Path) -> list[Path]:
-    """Capture files under ``root`` (any depth), by relative path; hidden entries and docs left out."""
+    """Capture files under ``root`` (any depth), by relative path; hidden entries and docs left out.
+    A capture compressed as .gz, .xz or .zst counts by its own extension ('a.log.gz' is a .log)."""
+    return scan_dataset(root)[0]
+
+
+def scan_dataset(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """(capture files, other files) under ``root``, by relative path; hidden entries, docs and the
+    manifest a generator writes are neither."""
     root = Path(root)
     if not root.is_dir():
         raise FrameError(root, "not a folder")
-    found = []
+    found: tuple[list[Path], list[Path]] = ([], [])
     for p in root.rglob("*"):
         rel = p.relative_to(root)
-        if (
-            p.is_file()
-            and p.suffix.lower() in CAPTURE_SUFFIXES
-            and not any(part.startswith(".") for part in rel.parts)
-            and not p.stem.lower().startswith(_DOC_STEMS)
-        ):
-            found.append(p)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+        if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.stem.lower().startswith(_DOC_STEMS) or rel.as_posix() == "manifest.json":
+            continue
+        found[inner_suffix(p) not in CAPTURE_SUFFIXES].append(p)
+    return tuple(sorted(ps, key=lambda p: p.relative_to(root).as_posix()) for ps in found)  # type: ignore[return-value]
 
 
 def _check_options(fmt: str, on_bad_line: str) -> None:
@@ -211,23 +246,20 @@ def _check_options(fmt: str, on_bad_line: str) -> None:
         raise ValueError(f"on_bad_line must be 'error' or 'skip', got {on_bad_line!r}")
 
 
-def _attack_kind(path: Path) -> str:
-    """Attack type of a file's injected frames, from its name; 'unknown' where the name says benign."""
-    kind = attack_of_filename(path.name)
-    return kind if kind != BENIGN else "unknown"
-
-
-def _read(path: Path, fmt: str, on_bad_line: str, counts: FileCounts, source: str) -> pl.DataFrame:
+def _read(
+    path: Path, fmt: str, on_bad_line: str, counts: FileCounts, source: str, attack: str
+) -> pl.DataFrame:
+    """``attack``: the type of the file's attack frames ('unknown' where the name says benign)."""
     if fmt == "cantt":
-        fast = read_cantt_fast(path, _attack_kind(path), source)
+        fast = read_cantt_fast(path, attack, source)
         if fast is not None:
             counts.frames += fast.height
             return fast
-        cand = read_cantt_lines(path, _attack_kind(path))
+        cand = read_cantt_lines(path, attack)
     elif fmt == "candump":
         cand = read_candump(path)
     elif fmt == "hcrl":
-        cand = read_hcrl(path, _attack_kind(path))
+        cand = read_hcrl(path, attack)
     elif fmt == "hcrl_txt":
         cand = read_hcrl_txt(path)
     elif fmt == "blf":

@@ -55,13 +55,44 @@ class FileCounts:
 # --- physical lines ------------------------------------------------------------------------------------
 
 
+COMPRESSED = (".gz", ".xz", ".zst")  # a capture inside one of these is read as the capture itself
+
+
+def inner_suffix(path: Path) -> str:
+    """The capture's own extension: '.log' for both 'a.log' and 'a.log.gz'."""
+    suffix = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if suffix in COMPRESSED else suffix
+
+
+def read_bytes(path: Path, limit: int = -1) -> bytes:
+    """A capture's bytes (at most ``limit``), decompressed where its extension says so."""
+    import gzip
+    import lzma
+
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".zst":
+            import zstandard
+
+            with zstandard.open(path, "rb") as f:
+                return f.read(limit)
+        with (gzip.open if suffix == ".gz" else lzma.open if suffix == ".xz" else open)(path, "rb") as f:
+            return f.read(limit)
+    except (OSError, EOFError, lzma.LZMAError) as err:
+        raise FrameError(path, f"cannot read: {getattr(err, 'strerror', None) or err}") from None
+    except Exception as err:  # zstandard.ZstdError has no common base with the others
+        if type(err).__name__ == "ZstdError":
+            raise FrameError(path, f"cannot read: {err}") from None
+        raise
+
+
 def read_lines(path: Path, fmt: str) -> pl.DataFrame:
     """Non-blank lines of a text log as (line, text, reason); reason marks lines that are not UTF-8.
 
     Line numbers are physical (blank lines count), built from newline positions rather than a CSV
     parser, which would merge or skip lines.
     """
-    raw = np.fromfile(path, dtype=np.uint8)
+    raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
     if raw.size == 0:
         raise FrameError(path, "empty file")
     if (raw[: 1 << 16] == 0).any():
@@ -269,29 +300,50 @@ def _error(path: Path, unit: str, line: int, reason: str) -> FrameError:
     return FrameError(path, message, at)
 
 
+def _spikes(ts: np.ndarray) -> np.ndarray:
+    """Frames stamped later than the two frames after them while the frame before is not: a lone jump
+    forward (one frame far in the future), which a running-maximum rule would take as the clock and then
+    drop every good frame after it. Two neighbours swapped (1.2, 1.1, 1.3) are no jump: there the
+    earlier-stamped frame is the one dropped, as before."""
+    spike = np.zeros(ts.size, dtype=bool)
+    if ts.size < 3:
+        return spike
+    before = np.r_[-np.inf, ts[:-3]]  # the frame before each of ts[:-2]
+    spike[:-2] = (ts[:-2] > ts[1:-1]) & (ts[:-2] > ts[2:]) & (before <= ts[1:-1])
+    return spike
+
+
 def _drop_out_of_order(
     cand: pl.DataFrame, path: Path, on_bad_line: str, counts: FileCounts, unit: str
 ) -> pl.DataFrame:
-    """Timestamps must not go backwards within a file; in skip mode drop each frame earlier than the
-    latest one kept before it (so the result is sorted and a glitch never reorders real traffic)."""
+    """Timestamps must not go backwards within a file. The bad frames are lone jumps forward (_spikes),
+    then each frame earlier than the latest one kept before it; skip mode drops them (so the result is
+    sorted and neither a glitch nor a single outlier reorders or removes real traffic)."""
     ts = cand["timestamp"].to_numpy()
     if ts.size < 2 or not (np.diff(ts) < 0).any():
         return cand
-    latest = np.maximum.accumulate(ts)
-    late = np.zeros(ts.size, dtype=bool)
-    late[1:] = ts[1:] < latest[:-1]
     lines = cand["line"].to_numpy()
-    first = int(np.argmax(late))
-    prev = int(np.argmax(ts[:first]))  # where the clock had already reached a later time
-    what = f"timestamp {ts[first]:.6f} is earlier than {ts[prev]:.6f} at {unit} {lines[prev]}"
+    spike = _spikes(ts)
+    rest = np.flatnonzero(~spike)
+    latest = np.maximum.accumulate(ts[rest])
+    late = np.zeros(ts.size, dtype=bool)
+    late[rest[1:]] = ts[rest[1:]] < latest[:-1]
+    bad = spike | late
+    first = int(np.argmax(bad))
+    if spike[first]:
+        what = f"timestamp {ts[first]:.6f} is later than the next frame's, {ts[first + 1]:.6f}"
+    else:
+        prev = int(np.argmax(ts[:first]))  # where the clock had already reached a later time
+        what = f"timestamp {ts[first]:.6f} is earlier than {ts[prev]:.6f} at {unit} {lines[prev]}"
     if on_bad_line == "error":
         raise _error(path, unit, int(lines[first]), f"{what} (timestamps must not go backwards)")
-    for i in np.flatnonzero(late)[:MAX_EXAMPLES]:
-        counts.bad(path, *_where(unit, int(lines[i]), f"timestamp {ts[i]:.6f} goes backwards"))
-    n_late = int(late.sum())
-    counts.bad_lines += n_late - min(n_late, MAX_EXAMPLES)
-    counts.out_of_order += n_late
-    return cand.filter(pl.Series(~late))
+    for i in np.flatnonzero(bad)[:MAX_EXAMPLES]:
+        why = "jumps ahead of the frames after it" if spike[i] else "goes backwards"
+        counts.bad(path, *_where(unit, int(lines[i]), f"timestamp {ts[i]:.6f} {why}"))
+    n_bad = int(bad.sum())
+    counts.bad_lines += n_bad - min(n_bad, MAX_EXAMPLES)
+    counts.out_of_order += n_bad
+    return cand.filter(pl.Series(~bad))
 
 
 def benign_labels() -> list[pl.Expr]:

@@ -8,12 +8,14 @@ reader whenever anything in the file is off, so bad lines are always named by th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from kdgat.data.formats_core import (
+    COMPRESSED,
     EXT_MAX,
     STD_MAX,
     benign_labels,
@@ -24,6 +26,7 @@ from kdgat.data.formats_core import (
     id_columns,
     leading_plus,
     payload_frame,
+    read_bytes,
     read_lines,
 )
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
@@ -34,6 +37,14 @@ CANTT_HEADER = "timestamp,arbitration_id,data_field,attack"
 _CANDUMP = (
     r"^\s*\((?P<ts>[^)]*)\)\s+(?P<iface>\S+)\s+(?P<id>[^#\s]*)#(?P<data>\S*)(?:\s+(?P<dir>[RTrt]))?\s*$"
 )
+# candump's screen output: `(1498258064.346851)  can0  156   [8]  00 00 ...`; the timestamp is there
+# with -ta/-td/-tz (absent without -t); -a appends the payload as text ('..'), -e details after ERRORFRAME.
+_SCREEN = (
+    r"^\s*(?:\((?P<ts>[^)]*)\)\s+)?(?P<iface>\S+)\s+(?P<id>\S+)\s+\[(?P<dlc>[^\]]*)\]"
+    r"(?P<data>(?:\s+[0-9A-Fa-f]{2})*)(?P<remote>\s+remote request)?(?:\s+'.*'|\s+ERRORFRAME.*)?\s*$"
+)
+SCREEN_LINE = r"^\s*(?:\([^)]*\)\s+)?\S+\s+[0-9A-Fa-f]{3,8}\s+\[[0-9]+\]"  # what sniffing looks for
+DELTA_SHARE = 0.25  # more steps than this going backwards: the timestamps are -td gaps, not times
 _HCRL = r"^\s*(?P<ts>[^,]*),(?P<id>[^,]*),(?P<dlc>[^,]*),(?P<data>(?:[^,]*,)*)(?P<flag>[^,]*)$"
 _HCRL_TXT = (
     r"^\s*Timestamp:\s*(?P<ts>\S+)\s+ID:\s*(?P<id>\S+)(?:\s+(?P<rtr>[0-9]+))?\s+DLC:\s*(?P<dlc>\S+)"
@@ -68,8 +79,12 @@ def _malformed(expected: str) -> pl.Expr:
 
 def read_candump(path: Path) -> pl.DataFrame:
     """`(1498258064.346851) can0 156#0000000000000028`: DLC is the payload length; remote and error
-    frames are non-data; CAN FD (`ID##...`) is rejected."""
-    df = _extract(read_lines(path, "candump"), _CANDUMP)
+    frames are non-data; CAN FD (`ID##...`) is rejected. A file in candump's screen format (its first
+    line says so) goes to read_candump_screen."""
+    lines = read_lines(path, "candump")
+    if re.match(SCREEN_LINE, lines["text"][0]):
+        return read_candump_screen(lines)
+    df = _extract(lines, _CANDUMP)
     ts, ts_reason = float_column(pl.col("ts"), "timestamp")
     data = pl.col("data").fill_null("")
     fd, remote = data.str.starts_with("#"), data.str.to_lowercase().str.starts_with("r")
@@ -96,6 +111,57 @@ def read_candump(path: Path) -> pl.DataFrame:
             *benign_labels(),
         )
     )
+
+
+def read_candump_screen(lines: pl.DataFrame) -> pl.DataFrame:
+    """candump's screen output, one frame a line: `(000.000000)  can0  18FCF200   [8]  E1 FF 00 ...`.
+
+    Timestamps: -ta and -tz print times (kept as they are); -td prints the gap since the previous frame,
+    recognised by its steps going backwards more than DELTA_SHARE of the time and summed into times; with
+    no timestamp at all the frame number stands in (timing features then count frames, not seconds).
+    """
+    df = _extract(lines, _SCREEN)
+    ts, ts_reason = float_column(pl.col("ts"), "timestamp")
+    data = pl.col("data").fill_null("")
+    df = df.with_columns(
+        ts.alias("timestamp"),
+        pl.when(pl.col("ts").is_not_null()).then(ts_reason).alias("ts_reason"),
+        pl.col("remote").is_not_null().alias("remote"),
+        pl.col("dlc").cast(pl.Int64, strict=False).alias("dlc"),
+        *id_columns(pl.col("id"), (3,), (8,)),
+    )
+    times = _screen_times(df["timestamp"], df["ts"].is_null(), df["id"].is_null())
+    df = df.with_columns(times.alias("timestamp"))
+    df = _with_payload(df, data.str.replace_all(r"\s+", ""))
+    error_frame = (pl.col("id_max") == EXT_MAX) & ((pl.col("can_id") & 0x20000000) != 0)
+    return candidates(
+        df.with_columns(
+            _reason(
+                _malformed("candump's screen format '(timestamp)  interface  ID   [DLC]  XX XX ...'"),
+                pl.col("ts_reason"),
+                pl.col("id_reason"),
+                pl.when(pl.col("dlc").is_null()).then(pl.lit("DLC is not a number")),
+                pl.when(pl.col("dlc") > 8).then(pl.lit("CAN FD frames are not supported")),
+                pl.col("pay_reason"),
+            ),
+            (pl.col("remote") | error_frame.fill_null(False)).alias("non_data"),
+            pl.when(pl.col("remote")).then(pl.col("nbytes")).otherwise(pl.col("dlc")).alias("dlc"),
+            *benign_labels(),
+        )
+    )
+
+
+def _screen_times(ts: pl.Series, missing: pl.Series, malformed: pl.Series) -> pl.Series:
+    """Times of a screen-format file: as printed (-ta, -tz), summed gaps (-td), or frame numbers.
+    Malformed lines (reported elsewhere) take no part in deciding which."""
+    ok = ~malformed.to_numpy()
+    if missing.filter(~malformed).all():
+        return pl.Series(np.cumsum(ok) - 1.0)
+    values = ts.to_numpy()
+    steps = np.diff(values[ok & ~np.isnan(values)])
+    if steps.size and (steps < 0).mean() > DELTA_SHARE and (values[ok] >= 0).all():
+        return pl.Series(np.cumsum(np.where(ok, np.nan_to_num(values), 0.0)))
+    return ts
 
 
 def read_hcrl(path: Path, attack_type: str) -> pl.DataFrame:
@@ -209,13 +275,18 @@ def read_cantt_fast(path: Path, attack_type: str, source: str) -> pl.DataFrame |
     This is the hot path of the preprocessing benchmark; it gives up on the first sign of trouble so
     that all diagnosis (line numbers, reasons, skip mode) lives in read_cantt_lines only.
     """
-    with open(path, "rb") as f:
-        head = f.readline()
+    data: bytes | None = None
+    if path.suffix.lower() in COMPRESSED:
+        data = read_bytes(path)
+        head = data.split(b"\n", 1)[0]
+    else:
+        with open(path, "rb") as f:
+            head = f.readline()
     if head.strip().lower() != CANTT_HEADER.encode():
         return None
     try:
         df = pl.read_csv(
-            path,
+            data if data is not None else path,
             has_header=False,
             skip_rows=1,
             quote_char=None,

@@ -6,6 +6,7 @@ per-byte statistics stay vectorized without null handling.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import polars as pl
@@ -49,10 +50,12 @@ def conform(df: pl.DataFrame) -> pl.DataFrame:
     return df.select([pl.col(c).cast(t) for c, t in FRAME_SCHEMA.items()])
 
 
-def write_frames(df: pl.DataFrame, dest: str | Path) -> None:
-    """Write a frame table to Parquet atomically."""
+def write_frames(
+    df: pl.DataFrame, dest: str | Path, force: bool = False, inputs: Iterable[str | Path] = ()
+) -> None:
+    """Write a frame table to Parquet atomically (kdgat.io.check_output says where it may not go)."""
     df = conform(df)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest, force=force, inputs=inputs) as tmp:
         df.write_parquet(tmp, compression="zstd", statistics=True)
 
 

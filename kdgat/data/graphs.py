@@ -31,9 +31,9 @@ from kdgat.data.features import (
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
-from kdgat.data.splits import SplitPlan, assign_splits, drop_duplicates
+from kdgat.data.splits import SplitPlan, assign_splits, check_splits, drop_duplicates
 from kdgat.data.vocab import Vocabulary, id_cooccurrence, id_keys, vocab_from_counts
-from kdgat.io import atomic_path
+from kdgat.io import atomic_path, check_output
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "UNKNOWN_ATTACK", "attack_types", "build_graphs"]
 
@@ -251,12 +251,18 @@ def build_graphs(
     vocab: VocabParams,
     out_dir: Path,
     progress: bool = True,
+    force: bool = False,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Cut a dataset's frame table into window graphs and write the shards + meta.json to ``out_dir``.
 
     ``frames`` is the canonical table of a whole dataset, sorted by (source, timestamp). The folder is
     replaced atomically: a failure leaves any previous output intact. Returns the metadata written.
+    Given the training ``batch_size`` (the stage and `kdgat graphs` give it), splits that cannot work
+    (splits.check_splits) fail before any graph is built, and again should dropping duplicate windows
+    empty a class; None skips the checks (a unit test's hand-made windows).
     """
+    check_output(out_dir, folder=True, force=force)
     S = windows.size
     sources, offsets, cols, uniq_keys, types = _prepare(conform(frames))
     n_frames = np.diff(offsets)
@@ -267,7 +273,15 @@ def build_graphs(
         )
     roles = [role_of(s) for s in sources]
     has_attack = [bool(cols.label[lo:hi].any()) for lo, hi in itertools.pairwise(offsets)]
-    plan = assign_splits(roles, [len(st) for st in starts], has_attack, windows, split, sources)
+    label_sum = np.concatenate([[0], np.cumsum(cols.label, dtype=np.int64)])
+    window_attack = np.concatenate(
+        [label_sum[st + offsets[f] + S] > label_sum[st + offsets[f]] for f, st in enumerate(starts)]
+    )
+    plan = assign_splits(
+        roles, [len(st) for st in starts], has_attack, windows, split, sources, window_attack
+    )
+    if batch_size is not None:
+        check_splits(plan, window_attack, split, batch_size)
     window_rows = np.concatenate([st + offsets[f] for f, st in enumerate(starts)])
     voc = _train_vocab(cols, window_rows, plan.code == 0, S, uniq_keys, vocab.min_count)
     code_vocab = voc.lookup(uniq_keys)
@@ -284,6 +298,8 @@ def build_graphs(
         )
         batches[-1].file_idx[:] = f
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
+    if batch_size is not None:
+        check_splits(plan, window_attack, split, batch_size)
     parts = _by_split(batches, plan)
     scalers = _fit_scalers(parts[0])
     cooc = _train_cooccurrence(parts[0], len(voc))
@@ -317,7 +333,7 @@ def build_graphs(
             for s, r, n, st, a in zip(sources, roles, n_frames, starts, has_attack, strict=True)
         ],
     }
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, folder=True, force=force) as tmp:
         tmp.mkdir()
         for name, split_parts in zip(plan.names, parts, strict=True):
             split_parts = split_parts or [empty_batch()]

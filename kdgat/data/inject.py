@@ -57,7 +57,7 @@ from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS
 from kdgat.data.synth import MANIFEST, write_cantt
 from kdgat.data.synth_attacks import ATTACKS, TARGET_MAX_PERIOD_S, Burst, inject_attacks_with_plan
 from kdgat.data.synth_bus import stream
-from kdgat.io import atomic_path
+from kdgat.io import atomic_path, check_output
 
 KNOWN_ATTACKS = ("dos", "fuzzy", "gear", "rpm")
 SPOOF_KINDS = ("gear", "rpm")
@@ -171,8 +171,12 @@ def _rng(seed: int, item: PlannedFile) -> np.random.Generator:
     return stream(seed, STREAM_INJECT, key, PARTS.index(item.part), ATTACKS.index(item.attack), item.copy)
 
 
-def build_injected(src_dir: str | Path, out_dir: str | Path, params: InjectParams) -> dict[str, Any]:
-    """Write the injected dataset to `out_dir` (replaced atomically) and return its manifest."""
+def build_injected(
+    src_dir: str | Path, out_dir: str | Path, params: InjectParams, force: bool = False
+) -> dict[str, Any]:
+    """Write the injected dataset to `out_dir` (replaced atomically; see frames.check_output) and
+    return its manifest."""
+    check_output(out_dir, folder=True, force=force, inputs=[src_dir])
     captures = read_captures(src_dir, params.train_fraction)
     if not captures:
         raise FrameError(src_dir, "no capture files in this folder")
@@ -180,7 +184,7 @@ def build_injected(src_dir: str | Path, out_dir: str | Path, params: InjectParam
     roles = pick_spoof_roles(captures, stream(params.seed, STREAM_INJECT, 0))
     plan = plan_files(captures, params)
     files: list[dict[str, Any]] = []
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, folder=True, force=force, inputs=[src_dir]) as tmp:
         tmp.mkdir(parents=True)
         for item in tqdm(plan, desc="inject", unit="file", disable=None):
             cap = by_name[item.capture]

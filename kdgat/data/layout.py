@@ -7,14 +7,35 @@
     test_03_known_vehicle_unknown_attack/
     test_04_unknown_vehicle_unknown_attack/
 
-A capture's role (training or one test scenario) follows from its top-level folder; captures outside
-these folders (a single log file ingested on its own) are training captures.
+A capture's role (training or one test scenario) follows from its top-level folder (LAYOUT_RULES).
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import PurePosixPath
+
+# One paragraph per line (help texts wrap them to the terminal); the folder list keeps its lines.
+LAYOUT_RULES = "\n\n".join(
+    [
+        "A dataset folder holds its captures (any format of `kdgat ingest --help`, also as .gz, .xz or "
+        ".zst) in these top-level folders, at any depth below them:",
+        "train_*/  training captures, e.g. train_01_attack_free/, train_02_with_attacks/ "
+        "(train and validation are cut from them)\n"
+        "test_01_*/  test scenario known (known vehicle, known attack)\n"
+        "test_02_*/  test scenario unknown_vehicle\n"
+        "test_03_*/  test scenario unknown_attack\n"
+        "test_04_*/  test scenario unknown_both",
+        "A folder with none of these folders is one bag of training captures: the test split is cut "
+        "from the end of each. Once one of them exists, a capture outside them is an error, never "
+        "silently training data. Files without a capture extension are warned about and left out; "
+        "hidden files and README/LICENSE-like files are skipped.",
+        "Frames are attacks where the log marks them (HCRL's T flag, the can-train-and-test attack "
+        "column; candump and python-can logs hold benign traffic). An attack capture's type comes from "
+        "its file name (DoS-1.csv: dos; a run number after - or _ is dropped) or, with --attack-from "
+        "folder, from the folder holding it (train_02_with_attacks/tsc/1.csv: tsc).",
+    ]
+)
 
 TRAIN = "train"
 SCENARIOS = {
@@ -58,10 +79,32 @@ def role_of(source: str) -> str:
 def attack_of_filename(name: str) -> str:
     """Canonical attack type named by a capture file ("DoS-1.csv" → "dos", "attack-free-2.csv" → "none").
 
-    The stem loses a trailing run number and an HCRL "_dataset" suffix; known aliases are mapped;
-    anything else is kept, lower-cased, so new attack kinds (e.g. "force-neutral") survive as they are.
+    The stem loses a run number after - or _ and an HCRL "_dataset" suffix; known aliases are mapped;
+    anything else is kept, lower-cased, so new attack kinds (e.g. "force-neutral", "tsc1": digits that
+    are part of the name) survive as they are.
     """
     stem = PurePosixPath(name).name.split(".")[0].lower()
-    stem = re.sub(r"[-_]?\d+$", "", stem)
+    stem = re.sub(r"[-_]\d+$", "", stem)
     stem = re.sub(r"_dataset$", "", stem)
+    if not stem or stem.isdigit():  # "1.csv": the name says nothing
+        return "unknown"
     return ATTACK_ALIASES.get(stem, stem)
+
+
+def attack_of_folder(source: str) -> str:
+    """Canonical attack type named by the folder holding a capture (".../tsc/1.csv" → "tsc")."""
+    parent = PurePosixPath(source).parent.name.lower()
+    return ATTACK_ALIASES.get(parent, parent)
+
+
+def is_layout_folder(top: str) -> bool:
+    return top == TRAIN or top.startswith("train_") or any(top.startswith(prefix) for prefix in SCENARIOS)
+
+
+def unplaced(sources: list[str]) -> list[str]:
+    """Captures (paths relative to the dataset root) that no layout rule places: none when the folder has no
+    layout folder at all (one bag of training captures), else those outside every layout folder."""
+    tops = [PurePosixPath(s).parts[0] if len(PurePosixPath(s).parts) > 1 else "" for s in sources]
+    if not any(is_layout_folder(t) for t in tops):
+        return []
+    return [s for s, t in zip(sources, tops, strict=True) if not is_layout_folder(t)]

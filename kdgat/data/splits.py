@@ -6,7 +6,10 @@ twice, so identical windows sat in train and validation. Here:
 - test captures (layout.role_of) form one split per scenario and never touch training;
 - training captures split into train/val either by contiguous time blocks (the last ``val_fraction`` of
   each capture's windows, after an embargo gap of ceil(size / stride) windows so that no overlapping
-  window straddles the boundary) or by whole captures (chosen from the seed, stratified by whether a
+  window straddles the boundary), by segments (the same cut made in every run of benign windows and
+  every run of attack windows of a capture, with an embargo gap after each validation block, so that
+  train and val keep the capture's class balance; a tail cut moves the attacks of a capture attacked
+  near its end all to val) or by whole captures (chosen from the seed, stratified by whether a
   capture holds attacks);
 - a dataset without test captures holds out the last ``val_fraction`` of each training capture's windows
   as "test_known" (same embargo), whichever way train/val is then split; meta.json says so;
@@ -19,6 +22,7 @@ Windows are addressed in file-major order: the windows of file 0, then of file 1
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +31,7 @@ import numpy as np
 
 from kdgat.config import SplitParams, WindowParams
 from kdgat.data.layout import SCENARIOS, TRAIN
+from kdgat.io import DataError
 
 NOT_STORED = -1  # split code of a window that is stored nowhere (embargo gap or cross-split duplicate)
 TRAIN_SPLIT = "train"
@@ -82,11 +87,15 @@ def assign_splits(
     windows: WindowParams,
     params: SplitParams,
     sources: Sequence[str] | None = None,
+    window_attack: np.ndarray | None = None,
 ) -> SplitPlan:
     """Split code per window, for files given in the order their windows are laid out.
 
-    ``roles`` are layout.role_of(source) per file, ``has_attack`` whether the file holds any attack frame.
+    ``roles`` are layout.role_of(source) per file, ``has_attack`` whether the file holds any attack frame,
+    ``window_attack`` whether each window does (needed by ``by: segment``).
     """
+    if params.by == "segment" and window_attack is None:
+        raise ValueError("split.by 'segment' needs the label of every window")
     n_windows = np.asarray(n_windows, dtype=np.int64)
     has_attack = np.asarray(has_attack, dtype=bool)
     names_of = list(sources) if sources is not None else [f"file {i}" for i in range(len(roles))]
@@ -118,6 +127,10 @@ def assign_splits(
         if params.by == "file":
             plan.code[lo : lo + n] = 1 if f in val_files else 0
             continue
+        if params.by == "segment":
+            assert window_attack is not None
+            _cut_segments(plan.code, lo, window_attack[lo : lo + n], params.val_fraction, gap)
+            continue
         head, tail = _cut_tail(n, params.val_fraction, gap)
         plan.code[lo : lo + head] = 0
         plan.code[lo + n - tail : lo + n] = 1
@@ -125,6 +138,83 @@ def assign_splits(
             plan.notes.append(f"{names_of[f]}: too short for a validation block, all in train")
     plan.embargo_dropped = int((plan.code == NOT_STORED).sum())
     return plan
+
+
+def _cut_segments(code: np.ndarray, lo: int, attack: np.ndarray, fraction: float, gap: int) -> None:
+    """Train head and val tail in every run of same-label windows of one capture (``by: segment``); the
+    first ``gap`` windows after a val block stay out, so no window shares frames across the cut."""
+    change = np.flatnonzero(np.diff(attack.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], change, [attack.size]])
+    after_val = False
+    for a, b in itertools.pairwise(bounds.tolist()):
+        a = a + gap if after_val else a
+        head, tail = _cut_tail(b - a, fraction, gap) if b > a else (0, 0)
+        code[lo + a : lo + a + head] = 0
+        code[lo + b - tail : lo + b] = 1
+        after_val = tail > 0
+
+
+class SplitError(DataError):
+    """A split the models cannot learn or be judged on; the message says what to change."""
+
+
+def check_splits(
+    plan: SplitPlan, window_attack: np.ndarray, params: SplitParams, batch_size: int
+) -> dict[str, dict[str, int]]:
+    """Benign and attack windows per split; raises SplitError naming every split that cannot work:
+    validation or a test scenario without benign or without attack windows (no threshold can be chosen,
+    no detection rate or false-alarm rate measured), a training split with fewer attack windows than a
+    batch (``batch_size``)."""
+    counts = {
+        name: {
+            "benign": int(((plan.code == c) & ~window_attack).sum()),
+            "attack": int(((plan.code == c) & window_attack).sum()),
+        }
+        for c, name in enumerate(plan.names)
+    }
+    resplit = (
+        f"add training captures, or change split.by (now {params.by}; time_block | segment | file) "
+        f"or split.val_fraction (now {params.val_fraction})"
+    )
+    problems = []
+    for name, n in counts.items():
+        if name == TRAIN_SPLIT:
+            if n["attack"] < batch_size:
+                problems.append(
+                    f"train has {n['attack']} attack windows, fewer than a batch ({batch_size}): add "
+                    "captures with attacks, lower train.batch_size, or change split.by or split.val_fraction"
+                )
+            continue
+        missing = [kind for kind in ("benign", "attack") if n[kind] == 0]
+        if not missing:
+            continue
+        lacking = (
+            f"{name} has no {' and no '.join(missing)} window ({n['benign']} benign, {n['attack']} attack)"
+        )
+        if name == VAL_SPLIT or plan.heldout_test:
+            problems.append(f"{lacking}: {resplit}")
+        else:
+            problems.append(f"{lacking}: add captures with {' and '.join(missing)} traffic to its folder")
+    if problems:
+        raise SplitError("unworkable splits: " + "; ".join(problems))
+    return counts
+
+
+FEW_BATCHES = 10  # attack batches per epoch below which training is warned about
+
+
+def split_warnings(counts: dict[str, dict[str, int]], batch_size: int) -> list[str]:
+    """What may go wrong in training though the splits can work: so few attack windows that an epoch of
+    the curriculum (every attack window plus a few benign per attack) is a handful of optimizer steps, and
+    a per-step weight average (train.ema_decay) barely leaves the initial weights."""
+    attack = counts.get(TRAIN_SPLIT, {}).get("attack", 0)
+    if attack >= FEW_BATCHES * batch_size:
+        return []
+    return [
+        f"train has {attack} attack windows, under {FEW_BATCHES} batches of {batch_size}: an epoch is a few "
+        "optimizer steps, and a per-step weight average (train.ema_decay) stays near the initial weights; "
+        "lower train.batch_size or train.ema_decay, or add captures with attacks"
+    ]
 
 
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)

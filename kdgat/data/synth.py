@@ -40,7 +40,7 @@ from kdgat.data.frames import BENIGN, BYTE_COLUMNS
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS
 from kdgat.data.synth_attacks import ATTACKS, Burst, inject_attacks_with_plan
 from kdgat.data.synth_bus import STREAM_CAPTURE, VehicleSpec, make_vehicle, simulate_vehicle, stream
-from kdgat.io import atomic_path
+from kdgat.io import atomic_path, check_output
 
 CANTT_COLUMNS = ("timestamp", "arbitration_id", "data_field", "attack")
 MANIFEST = "manifest.json"
@@ -136,12 +136,14 @@ def write_cantt(frames: pl.DataFrame, path: Path) -> None:
     to_cantt(frames).write_csv(path)
 
 
-def generate(out_dir: str | Path, params: SynthParams) -> dict[str, Any]:
-    """Write the synthetic dataset to `out_dir` (replaced atomically) and return its manifest."""
+def generate(out_dir: str | Path, params: SynthParams, force: bool = False) -> dict[str, Any]:
+    """Write the synthetic dataset to `out_dir` (replaced atomically; see frames.check_output) and
+    return its manifest."""
+    check_output(out_dir, folder=True, force=force)
     vehicles = [make_vehicle(i, params.seed) for i in range(params.vehicles)]
     plan = plan_dataset(params)
     files: list[dict[str, Any]] = []
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, folder=True, force=force) as tmp:
         tmp.mkdir(parents=True)
         for cap in tqdm(plan, desc="synth", unit="file", disable=None):
             rel = f"{cap.folder}/{cap.name}"

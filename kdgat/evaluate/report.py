@@ -1,18 +1,20 @@
 """Evaluation: metrics per model × test scenario from per-graph prediction tables, plus DVC plot data and
 figure tables.
 
-Every model is judged through the fusion module's one rule: a GAT is ``fuse`` at α = 1 (p_attack >= 0.5), a
-VGAE at α = 0 (score >= its Youden threshold on val), a fusion model's stored decisions are checked against
-``fuse`` + ``decide`` before they are scored. Metric definitions and the null convention for undefined
-values (one-class scenarios): kdgat/metrics.py.
+Every model is judged through the fusion module's one rule, with every threshold chosen on validation by
+the same ``calibrate`` (Youden's J): a GAT is ``fuse`` at α = 1 (p_attack >= its threshold on val), a VGAE
+at α = 0 (score >= its threshold on val), a fusion model's stored decisions are checked against ``fuse`` +
+``decide`` before they are scored. Threshold-free metrics (ROC-AUC, PR-AUC, detection rate at a fixed FPR)
+rank by the raw score; thresholded ones (F1, FPR, ...) use the decision. Metric definitions and the null
+convention for undefined values (one-class scenarios): kdgat/metrics.py.
 
 Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for dataset D (plots_dir = plots/D):
     metrics/D.json                           {model: {scenario: {metric: value | null}}}
     plots/D/roc/<scenario>/<model>.csv       fpr, tpr, threshold      (≤ 200 points, from (0, 0) up)
     plots/D/pr/<scenario>/<model>.csv        recall, precision, threshold   (≤ 200 points)
     plots/D/confusion/<scenario>/<model>.csv actual, predicted (one row per graph; "benign" | "attack")
-    plots/D/figures/dqn_policy.parquet       model, split, index, y, y_type, vgae_anomaly, p_attack, alpha,
-                                             fused, decision (fusion models)
+    plots/D/figures/dqn_policy.parquet       model, split, index, y, y_type, vgae_anomaly, p_attack,
+                                             gat_attack, alpha, fused, decision (fusion models)
     plots/D/figures/recon_errors.parquet     model, split, index, y, y_type, score, feat_mse, id_ce,
                                              nbr_bce, kl (those present), threshold (VGAE models)
     plots/D/figures/model_sizes.csv          model, kind, parameters, state_bytes, file_bytes (weights given)
@@ -45,6 +47,8 @@ from kdgat.fusion.policy import (
     decide,
     fuse,
     gat_alone,
+    gat_attack,
+    gat_calibration,
     vgae_alone,
     vgae_anomaly,
 )
@@ -85,14 +89,16 @@ def scored_view(name: str, table: Table) -> pl.DataFrame:
     if kind == "gat":
         _need(df, name, ("p_attack",))
         p = df["p_attack"].to_numpy().astype(np.float64)
+        val = _val_rows(name, df)
+        threshold = gat_calibration(val["p_attack"].to_numpy(), val["y"].to_numpy())
         return df.with_columns(
-            pl.Series("score", p), pl.Series("decision", decide(gat_alone(p)).astype(np.int8))
+            pl.Series("score", p),
+            pl.Series("decision", decide(gat_alone(gat_attack(p, threshold))).astype(np.int8)),
+            pl.lit(threshold).alias("threshold"),
         )
     if kind == "vgae":
         _need(df, name, ("score",))
-        val = df.filter(pl.col("split") == "val")
-        if val.height == 0:
-            raise EvaluationError(f"{name}: no 'val' rows to choose the VGAE threshold on")
+        val = _val_rows(name, df)
         cal = calibrate_vgae(val["score"].to_numpy(), val["y"].to_numpy())
         # the raw score ranks the graphs: its logistic image saturates to ties at 1.0 for large errors
         anomaly = vgae_anomaly(df["score"].to_numpy(), cal.threshold, cal.scale)
@@ -100,13 +106,20 @@ def scored_view(name: str, table: Table) -> pl.DataFrame:
             pl.Series("decision", decide(vgae_alone(anomaly)).astype(np.int8)),
             pl.lit(cal.threshold).alias("threshold"),
         )
-    _need(df, name, ("vgae_anomaly", "p_attack", "alpha", "fused", "decision"))
+    _need(df, name, ("vgae_anomaly", "gat_attack", "alpha", "fused", "decision"))
     fused = df["fused"].to_numpy()
-    again = fuse(df["vgae_anomaly"].to_numpy(), df["p_attack"].to_numpy(), df["alpha"].to_numpy())
+    again = fuse(df["vgae_anomaly"].to_numpy(), df["gat_attack"].to_numpy(), df["alpha"].to_numpy())
     stored = (df["decision"] == 1).to_numpy()
     if not np.allclose(fused, again, rtol=0, atol=1e-6) or not np.array_equal(decide(fused), stored):
         raise EvaluationError(f"{name}: stored fused scores/decisions disagree with the fusion rule")
     return df.with_columns(pl.col("fused").alias("score"))
+
+
+def _val_rows(name: str, df: pl.DataFrame) -> pl.DataFrame:
+    val = df.filter(pl.col("split") == "val")
+    if val.height == 0:
+        raise EvaluationError(f"{name}: no 'val' rows to choose the decision threshold on")
+    return val
 
 
 def _scenarios(view: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -173,7 +186,7 @@ def write_evaluation(
     scenario lingers."""
     views = {name: scored_view(name, table) for name, table in pred_tables.items()}
     metrics = {name: _metrics_of(name, view) for name, view in views.items()}
-    with atomic_path(plots_dir) as fresh:
+    with atomic_path(plots_dir, folder=True, force=True) as fresh:  # the stage's own out
         _write_plots(views, fresh)
         _write_figures(views, fresh / "figures", model_files or {})
         if model_files and graphs_dir is not None:
@@ -201,7 +214,18 @@ def _write_plots(views: Mapping[str, pl.DataFrame], fresh: Path) -> None:
             _write_csv(confusion, fresh / "confusion" / s / f"{name}.csv")
 
 
-_POLICY_COLS = ("split", "index", "y", "y_type", "vgae_anomaly", "p_attack", "alpha", "fused", "decision")
+_POLICY_COLS = (
+    "split",
+    "index",
+    "y",
+    "y_type",
+    "vgae_anomaly",
+    "p_attack",
+    "gat_attack",
+    "alpha",
+    "fused",
+    "decision",
+)
 _RECON_COLS = ("split", "index", "y", "y_type", "score", "feat_mse", "id_ce", "nbr_bce", "kl", "threshold")
 
 

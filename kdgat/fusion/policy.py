@@ -1,8 +1,14 @@
 """DQN fusion of the VGAE and the GAT: what inference needs (the rule, VGAE calibration, state, policy).
 
 The one decision rule, used by training rewards, validation, test, the baselines and evaluation alike:
-    fused = fuse(vgae_anomaly, p_attack, α) = (1 − α)·vgae_anomaly + α·p_attack;  attack iff fused >= 0.5.
-vgae_anomaly maps the VGAE score to [0, 1] with 0.5 at the Youden-J threshold chosen on validation.
+    fused = fuse(vgae_anomaly, gat_attack, α) = (1 − α)·vgae_anomaly + α·gat_attack;  attack iff fused >= 0.5.
+Every model's threshold is chosen on validation the same way (``calibrate``: Youden's J, the threshold
+maximising TPR − FPR; the 99th percentile of benign validation scores when validation has no attack or no
+threshold beats chance), and each score is mapped to [0, 1] with 0.5 exactly at its threshold:
+vgae_anomaly from the VGAE score (logistic, scaled by the benign spread) and gat_attack from the GAT's
+p_attack (shifted in logit space, so the GAT's own confidence is kept). A GAT alone (α = 1) therefore
+flags p_attack >= its validation threshold, not >= 0.5: on real captures whose benign windows all got
+p_attack above 0.5 the fixed cut flagged everything (FPR 1.0) although the ranking was good (ROC-AUC 0.93+).
 
 A graph's state is 16 numbers from the two models' prediction rows (STATE_COLUMNS), standardised with the
 statistics of the rows the Q-net was fitted on; the action is an index into an α grid over [0, 1].
@@ -75,9 +81,10 @@ class VGAECalibration:
     youden_j: float | None
 
 
-def calibrate_vgae(score_val: NDArray[np.float64], y_val: NDArray[np.int64]) -> VGAECalibration:
-    """Threshold by Youden's J on validation (99th benign percentile if val lacks attacks or J <= 0);
-    scale = robust spread (IQR / 1.349) of the benign validation scores, so ±1 scale ≈ ±1 benign σ."""
+def calibrate(score_val: NDArray[np.float64], y_val: NDArray[np.int64]) -> VGAECalibration:
+    """THE threshold rule of every model: Youden's J on validation (99th benign percentile if val lacks
+    attacks or J <= 0); scale = robust spread (IQR / 1.349) of the benign validation scores, so ±1 scale
+    ≈ ±1 benign σ (used by the VGAE's logistic map only)."""
     score_val, y_val = np.asarray(score_val, np.float64), np.asarray(y_val)
     benign = score_val[y_val == 0]
     if benign.size == 0:
@@ -88,6 +95,27 @@ def calibrate_vgae(score_val: NDArray[np.float64], y_val: NDArray[np.int64]) -> 
     if found is None:
         return VGAECalibration(float(q99), scale, "benign_q99_val", None)
     return VGAECalibration(found[0], scale, "youden_val", found[1])
+
+
+calibrate_vgae = calibrate  # the VGAE's name for it, kept where the VGAE is meant
+
+_P_EPS = 1e-7  # p_attack is clipped this far from 0 and 1 before its logit
+
+
+def gat_calibration(p_val: NDArray[np.float64], y_val: NDArray[np.int64]) -> float:
+    """The GAT's threshold on p_attack, chosen on validation by ``calibrate``."""
+    return calibrate(np.asarray(p_val, np.float64), y_val).threshold
+
+
+def gat_attack(p_attack: NDArray[np.float64], threshold: float) -> NDArray[np.float64]:
+    """p_attack shifted in logit space so that exactly 0.5 sits at ``threshold`` (order and confidence kept):
+    gat_attack >= 0.5 iff p_attack >= threshold."""
+    p = np.clip(np.asarray(p_attack, np.float64), _P_EPS, 1 - _P_EPS)
+    t = float(np.clip(threshold, _P_EPS, 1 - _P_EPS))
+    z = np.log(p / (1 - p)) - np.log(t / (1 - t))
+    z[p == t] = 0.0  # rounding must not move a graph exactly at the threshold to the other side
+    out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
 
 
 def vgae_anomaly(score: NDArray[np.float64], threshold: float, scale: float) -> NDArray[np.float64]:
@@ -165,6 +193,7 @@ class FusionPolicy:
     mean: NDArray[np.float64]
     std: NDArray[np.float64]
     calibration: VGAECalibration
+    gat_threshold: float  # the GAT's p_attack threshold on validation (gat_attack)
 
     def states(self, joined: pl.DataFrame) -> tuple[Tensor, NDArray[np.float64]]:
         """(standardised state tensor, vgae_anomaly) of joined prediction rows."""
@@ -180,14 +209,17 @@ class FusionPolicy:
         return out
 
     def predict(self, joined: pl.DataFrame) -> pl.DataFrame:
-        """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, action, alpha, fused, decision."""
+        """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, gat_attack, action, alpha, fused,
+        decision."""
         states, anomaly = self.states(joined)
         action = self.actions(states)
         p = joined["gat_p_attack"].to_numpy().astype(np.float64)
-        fused = fuse(anomaly, p, self.alphas[action])
+        calibrated = gat_attack(p, self.gat_threshold)
+        fused = fuse(anomaly, calibrated, self.alphas[action])
         return joined.select(*KEY, "y", "y_type").with_columns(
             pl.Series("vgae_anomaly", anomaly),
             pl.Series("p_attack", p),
+            pl.Series("gat_attack", calibrated),
             pl.Series("action", action, dtype=pl.Int32),
             pl.Series("alpha", self.alphas[action]),
             pl.Series("fused", fused),
@@ -211,6 +243,7 @@ class FusionPolicy:
             "vgae_scale": self.calibration.scale,
             "vgae_threshold_method": self.calibration.method,
             "vgae_youden_j": self.calibration.youden_j,
+            "gat_threshold": self.gat_threshold,
             "decision_threshold": DECISION_THRESHOLD,
             **extra,
         }
@@ -231,5 +264,10 @@ def load_policy(path: Path) -> FusionPolicy:
         blob["vgae_threshold"], blob["vgae_scale"], blob["vgae_threshold_method"], blob["vgae_youden_j"]
     )
     return FusionPolicy(
-        qnet, np.array(blob["alphas"]), np.array(blob["state_mean"]), np.array(blob["state_std"]), cal
+        qnet,
+        np.array(blob["alphas"]),
+        np.array(blob["state_mean"]),
+        np.array(blob["state_std"]),
+        cal,
+        blob["gat_threshold"],
     )

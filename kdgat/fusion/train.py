@@ -43,6 +43,8 @@ from kdgat.fusion.policy import (
     calibrate_vgae,
     decide,
     fuse,
+    gat_attack,
+    gat_calibration,
     join_predictions,
     read_predictions,
     standardise,
@@ -257,7 +259,9 @@ def train_fusion(
 
     cal = calibrate_vgae(joined["vgae_score"].to_numpy()[is_val], y[is_val])
     anomaly = vgae_anomaly(joined["vgae_score"].to_numpy(), cal.threshold, cal.scale)
-    p = joined["gat_p_attack"].to_numpy().astype(np.float64)
+    p_raw = joined["gat_p_attack"].to_numpy().astype(np.float64)
+    gat_threshold = gat_calibration(p_raw[is_val], y[is_val])
+    p = gat_attack(p_raw, gat_threshold)  # both inputs at 0.5 where their validation thresholds are
     raw = state_matrix(joined, anomaly)
     mean, std = raw[fit_rows].mean(axis=0), raw[fit_rows].std(axis=0)
     std[std < 1e-8] = 1.0  # a constant feature stays constant (zero) instead of blowing up
@@ -269,7 +273,7 @@ def train_fusion(
     qnet, history, best_epoch = fit_qnet(
         dqn, fusion, params.train, states[fit_t], r[fit_t], states[select_t], r[select_t], on_epoch
     )
-    policy = FusionPolicy(qnet, alphas, mean, std, cal)
+    policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold)
     table = policy.predict(joined)
     fixed, fixed_f1 = tune_fixed_alpha(y[is_val], anomaly[is_val], p[is_val], alphas)
 
@@ -292,6 +296,7 @@ def train_fusion(
         "n_select": int(select_rows.sum()),
         "state_stats": "fit rows",
         "vgae_calibration": "val",
+        "gat_threshold": "val",
         "fixed_alpha": "val",
     }
     result: dict[str, Any] = {
@@ -305,6 +310,7 @@ def train_fusion(
         "alphas": alphas.tolist(),
         "params": sum(w.numel() for w in qnet.parameters()),
         "vgae_calibration": dataclasses.asdict(cal),
+        "gat_threshold": gat_threshold,
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "best_select_reward": history[best_epoch]["select_reward"],

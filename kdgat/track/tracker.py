@@ -310,7 +310,8 @@ def close_failed(tracker: Tracker, err: BaseException) -> None:
     """Alert and close the run as failed, best effort: the error that ends the stage is what propagates,
     not a W&B one (a SLURM job being requeued has its W&B service killed under it)."""
     try:
-        tracker.alert("stage failed", f"{type(err).__name__}: {err}")
+        if not isinstance(err, KeyboardInterrupt):  # Ctrl-C is the user's stop, not a failure to alert on
+            tracker.alert("stage failed", f"{type(err).__name__}: {err}")
         if tracker.run is not None:
             tracker.run.finish(exit_code=1)
     except Exception as wandb_err:

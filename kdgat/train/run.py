@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -152,6 +153,11 @@ def _setup(params: Params) -> None:
     seed_everything(params.train.seed, workers=True, verbose=False)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the last checkpoint is kept and a rerun resumes from it. A KeyboardInterrupt,
+    so that tracking and stage scripts treat it as the user's stop, not as a failure."""
+
+
 def _fit(
     lit: LitBase,
     params: Params,
@@ -205,9 +211,14 @@ def _fit(
             # add signal handlers of its own beside submitit's requeue and check the job's task layout
             plugins=[LightningEnvironment()],
         )
-        trainer.fit(lit, ckpt_path=resume)
+        try:
+            trainer.fit(lit, ckpt_path=resume)
+        except SystemExit:  # Lightning ends a Ctrl-C with exit(1) after saving what it can
+            if not trainer.interrupted:
+                raise
     if trainer.interrupted:
-        raise RuntimeError(f"training interrupted; rerun to resume from {outs.ckpt_dir / 'last.ckpt'}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
+        raise TrainingInterrupted(f"interrupted; rerun to resume from {outs.ckpt_dir / 'last.ckpt'}")
     ckpt = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
     lit.load_state_dict(ckpt["state_dict"])
     model = lit.model

@@ -1,0 +1,184 @@
+"""Speed on the car (`make bench`, when onnx/<dataset>/ exists): ONNX Runtime latency of one window on one
+thread for the detector's student GAT, VGAE and Q-net and for every other exported GAT (the teacher), the
+detector's whole per-window step, model file sizes, and `kdgat detect`'s throughput on a 1 M-frame candump
+log on one pinned core, with its peak memory and where the time goes (parse / features / inference).
+
+    python -m kdgat.bench.edge [--bundle onnx/synth] [--frames 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kdgat.bench.speed import SINGLE_THREAD_ENV
+from kdgat.data.frames import BYTE_COLUMNS, read_frames
+
+CALLS = 2000  # timed single-window calls per model
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.array(seconds) * 1e3
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+    }
+
+
+def _timed(fn: Any, calls: int) -> dict[str, float]:
+    for _ in range(20):  # warm-up: first runs allocate
+        fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return _percentiles(times)
+
+
+def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, Any]:
+    """One-window latencies on one thread (the first window of the dataset's first test capture)."""
+    from kdgat.edge.detect import Detector
+    from kdgat.edge.runtime import graph_inputs, run_rows, session
+    from kdgat.edge.stream import chunk_of_frames, window_graphs
+
+    det = Detector(bundle, threads=1)
+    frames = read_frames(frames_file).filter(pl.col("source").str.contains("test")).head(det.size)
+    chunk = chunk_of_frames(frames)
+    starts = np.zeros(1, dtype=np.int64)
+    inputs = graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers))
+    out: dict[str, Any] = {}
+    for name, info in det.models.data["models"].items():
+        sess = session(bundle / info["file"], threads=1)
+        if info["outputs"] == ["q"]:
+            state = np.zeros((1, len(det.models.data["policy"]["state_columns"])), np.float32)
+            out[name] = _timed(lambda s=sess, x=state: s.run(["q"], {"state": x}), calls)
+        else:
+            out[name] = _timed(lambda s=sess: run_rows(s, inputs), calls)
+    key = pl.DataFrame({"split": ["bench"], "index": [0], "y": [0], "y_type": [0]})
+    out["detector_window"] = _timed(
+        lambda: det.models.score(
+            graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers)), key
+        ),
+        calls // 4,
+    )
+    return out
+
+
+def write_candump(frames_file: Path, dest: Path, n_frames: int) -> None:
+    """A candump log of ``n_frames`` frames: the dataset's test captures end to end (times shifted so they
+    only grow), repeated as needed."""
+    frames = read_frames(frames_file).filter(pl.col("source").str.contains("test"))
+    parts, total, shift = [], 0, 0.0
+    while total < n_frames:
+        for _, part in frames.group_by("source", maintain_order=True):
+            part = part.with_columns(pl.col("timestamp") - part["timestamp"][0] + shift)
+            shift = float(part["timestamp"][-1]) + 0.001
+            parts.append(part)
+            total += part.height
+            if total >= n_frames:
+                break
+    dest.write_text("\n".join(candump_lines(pl.concat(parts).head(n_frames))) + "\n")
+
+
+def candump_lines(df: pl.DataFrame) -> list[str]:
+    """A canonical frame table as candump log lines, ``(s.micros) can0 ID#DATA`` (vectorized)."""
+    us = (df["timestamp"].to_numpy() * 1e6).round().astype(np.int64)
+    ext = df["extended"].to_numpy()
+    ids = np.where(ext, _hex(df["can_id"].to_numpy(), 8), np.char.rjust(_hex(df["can_id"].to_numpy(), 3), 8))
+    payload = _hex(
+        df.select(BYTE_COLUMNS).to_numpy().astype(np.uint64) @ (256 ** np.arange(7, -1, -1, dtype=np.uint64)),
+        16,
+    )
+    table = pl.DataFrame(
+        {
+            "s": us // 1_000_000,
+            "us": pl.Series(us % 1_000_000).cast(pl.String).str.zfill(6),
+            "id": pl.Series(ids).str.strip_chars_start(),
+            "payload": payload,
+            "dlc": df["dlc"].cast(pl.UInt32),
+        }
+    )
+    data = pl.col("payload").str.slice(0, pl.col("dlc") * 2)
+    line = pl.format("({}.{}) can0 {}#{}", "s", "us", "id", data)
+    return table.select(line).to_series().to_list()
+
+
+def _hex(values: np.ndarray, width: int) -> np.ndarray:
+    """Upper-case hex strings of ``width`` digits (numpy, no Python loop per value)."""
+    digits = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64) * np.uint64(4)
+    ascii_ = digits[(values.astype(np.uint64)[:, None] >> shifts) & np.uint64(15)]
+    return np.ascontiguousarray(ascii_).view(f"S{width}").ravel().astype(str)
+
+
+def _throughput_worker(bundle: Path, log: Path) -> dict[str, Any]:
+    """Runs inside the single-threaded, pinned child: the detector over the log, output discarded."""
+    from kdgat.edge.detect import Detector, run
+    from kdgat.edge.stream import file_chunks
+
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    det = Detector(bundle, threads=1)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    summary = run(det, lambda stop: file_chunks(log, det.counts, stop=stop), lambda line: None)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds as well as wall: on a shared machine the wall clock counts other processes' turns
+    cpu_s = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
+    peak_mb = usage.ru_maxrss / 1024
+    return {
+        "cpu_s": round(cpu_s, 3),
+        "frames_per_cpu_s": round(summary["frames"] / cpu_s, 1),
+        "frames": summary["frames"],
+        "windows": summary["windows"],
+        "frames_per_s": summary["frames_per_s"],
+        "wall_s": summary["wall_s"],
+        "seconds": summary["seconds"],
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+
+
+def bench_edge(bundle: Path, frames_file: Path, n_frames: int = 1_000_000) -> dict[str, Any]:
+    files = {p.name: p.stat().st_size for p in sorted(bundle.glob("*.onnx"))}
+    result: dict[str, Any] = {"onnx_bytes": files, "latency_1_thread": latency(bundle, frames_file)}
+    with tempfile.TemporaryDirectory(prefix="kdgat-edge-") as tmp:
+        log = Path(tmp) / "bus.log"
+        write_candump(frames_file, log, n_frames)
+        cmd = [sys.executable, "-m", "kdgat.bench.edge", "--bundle", str(bundle), "--worker", str(log)]
+        done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD_ENV}, capture_output=True, text=True)
+        if done.returncode:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(f"edge benchmark worker failed with exit status {done.returncode}")
+        result["detect_1_core"] = {
+            **json.loads(done.stdout.strip().splitlines()[-1]),
+            "log_mb": round(log.stat().st_size / 2**20, 1),
+        }
+    return {"edge": result}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundle", type=Path, default=Path("onnx/synth"))
+    ap.add_argument("--frames-file", type=Path, default=Path("data/frames/synth.parquet"))
+    ap.add_argument("--frames", type=int, default=1_000_000)
+    ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        print(json.dumps(_throughput_worker(args.bundle, args.worker)))
+        return
+    print(json.dumps(bench_edge(args.bundle, args.frames_file, args.frames)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""`kdgat detect`: the exported student watching a stream of CAN frames.
+
+Frames (kdgat/edge/stream.py: a log file or a live python-can bus) → windows of the study's size and
+stride → graphs by the pipeline's feature code → the detector's VGAE, GAT and Q-net in ONNX Runtime →
+one JSON line per window (``emit``) and a summary at the end. Windows complete in batches of up to
+``export.batch_size`` on a file and one at a time on a live bus; a window's latency is the time from its
+last frame's arrival to its decision.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
+from kdgat.edge.runtime import EdgeModels, graph_inputs
+from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
+
+TOP_IDS = 3  # IDs reported per window
+
+
+class Stop:
+    """Set by SIGINT / SIGTERM: the loop finishes the frames in hand and prints its summary."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[Stop]:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            del frame
+            self.signal = signal.Signals(signum).name
+
+        before = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in before.items():
+                signal.signal(s, h)
+
+
+def _top_ids(x: np.ndarray, keys: np.ndarray, k: int) -> list[str]:
+    """The window's IDs whose node features lie farthest from benign training traffic: largest mean |z| of
+    the scaled features (the scalers are fitted on benign training graphs)."""
+    weight = np.abs(x).mean(axis=1)
+    return [format_id(int(keys[i])) for i in np.argsort(-weight, kind="stable")[:k]]
+
+
+class Detector:
+    def __init__(self, bundle_dir: Path, threads: int = 1, labelled: bool = False) -> None:
+        self.models = EdgeModels(bundle_dir, threads)
+        data = self.models.data
+        self.size, self.stride = int(data["windows"]["size"]), int(data["windows"]["stride"])
+        self.vocab = Vocabulary.from_meta(data["vocab"])
+        self.scalers = data["scalers"]
+        self.labelled = labelled  # a log with labels: each line also says whether the window held an attack
+        self.counts = Counts()
+        self.windows = self.alerts = 0
+        self.latency: list[float] = []
+        self.seconds = {"parse": 0.0, "features": 0.0, "inference": 0.0}
+
+    def windows_of(self, chunks: Iterator[Chunk]) -> Iterator[dict[str, Any]]:
+        """One record per complete window, in order."""
+        windower = Windower(self.size, self.stride)
+        while True:
+            t0 = time.perf_counter()
+            chunk = next(chunks, None)
+            t1 = time.perf_counter()
+            self.seconds["parse"] += t1 - t0
+            if chunk is None:
+                return
+            self.counts.frames += len(chunk)
+            unknown = self.vocab.lookup(chunk.key) == UNKNOWN
+            if unknown.any():
+                self.counts.unknown_id_frames += int(unknown.sum())
+                self.counts.unknown_ids.update(format_id(int(k)) for k in np.unique(chunk.key[unknown])[:20])
+            cut = windower.push(chunk)
+            if cut is not None:
+                yield from self._score(*cut, t1)
+
+    def _score(
+        self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float
+    ) -> Iterator[dict[str, Any]]:
+        t0 = time.perf_counter()
+        batch = window_graphs(frames, starts, self.size, self.vocab, self.scalers)
+        inputs = graph_inputs(batch)
+        t1 = time.perf_counter()
+        key = pl.DataFrame(
+            {
+                "split": ["stream"] * len(starts),
+                "index": starts + first_row,
+                "y": batch.y,
+                "y_type": batch.y_type,
+            }
+        )
+        table = self.models.score(inputs, key)
+        t2 = time.perf_counter()
+        self.seconds["features"] += t1 - t0
+        self.seconds["inference"] += t2 - t1
+        self.latency.extend([t2 - arrived] * len(starts))
+        node_ptr = np.concatenate([[0], np.cumsum(batch.n_nodes)])
+        for i, row in enumerate(table.iter_rows(named=True)):
+            s = int(starts[i])
+            keys = np.unique(frames.key[s : s + self.size])  # node order: sorted IDs (features.py)
+            attack = bool(row["decision"])
+            self.windows += 1
+            self.alerts += attack
+            record = {
+                "window": self.windows - 1,
+                "first_frame": s + first_row,
+                "t_start": float(frames.ts[s]),
+                "t_end": float(frames.ts[s + self.size - 1]),
+                "attack": attack,
+                "fused": round(row["fused"], 6),
+                "alpha": row["alpha"],
+                "p_attack": round(row["p_attack"], 6),
+                "vgae_score": round(row["vgae_score"], 6),
+                "vgae_anomaly": round(row["vgae_anomaly"], 6),
+                "top_ids": _top_ids(batch.x[node_ptr[i] : node_ptr[i + 1]], keys, TOP_IDS),
+            }
+            if self.labelled:
+                record["label"] = int(batch.y[i])
+            yield record
+
+    def summary(self, wall_s: float, stopped_by: str | None) -> dict[str, Any]:
+        lat = np.array(self.latency) * 1e3
+        return {
+            "summary": True,
+            "windows": self.windows,
+            "alerts": self.alerts,
+            "attack_seen": self.alerts > 0,
+            "frames_per_s": round(self.counts.frames / wall_s, 1) if wall_s > 0 else None,
+            "wall_s": round(wall_s, 3),
+            "latency_ms": {
+                "p50": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+                "p99": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+            },
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "stopped_by": stopped_by,
+            **self.counts.to_dict(),
+        }
+
+
+def run(
+    detector: Detector,
+    chunks: Callable[[Stop], Iterator[Chunk]],
+    emit: Callable[[str], None],
+    alerts_only: bool = False,
+    ready: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run until the source ends or a signal arrives; emits the window lines and the summary, returns it.
+    ``ready`` is called once the signals are handled and the source is open (a followed log is read from
+    its end as it is then)."""
+    started = time.perf_counter()
+    with Stop().installed() as stop:
+        source = chunks(stop)
+        if ready is not None:
+            ready()
+        for record in detector.windows_of(source):
+            if record["attack"] or not alerts_only:
+                emit(json.dumps(record))
+            if stop():
+                break
+        summary = detector.summary(time.perf_counter() - started, stop.signal)
+    emit(json.dumps(summary))
+    return summary

@@ -1,0 +1,83 @@
+"""Does the ONNX file decide as the study did? Its prediction table over the val and test graphs is put
+through the evaluation's own code (kdgat/evaluate/report.py: thresholds chosen on val, decisions, metrics)
+and compared with the PyTorch table and metrics/<dataset>.json: max |Δ| per column, decisions that flip
+(the goal is 0) and every metric recomputed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import polars as pl
+from tqdm import tqdm
+
+from kdgat.edge.export import GRAPH_INPUTS
+from kdgat.edge.runtime import run_rows
+from kdgat.evaluate.report import evaluate, scored_view
+from kdgat.fusion.policy import KEY
+from kdgat.train.data import load_graphs
+
+# graph batches in index order: the same cut the PyTorch predictions used
+from kdgat.train.infer import _batches
+
+
+def onnx_predictions(
+    sess: ort.InferenceSession, graphs_dir: Path, splits: Sequence[str], batch_size: int, what: str
+) -> pl.DataFrame:
+    """The prediction table (split, index, y, y_type, the model's columns) computed by ONNX Runtime."""
+    frames = []
+    for split in splits:
+        graphs = load_graphs(graphs_dir, split)
+        parts: dict[str, list[np.ndarray]] = {}
+        batches = _batches(graphs, np.arange(len(graphs)), batch_size)
+        total = -(-len(graphs) // batch_size)
+        for idx, b in tqdm(batches, total=total, desc=f"{what} {split}", unit="batch", leave=False):
+            out = run_rows(sess, {k: t.numpy() for k, t in zip(GRAPH_INPUTS, b.inputs(), strict=True)})
+            for k, v in {"index": idx.numpy(), "y": b.y.numpy(), "y_type": b.y_type.numpy(), **out}.items():
+                parts.setdefault(k, []).append(v)
+        if parts:
+            cols = {k: np.concatenate(v) for k, v in parts.items()}
+            frames.append(pl.DataFrame(cols).select(pl.lit(split).alias("split"), pl.all()))
+    return pl.concat(frames)
+
+
+def _max_abs(onnx: pl.DataFrame, study: pl.DataFrame, columns: Sequence[str]) -> dict[str, float]:
+    both = onnx.join(study, on=list(KEY), suffix="_study")
+    if both.height != onnx.height:
+        raise ValueError(f"{onnx.height - both.height} ONNX rows have no PyTorch row (same graphs expected)")
+    return {
+        c: float((both[c].cast(pl.Float64) - both[f"{c}_study"].cast(pl.Float64)).abs().max() or 0.0)  # type: ignore[arg-type]
+        for c in columns
+    }
+
+
+def parity(name: str, onnx: pl.DataFrame, study: pl.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The report of one model: ``onnx`` and ``study`` are its prediction tables (``study`` may hold more
+    splits), ``metrics`` its entry of metrics/<dataset>.json."""
+    study = study.filter(pl.col("split").is_in(onnx["split"].unique().to_list()))
+    columns = [c for c in onnx.columns if c not in (*KEY, "y", "y_type") and c in study.columns]
+    mine, theirs = scored_view(name, onnx), scored_view(name, study)
+    both = mine.select(*KEY, "decision").join(theirs.select(*KEY, "decision"), on=list(KEY), suffix="_study")
+    test = both.filter(pl.col("split").str.starts_with("test_"))
+    flips = int((test["decision"] != test["decision_study"]).sum())
+    recomputed = evaluate({name: onnx})[name]
+    deltas = [
+        abs(float(v) - float(metrics[s][k]))
+        for s, row in recomputed.items()
+        for k, v in row.items()
+        if v is not None and metrics.get(s, {}).get(k) is not None
+    ]
+    return {
+        "graphs": {"test": test.height, "val": both.height - test.height},
+        "max_abs_diff": _max_abs(onnx, study, columns),
+        "decision_flips_test": flips,
+        "decision_flips_val": int((both["decision"] != both["decision_study"]).sum()) - flips,
+        "f1": {
+            s: {"onnx": row["f1"], "study": metrics.get(s, {}).get("f1")} for s, row in recomputed.items()
+        },
+        "metrics_max_abs_diff": max(deltas, default=0.0),
+        "metrics_equal": recomputed == {s: metrics[s] for s in recomputed if s in metrics},
+    }
