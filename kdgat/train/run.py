@@ -213,8 +213,10 @@ def _fit(
         )
         try:
             trainer.fit(lit, ckpt_path=resume)
-        except SystemExit:  # Lightning ends a Ctrl-C with exit(1) after saving what it can
-            if not trainer.interrupted:
+        except SystemExit as leaving:
+            # Lightning ends a Ctrl-C with exit(1) after saving what it can: the user's stop. Any other exit
+            # (submitit's on a SLURM requeue signal) leaves as it came, so the job is requeued and resumes
+            if not (trainer.interrupted and isinstance(leaving.__context__, KeyboardInterrupt)):
                 raise
     if trainer.interrupted:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning left Ctrl-C ignored
