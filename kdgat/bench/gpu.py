@@ -25,7 +25,7 @@ import torch
 from kdgat.bench.models import ModelBenchSettings, fresh_graphs, has_graphs, make_lit, train_rate
 from kdgat.config import Params, with_overrides
 from kdgat.data.shards import load_meta
-from kdgat.train.data import GraphLoader, load_graphs
+from kdgat.train.data import GraphLoader, GraphSet, load_graphs
 from kdgat.train.run import train_gat
 from kdgat.train.torch_setup import deterministic
 
@@ -49,8 +49,7 @@ def _median_ms(fn: Any, n: int = 20) -> float:
     return round(statistics.median(times), 3)
 
 
-def _copy_costs(folder: Path, batches: list[int], device: torch.device) -> tuple[dict[str, float], ...]:
-    train = load_graphs(folder, "train")
+def _copy_costs(train: GraphSet, batches: list[int], device: torch.device) -> tuple[dict[str, float], ...]:
     h2d, collate_ms = {}, {}
     for bs in batches:
         b = next(iter(GraphLoader(train, batch_size=bs)))
@@ -120,7 +119,7 @@ def bench_gpu(params: Params, graphs_dir: Path | None = None, device: str = "cud
         torch.set_num_threads(2)
         cpu = _rate(params, "gat", "large", data, default)
         _log(f"gat_large on the CPU (2 threads): {cpu:,.0f} graphs/s")
-        h2d, collate_ms = _copy_costs(folder, batches, dev)
+        h2d, collate_ms = _copy_costs(data[1], batches, dev)  # the train split loaded above
         f1 = {pr: _val_f1(params, folder, pr, Path(tmp), dev) for pr in ("32-true", "bf16-mixed")}
         _log(f"val F1 of gat_large: {f1}")
     fp32 = rates["gat_large"]["32-true"]
