@@ -315,5 +315,5 @@ def test_few_attack_batches_warn() -> None:
     """Issue 16, item 6: a training split of a few attack batches trains on a few steps per epoch."""
     counts = {"train": {"benign": 900, "attack": 36}, "val": {"benign": 100, "attack": 8}}
     (warning,) = split_warnings(counts, batch_size=64)
-    assert "train has 36 attack windows, under 10 batches of 64" in warning and "train.ema_decay" in warning
+    assert "train has 36 attack windows, under 10 batches of 64" in warning and "lower train.batch_size" in warning
     assert split_warnings({"train": {"benign": 9, "attack": 640}}, batch_size=64) == []

@@ -324,3 +324,35 @@ def test_same_bits_on_one_or_two_threads(graphs_dir: Path, tmp_path: Path, train
         weights.append(_weights(tmp_path / str(i) / "model.ckpt"))
     for other in weights[1:]:
         assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+
+
+class _Line(pl.LightningModule):
+    """One weight, one batch per ``batches`` per epoch: the smallest run the averaging can be watched on."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.batches = batches
+
+    def training_step(self, batch: torch.Tensor, _: int) -> torch.Tensor:
+        return ((self.w - batch) ** 2).mean()
+
+    def train_dataloader(self) -> Any:
+        return torch.utils.data.DataLoader(torch.ones(self.batches, 1), batch_size=1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("batches", "decay"), [(1, 0.0), (20, 0.95), (500, 0.99)])
+def test_weight_average_reaches_back_at_most_one_epoch(batches: int, decay: float) -> None:
+    ema = train_run.EpochBoundedEMA(0.99)
+    model = _Line(batches)
+    trainer = pl.Trainer(max_epochs=3, callbacks=[ema], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model)
+    assert ema.epoch_decay == pytest.approx(decay)
+    averaged = float(ema._average_model.module.w)  # what validation and the checkpoints see
+    if batches == 1:  # three steps towards 1 from 0: the average is the weights, not frozen near 0
+        assert averaged == pytest.approx(float(model.w)) and averaged > 0.8

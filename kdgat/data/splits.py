@@ -205,15 +205,15 @@ FEW_BATCHES = 10  # attack batches per epoch below which training is warned abou
 
 def split_warnings(counts: dict[str, dict[str, int]], batch_size: int) -> list[str]:
     """What may go wrong in training though the splits can work: so few attack windows that an epoch of
-    the curriculum (every attack window plus a few benign per attack) is a handful of optimizer steps, and
-    a per-step weight average (train.ema_decay) barely leaves the initial weights."""
+    the curriculum (every attack window plus a few benign per attack) is a handful of optimizer steps (the
+    weight average then reaches back one epoch only, train.ema_decay capped at 1 - 1/steps)."""
     attack = counts.get(TRAIN_SPLIT, {}).get("attack", 0)
     if attack >= FEW_BATCHES * batch_size:
         return []
     return [
         f"train has {attack} attack windows, under {FEW_BATCHES} batches of {batch_size}: an epoch is a few "
-        "optimizer steps, and a per-step weight average (train.ema_decay) stays near the initial weights; "
-        "lower train.batch_size or train.ema_decay, or add captures with attacks"
+        "optimizer steps, too few for the model to see much of the attacks; "
+        "lower train.batch_size, or add captures with attacks"
     ]
 
 

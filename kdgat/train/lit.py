@@ -15,8 +15,10 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
+from torch.optim.swa_utils import get_ema_avg_fn
 
 from kdgat.config import TrainParams
 from kdgat.train.data import STREAM_SHUFFLE, STREAM_TORCH, Batch, GraphLoader, GraphSet, epoch_seed
@@ -152,3 +154,22 @@ class EpochHistory(pl.Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.rows = list(state_dict["rows"])
+
+
+class EpochBoundedEMA(EMAWeightAveraging):
+    """An exponential moving average of the weights (``decay`` per optimizer step) that never reaches back
+    more than one epoch: each epoch the decay is capped at 1 - 1/steps. With few attack windows an epoch of
+    the curriculum is a handful of steps, and a fixed per-step 0.99 would keep what validation sees near
+    the initial weights for the whole run; with one step per epoch the average is the weights themselves."""
+
+    def __init__(self, decay: float) -> None:
+        super().__init__(decay=decay)
+        self.decay = decay
+        self.epoch_decay = decay
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        steps = trainer.num_training_batches
+        self.epoch_decay = min(self.decay, 1.0 - 1.0 / steps) if 0 < steps < float("inf") else self.decay
+        if self._average_model is not None:
+            self._average_model.avg_fn = get_ema_avg_fn(decay=self.epoch_decay)
+        super().on_train_epoch_start(trainer, pl_module)

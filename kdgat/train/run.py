@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from pydantic import BaseModel
@@ -44,7 +44,7 @@ from kdgat.models.vgae import VGAE, build_vgae
 from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import load_graphs
-from kdgat.train.lit import EpochHistory, LitBase
+from kdgat.train.lit import EpochBoundedEMA, EpochHistory, LitBase
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE
 from kdgat.train.torch_setup import deterministic, device_of
@@ -118,7 +118,7 @@ def _finished(outs: TrainOutputs, state: dict[str, Any]) -> dict[str, Any] | Non
 def _averaging(p: TrainParams) -> list[Callback]:
     # the average is what validation sees and what every checkpoint holds as its weights (the raw weights
     # ride along in the checkpoint, so a resumed run continues both)
-    return [EMAWeightAveraging(decay=p.ema_decay)] if p.ema_decay > 0 else []
+    return [EpochBoundedEMA(p.ema_decay)] if p.ema_decay > 0 else []
 
 
 @contextmanager
