@@ -95,6 +95,15 @@ class VocabParams(_Strict):
     min_count: int = Field(ge=1)  # IDs seen fewer times in benign training traffic map to unknown
 
 
+class CalibrationParams(_Strict):
+    # A deployed detector may learn an unseen vehicle's normal traffic before it watches it, never its
+    # attacks: the first ``seconds`` of each benign capture in the dataset's calibration_*/ folder (of the
+    # unknown-vehicle scenarios' vehicle), used without labels, set each model's threshold on that vehicle
+    # so that a share ``fpr`` of the calibration windows would alarm (kdgat/fusion/policy.py).
+    seconds: float = Field(gt=0)
+    fpr: float = Field(gt=0, lt=0.5)
+
+
 class ParamsError(ValueError):
     """params.yaml is invalid; the message names each bad key and what it accepts."""
 
@@ -356,6 +365,7 @@ class Params(_Strict):
     windows: WindowParams
     split: SplitParams
     vocab: VocabParams
+    calibration: CalibrationParams
     models: ModelParams
     train: TrainParams
     gat_train: GATTrainParams

@@ -1,5 +1,5 @@
 """DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split,
-vocab; train.batch_size for the split checks).
+vocab; train.batch_size for the split checks; calibration.seconds: how much of a calibration capture).
 
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
 Writes split counts (benign and attack windows per split), duplicates dropped, the vocabulary size and
@@ -23,10 +23,21 @@ from kdgat.track.tracker import stage_run
 
 def main(dataset: str) -> None:
     p, paths = load_params(), Paths(dataset)
-    with stage_run("graphs", dataset, p, ["windows", "split", "vocab", "train.batch_size"]) as t:
+    with stage_run(
+        "graphs", dataset, p, ["windows", "split", "vocab", "train.batch_size", "calibration.seconds"]
+    ) as t:
         batch = p.train.batch_size
         frames = read_frames(paths.frames)
-        meta = build_graphs(frames, p.windows, p.split, p.vocab, paths.graphs, force=True, batch_size=batch)
+        meta = build_graphs(
+            frames,
+            p.windows,
+            p.split,
+            p.vocab,
+            paths.graphs,
+            force=True,
+            batch_size=batch,
+            calibration=p.calibration,
+        )
         report = {k: meta[k] for k in ("counts", "duplicates_dropped", "vocab_size")}
         report["warnings"] = split_warnings(meta["counts"], batch)
         for warning in report["warnings"]:

@@ -404,3 +404,46 @@ def test_gat_threshold_is_chosen_on_validation_like_the_vgae() -> None:
     assert fpr < 0.2 and f1 > 0.8 and roc > 0.9 and pr > 0.8, m
     at_half = (table.filter(pl.col("split") == "test_known")["p_attack"] >= 0.5).mean()
     assert at_half == 1.0  # the fixed cut would have flagged every window
+
+
+def _with_vehicle(t: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """``t`` plus an unseen vehicle's rows: test_unknown_vehicle windows and benign calibration windows."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for split, n, attack_share in (("test_unknown_vehicle", 300, 0.4), ("calibration", 200, 0.0)):
+        y = (rng.random(n) < attack_share).astype(np.int64)
+        row = t.sample(n, with_replacement=True, seed=seed).with_columns(
+            split=pl.lit(split), index=pl.Series(np.arange(n)), y=pl.Series(y), y_type=pl.Series(y)
+        )
+        parts.append(row)
+    return pl.concat([t, *parts])
+
+
+def test_calibrated_scenarios_set_thresholds_on_the_vehicles_calibration_windows() -> None:
+    gat = tables()["gat_small"]
+    rng = np.random.default_rng(5)
+    extra = _with_vehicle(gat, 5)
+    shifted = ((extra["split"] == "test_unknown_vehicle") | (extra["split"] == "calibration")).to_numpy()
+    p = extra["p_attack"].to_numpy().copy()
+    y = extra["y"].to_numpy()
+    noise = rng.normal(0, 0.03, int(shifted.sum()))
+    p[shifted] = np.clip(0.7 + 0.25 * y[shifted] + noise, 0, 1)  # every window above val's cut
+    table = extra.with_columns(pl.Series("p_attack", p))
+    plain = ev.evaluate({"gat_small": table})["gat_small"]
+    assert "unknown_vehicle_calibrated" not in plain and plain["unknown_vehicle"]["fpr"] == 1.0
+    calibrated = ev.evaluate({"gat_small": table}, calibration_fpr=0.02)["gat_small"]
+    assert list(calibrated)[-2:] == ["unknown_vehicle_calibrated", "unknown_both_calibrated"]
+    cut = np.quantile(p[extra["split"].to_numpy() == "calibration"], 0.98)
+    test = table.filter(pl.col("split") == "test_unknown_vehicle")
+    assert (
+        calibrated["unknown_vehicle_calibrated"]["fp"]
+        == test.filter((pl.col("y") == 0) & (pl.col("p_attack") >= cut)).height
+    )
+    vehicle = calibrated["unknown_vehicle_calibrated"]
+    assert vehicle["fpr"] is not None and vehicle["recall"] is not None
+    assert vehicle["fpr"] < 0.1 and vehicle["recall"] > 0.9
+    # the labels of the calibration windows are never read: flipping them changes nothing
+    flipped = table.with_columns(
+        pl.when(pl.col("split") == "calibration").then(1 - pl.col("y")).otherwise(pl.col("y")).alias("y")
+    )
+    assert ev.evaluate({"gat_small": flipped}, calibration_fpr=0.02)["gat_small"] == calibrated

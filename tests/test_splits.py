@@ -315,5 +315,53 @@ def test_few_attack_batches_warn() -> None:
     """Issue 16, item 6: a training split of a few attack batches trains on a few steps per epoch."""
     counts = {"train": {"benign": 900, "attack": 36}, "val": {"benign": 100, "attack": 8}}
     (warning,) = split_warnings(counts, batch_size=64)
-    assert "train has 36 attack windows, under 10 batches of 64" in warning and "lower train.batch_size" in warning
+    assert (
+        "train has 36 attack windows, under 10 batches of 64" in warning
+        and "lower train.batch_size" in warning
+    )
     assert split_warnings({"train": {"benign": 9, "attack": 640}}, batch_size=64) == []
+
+
+# --- issue 10: the unknown vehicle's calibration capture ------------------------------------------------
+
+
+def test_calibration_captures_form_their_own_split_after_the_scenarios() -> None:
+    plan = assign_splits(
+        ["calibration", "train", "unknown_vehicle"],
+        [6, 30, 5],
+        [False, True, True],
+        WindowParams(size=10, stride=10),
+        STUDY.split,
+    )
+    assert plan.names == ["train", "val", "test_unknown_vehicle", "calibration"] and not plan.heldout_test
+    assert set(plan.code[:6]) == {3} and 3 not in set(plan.code[6:])
+
+
+def test_calibration_keeps_its_first_seconds_and_refuses_attacks(tmp_path: Path) -> None:
+    calibration = noisy("calibration_car_b/idle.log", 800, seed=4).with_columns(
+        label=pl.lit(0, pl.UInt8), attack_type=pl.lit("none")
+    )
+    frames = pl.concat(
+        [noisy("train_02_with_attacks/drive.log", 1600, seed=1), noisy("test_02_x/drive.log", 400, seed=2)]
+    )
+    ts = calibration["timestamp"].to_numpy()
+    params = STUDY.calibration.model_copy(update={"seconds": float(ts[399] - ts[0])})
+    meta = build_graphs(
+        pl.concat([frames, calibration]),
+        WindowParams(size=8, stride=8),
+        STUDY.split,
+        STUDY.vocab,
+        tmp_path / "g",
+        progress=False,
+        calibration=params,
+    )
+    kept = load_split(tmp_path / "g", "calibration")
+    assert meta["counts"]["calibration"]["attack"] == 0
+    assert (
+        len(kept.start_row) == 50 and kept.start_row.max() == 392
+    )  # windows starting in the first 400 frames
+    attacked = pl.concat([frames, noisy("calibration_car_b/idle.log", 800, seed=4)])
+    with pytest.raises(SplitError, match=r"calibration has \d+ windows with attack frames"):
+        build_graphs(
+            attacked, WindowParams(size=8, stride=8), STUDY.split, STUDY.vocab, tmp_path / "h", batch_size=4
+        )

@@ -25,7 +25,7 @@ from kdgat.data.calibration import (
 from kdgat.data.formats import read_capture
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import SCENARIO_FOLDERS, TRAIN_FOLDERS, attack_of_filename
-from kdgat.data.synth import MANIFEST, attack_roles, generate, plan_dataset, to_cantt
+from kdgat.data.synth import CALIBRATION_FOLDER, MANIFEST, attack_roles, generate, plan_dataset, to_cantt
 from kdgat.data.synth_attacks import ATTACKS, inject_attacks, inject_attacks_with_plan
 from kdgat.data.synth_bus import (
     STREAM_CAPTURE,
@@ -140,7 +140,7 @@ def test_layout_holdout_vehicle_and_attack_only_in_their_folders(
         by_folder.setdefault(f["folder"], []).append(f)
         assert attack_of_filename(Path(f["path"]).name) == f["attack"]
         assert (root / f["path"]).is_file()
-    assert set(by_folder) == {*TRAIN_FOLDERS, *SCENARIO_FOLDERS.values()}
+    assert set(by_folder) == {*TRAIN_FOLDERS, *SCENARIO_FOLDERS.values(), CALIBRATION_FOLDER}
     expect = {  # folder → (unknown vehicle?, attacks allowed)
         TRAIN_FOLDERS[0]: (False, {BENIGN}),
         TRAIN_FOLDERS[1]: (False, known),
@@ -148,6 +148,7 @@ def test_layout_holdout_vehicle_and_attack_only_in_their_folders(
         SCENARIO_FOLDERS["unknown_vehicle"]: (True, known),
         SCENARIO_FOLDERS["unknown_attack"]: (False, {hold_a}),
         SCENARIO_FOLDERS["unknown_both"]: (True, {hold_a}),
+        CALIBRATION_FOLDER: (True, {BENIGN}),  # before deployment, apart in time from every test capture
     }
     for folder, (unknown, attacks) in expect.items():
         files = by_folder[folder]

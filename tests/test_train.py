@@ -349,8 +349,14 @@ class _Line(pl.LightningModule):
 def test_weight_average_reaches_back_at_most_one_epoch(batches: int, decay: float) -> None:
     ema = train_run.EpochBoundedEMA(0.99)
     model = _Line(batches)
-    trainer = pl.Trainer(max_epochs=3, callbacks=[ema], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=[ema],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model)
     assert ema.epoch_decay == pytest.approx(decay)
     averaged = float(ema._average_model.module.w)  # what validation and the checkpoints see

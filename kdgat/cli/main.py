@@ -243,7 +243,14 @@ def graphs(
         check_output(out_dir, folder=True, force=force, inputs=[frames_path])
         frames = read_frames(frames_path)
         meta = build_graphs(
-            frames, p.windows, p.split, p.vocab, out_dir, force=force, batch_size=p.train.batch_size
+            frames,
+            p.windows,
+            p.split,
+            p.vocab,
+            out_dir,
+            force=force,
+            batch_size=p.train.batch_size,
+            calibration=p.calibration,
         )
     except (OutputError, SplitError) as err:
         _fail(str(err))

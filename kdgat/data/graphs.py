@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
-from kdgat.config import SplitParams, VocabParams, WindowParams
+from kdgat.config import CalibrationParams, SplitParams, VocabParams, WindowParams
 from kdgat.data.features import (
     EDGE_FEATURES,
     NODE_FEATURES,
@@ -29,7 +29,7 @@ from kdgat.data.features import (
     window_starts,
 )
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
-from kdgat.data.layout import role_of
+from kdgat.data.layout import CALIBRATION, role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import SplitPlan, assign_splits, check_splits, drop_duplicates
 from kdgat.data.vocab import Vocabulary, id_cooccurrence, id_keys, vocab_from_counts
@@ -253,6 +253,7 @@ def build_graphs(
     progress: bool = True,
     force: bool = False,
     batch_size: int | None = None,
+    calibration: CalibrationParams | None = None,
 ) -> dict[str, Any]:
     """Cut a dataset's frame table into window graphs and write the shards + meta.json to ``out_dir``.
 
@@ -260,7 +261,9 @@ def build_graphs(
     replaced atomically: a failure leaves any previous output intact. Returns the metadata written.
     Given the training ``batch_size`` (the stage and `kdgat graphs` give it), splits that cannot work
     (splits.check_splits) fail before any graph is built, and again should dropping duplicate windows
-    empty a class; None skips the checks (a unit test's hand-made windows).
+    empty a class; None skips the checks (a unit test's hand-made windows). Of a calibration capture
+    only the windows that start within ``calibration.seconds`` of its first frame are kept (all of them
+    without ``calibration``).
     """
     check_output(out_dir, folder=True, force=force)
     S = windows.size
@@ -272,6 +275,13 @@ def build_graphs(
             f"no capture holds a complete window of {S} frames ({int(n_frames.sum())} frames in all)"
         )
     roles = [role_of(s) for s in sources]
+    if calibration is not None:
+        starts = [
+            st[cols.ts[st + offsets[f]] < cols.ts[offsets[f]] + calibration.seconds]
+            if r == CALIBRATION
+            else st
+            for f, (st, r) in enumerate(zip(starts, roles, strict=True))
+        ]
     has_attack = [bool(cols.label[lo:hi].any()) for lo, hi in itertools.pairwise(offsets)]
     label_sum = np.concatenate([[0], np.cumsum(cols.label, dtype=np.int64)])
     window_attack = np.concatenate(

@@ -6,6 +6,7 @@
     test_02_unknown_vehicle_known_attack/
     test_03_known_vehicle_unknown_attack/
     test_04_unknown_vehicle_unknown_attack/
+    calibration_*/                    (optional) benign traffic of the unknown vehicle, before deployment
 
 A capture's role (training or one test scenario) follows from its top-level folder (LAYOUT_RULES).
 """
@@ -25,7 +26,10 @@ LAYOUT_RULES = "\n\n".join(
         "test_01_*/  test scenario known (known vehicle, known attack)\n"
         "test_02_*/  test scenario unknown_vehicle\n"
         "test_03_*/  test scenario unknown_attack\n"
-        "test_04_*/  test scenario unknown_both",
+        "test_04_*/  test scenario unknown_both\n"
+        "calibration_*/  benign captures of the unknown vehicle (the one of test_02 and test_04), "
+        "recorded apart from every test capture: a detector installed in that car may learn its normal "
+        "traffic first (calibration.seconds of each, used without labels)",
         "A folder with none of these folders is one bag of training captures: the test split is cut "
         "from the end of each. Once one of them exists, a capture outside them is an error, never "
         "silently training data. Files without a capture extension are warned about and left out; "
@@ -38,6 +42,7 @@ LAYOUT_RULES = "\n\n".join(
 )
 
 TRAIN = "train"
+CALIBRATION = "calibration"
 SCENARIOS = {
     "test_01": "known",
     "test_02": "unknown_vehicle",
@@ -68,8 +73,10 @@ ATTACK_ALIASES = {
 
 
 def role_of(source: str) -> str:
-    """TRAIN or a scenario name ("known", "unknown_vehicle", ...) for a capture path."""
+    """TRAIN, CALIBRATION or a scenario name ("known", "unknown_vehicle", ...) for a capture path."""
     top = PurePosixPath(source).parts[0] if source else ""
+    if top.startswith(CALIBRATION):
+        return CALIBRATION
     for prefix, scenario in SCENARIOS.items():
         if top.startswith(prefix):
             return scenario
@@ -98,7 +105,11 @@ def attack_of_folder(source: str) -> str:
 
 
 def is_layout_folder(top: str) -> bool:
-    return top == TRAIN or top.startswith("train_") or any(top.startswith(prefix) for prefix in SCENARIOS)
+    return (
+        top == TRAIN
+        or top.startswith(("train_", CALIBRATION))
+        or any(top.startswith(prefix) for prefix in SCENARIOS)
+    )
 
 
 def unplaced(sources: list[str]) -> list[str]:

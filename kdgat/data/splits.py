@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kdgat.config import SplitParams, WindowParams
-from kdgat.data.layout import SCENARIOS, TRAIN
+from kdgat.data.layout import CALIBRATION, SCENARIOS, TRAIN
 from kdgat.io import DataError
 
 NOT_STORED = -1  # split code of a window that is stored nowhere (embargo gap or cross-split duplicate)
 TRAIN_SPLIT = "train"
 VAL_SPLIT = "val"
+CALIBRATION_SPLIT = CALIBRATION  # benign windows of the unknown vehicle: thresholds there, never training
 
 
 def scenario_split(scenario: str) -> str:
@@ -100,9 +101,11 @@ def assign_splits(
     has_attack = np.asarray(has_attack, dtype=bool)
     names_of = list(sources) if sources is not None else [f"file {i}" for i in range(len(roles))]
     scenario_order = list(SCENARIOS.values())
-    scenarios = sorted({r for r in roles if r != TRAIN}, key=scenario_order.index)
+    scenarios = sorted({r for r in roles if r not in (TRAIN, CALIBRATION)}, key=scenario_order.index)
     heldout = not scenarios
     names = [TRAIN_SPLIT, VAL_SPLIT] + [scenario_split(s) for s in (scenarios or ["known"])]
+    if CALIBRATION in roles:
+        names.append(CALIBRATION_SPLIT)
     gap = embargo(windows)
     plan = SplitPlan(names, np.full(int(n_windows.sum()), NOT_STORED, np.int8), heldout, gap)
     offsets = np.concatenate([[0], np.cumsum(n_windows)])
@@ -110,7 +113,9 @@ def assign_splits(
     usable: dict[int, int] = {}  # training file → leading windows left for train/val
     for f, role in enumerate(roles):
         lo, n = int(offsets[f]), int(n_windows[f])
-        if role != TRAIN:
+        if role == CALIBRATION:
+            plan.code[lo : lo + n] = names.index(CALIBRATION_SPLIT)
+        elif role != TRAIN:
             plan.code[lo : lo + n] = names.index(scenario_split(role))
         elif heldout:
             head, tail = _cut_tail(n, params.val_fraction, gap)
@@ -164,7 +169,7 @@ def check_splits(
     """Benign and attack windows per split; raises SplitError naming every split that cannot work:
     validation or a test scenario without benign or without attack windows (no threshold can be chosen,
     no detection rate or false-alarm rate measured), a training split with fewer attack windows than a
-    batch (``batch_size``)."""
+    batch (``batch_size``), a calibration split with attack frames."""
     counts = {
         name: {
             "benign": int(((plan.code == c) & ~window_attack).sum()),
@@ -178,6 +183,13 @@ def check_splits(
     )
     problems = []
     for name, n in counts.items():
+        if name == CALIBRATION_SPLIT:
+            if n["attack"]:
+                problems.append(
+                    f"{CALIBRATION_SPLIT} has {n['attack']} windows with attack frames: calibration_*/ "
+                    "holds the unknown vehicle's benign traffic only"
+                )
+            continue
         if name == TRAIN_SPLIT:
             if n["attack"] < batch_size:
                 problems.append(

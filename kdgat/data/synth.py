@@ -12,6 +12,7 @@ unknown attack:
     test_02_unknown_vehicle_known_attack/    unknown vehicle × known attacks
     test_03_known_vehicle_unknown_attack/    known vehicles × holdout attack
     test_04_unknown_vehicle_unknown_attack/  unknown vehicle × holdout attack
+    calibration_unknown_vehicle/             CALIBRATION_S of the unknown vehicle's benign traffic
 
 Attack files also hold benign stretches (lead-in and gaps between bursts), so every test folder has
 benign traffic. Masquerade frames keep valid counters and checksums (the attacker knows the layout). See
@@ -19,7 +20,8 @@ kdgat.data.synth_attacks for the labelling rules (suspension labels the frames
 inside its interval). `params.minutes` is split 60 % training (a third of it benign) / 40 % test, the
 test share over the four scenarios in proportion to the square root of their file counts. No file is
 shorter than MIN_FILE_S (room for a lead-in and a few bursts), so small `minutes` values yield more
-traffic than asked (12 minutes → about 13; the manifest records every file's duration).
+traffic than asked (12 minutes → about 13; the manifest records every file's duration). The calibration
+capture comes on top, last in the plan, so the other captures are the same with or without it.
 Everything derives from `params.seed` through numpy SeedSequence streams: the same params give
 byte-identical files.
 """
@@ -49,8 +51,10 @@ BENIGN_SHARE_OF_TRAIN = 1 / 3
 BENIGN_FILE_S = 30.0  # target length of one benign training capture
 MIN_FILE_S = 10.0
 EPOCH0 = 1_600_000_000.0  # captures get epoch-like timestamps, one hour apart
+CALIBRATION_S = 90.0  # more than calibration.seconds uses by default (60)
 
 FOLDERS = (*TRAIN_FOLDERS, *SCENARIO_FOLDERS.values())
+CALIBRATION_FOLDER = "calibration_unknown_vehicle"
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def plan_dataset(params: SynthParams) -> list[Capture]:
     groups += [
         (f, t, test_s * w / weights.sum()) for f, t, w in zip(FOLDERS[2:], tests, weights, strict=True)
     ]
+    groups.append((CALIBRATION_FOLDER, [(v, BENIGN) for v in unknown_v], CALIBRATION_S * len(unknown_v)))
 
     plan: list[Capture] = []
     for folder, items, budget in groups:

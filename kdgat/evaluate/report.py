@@ -29,6 +29,11 @@ Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for datas
                                              alpha (weights and graphs given; gat_* models): every attention
                                              weight of 2 benign and 2 attack graphs of test_known
 A scenario whose split is empty or absent is left out (no keys, no files).
+
+Calibrated scenarios. When the graphs hold a ``calibration`` split (benign windows of the unknown vehicle,
+recorded before deployment; docs/data.md) and ``calibration_fpr`` is given, the unknown-vehicle scenarios
+are also scored as ``<scenario>_calibrated``: the same test windows and scores, each model's decision
+threshold set on that vehicle's calibration windows by ``vehicle_threshold`` instead of on validation.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from kdgat.fusion.policy import (
     gat_alone,
     gat_attack,
     gat_calibration,
+    vehicle_threshold,
     vgae_alone,
     vgae_anomaly,
 )
@@ -57,6 +63,8 @@ from kdgat.metrics import Curve, Metric, binary_metrics, pr_curve, roc_curve, th
 from kdgat.study import Model
 
 SCENARIOS = ("known", "unknown_vehicle", "unknown_attack", "unknown_both")
+CALIBRATED = {s: f"{s}_calibrated" for s in ("unknown_vehicle", "unknown_both")}  # the unseen vehicle's
+CALIBRATION_SPLIT = "calibration"
 Kind = Literal["vgae", "gat", "fusion"]
 Table = pl.DataFrame | Path
 Metrics = dict[str, dict[str, dict[str, Metric]]]
@@ -122,22 +130,34 @@ def _val_rows(name: str, df: pl.DataFrame) -> pl.DataFrame:
     return val
 
 
-def _scenarios(view: pl.DataFrame) -> dict[str, pl.DataFrame]:
+def _scenarios(view: pl.DataFrame, calibration_fpr: float | None = None) -> dict[str, pl.DataFrame]:
     parts = {s: view.filter(pl.col("split") == f"test_{s}") for s in SCENARIOS}
+    calibration = view.filter(pl.col("split") == CALIBRATION_SPLIT)
+    if calibration_fpr is not None and calibration.height:
+        threshold = vehicle_threshold(calibration["score"].to_numpy(), calibration_fpr)
+        for s, name in CALIBRATED.items():
+            parts[name] = parts[s].with_columns(
+                (pl.col("score") >= threshold).cast(pl.Int8).alias("decision"),
+                pl.lit(threshold).alias("threshold"),
+            )
     return {s: part for s, part in parts.items() if part.height}
 
 
-def evaluate(pred_tables: Mapping[str, Table]) -> Metrics:
-    """{model: {scenario: {metric: value}}} for every model and every non-empty test scenario."""
-    return {name: _metrics_of(name, scored_view(name, table)) for name, table in pred_tables.items()}
+def evaluate(pred_tables: Mapping[str, Table], calibration_fpr: float | None = None) -> Metrics:
+    """{model: {scenario: {metric: value}}} for every model and every non-empty test scenario (and the
+    calibrated ones, given ``calibration_fpr``)."""
+    return {
+        name: _metrics_of(name, scored_view(name, table), calibration_fpr)
+        for name, table in pred_tables.items()
+    }
 
 
-def _metrics_of(name: str, view: pl.DataFrame) -> dict[str, dict[str, Metric]]:
+def _metrics_of(name: str, view: pl.DataFrame, calibration_fpr: float | None) -> dict[str, dict[str, Metric]]:
     return {
         s: binary_metrics(
             part["y"].to_numpy(), part["score"].to_numpy(), part["decision"].to_numpy(), f"{name}/{s}"
         )
-        for s, part in _scenarios(view).items()
+        for s, part in _scenarios(view, calibration_fpr).items()
     }
 
 
@@ -179,15 +199,16 @@ def write_evaluation(
     model_files: Mapping[str, Path] | None = None,
     graphs_dir: Path | None = None,
     per_split: int = EMBED_PER_SPLIT,
+    calibration_fpr: float | None = None,
 ) -> Metrics:
     """Evaluate every model and write the metrics JSON, curves, confusion rows and figure tables (layout in
     the module docstring; the embedding and attention tables need both ``model_files`` and ``graphs_dir``,
     the graph folder the models were trained on). ``plots_dir`` is replaced as a whole so no stale model or
     scenario lingers."""
     views = {name: scored_view(name, table) for name, table in pred_tables.items()}
-    metrics = {name: _metrics_of(name, view) for name, view in views.items()}
+    metrics = {name: _metrics_of(name, view, calibration_fpr) for name, view in views.items()}
     with atomic_path(plots_dir, folder=True, force=True) as fresh:  # the stage's own out
-        _write_plots(views, fresh)
+        _write_plots(views, fresh, calibration_fpr)
         _write_figures(views, fresh / "figures", model_files or {})
         if model_files and graphs_dir is not None:
             write_graph_figures(model_files, graphs_dir, fresh / "figures", per_split)
@@ -195,9 +216,9 @@ def write_evaluation(
     return metrics
 
 
-def _write_plots(views: Mapping[str, pl.DataFrame], fresh: Path) -> None:
+def _write_plots(views: Mapping[str, pl.DataFrame], fresh: Path, calibration_fpr: float | None) -> None:
     for name, view in views.items():
-        for s, part in _scenarios(view).items():
+        for s, part in _scenarios(view, calibration_fpr).items():
             y, score = part["y"].to_numpy(), part["score"].to_numpy()
             roc, pr = roc_curve(y, score), pr_curve(y, score)
             if roc is not None:

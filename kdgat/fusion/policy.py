@@ -99,6 +99,18 @@ def calibrate(score_val: NDArray[np.float64], y_val: NDArray[np.int64]) -> VGAEC
 
 calibrate_vgae = calibrate  # the VGAE's name for it, kept where the VGAE is meant
 
+
+def vehicle_threshold(score_calibration: NDArray[np.float64], fpr: float) -> float:
+    """THE calibration rule for a vehicle the models never saw: the threshold on a model's final score
+    (GAT p_attack, VGAE score, fused score) above which a share ``fpr`` of that vehicle's calibration
+    windows lie — benign traffic recorded before deployment, used without labels. A window alarms iff its
+    score >= the threshold, as everywhere."""
+    s = np.asarray(score_calibration, np.float64)
+    if s.size == 0:
+        raise FusionError("no calibration windows: the dataset has no calibration_*/ captures")
+    return float(np.quantile(s, 1.0 - fpr))
+
+
 _P_EPS = 1e-7  # p_attack is clipped this far from 0 and 1 before its logit
 
 

@@ -21,12 +21,12 @@ from typing import Any
 import polars as pl
 
 from kdgat.config import Params, sections
+from kdgat.data.layout import CALIBRATION, SCENARIOS
 from kdgat.io import atomic_path
 from kdgat.results.schema import FIGURE_TABLES, META_TABLE, META_VERSION, SCHEMA_VERSION, TABLES, Table
-from kdgat.results.tables import SCENARIO_ORDER
 from kdgat.study import Model, Paths
 
-SPLIT_ORDER = ("train", "val", *(f"test_{s}" for s in SCENARIO_ORDER))
+SPLIT_ORDER = ("train", "val", *(f"test_{s}" for s in SCENARIOS.values()), CALIBRATION)
 Report = dict[str, Any]
 
 

@@ -103,7 +103,12 @@ METRICS = Table(
     (
         DATASET,
         MODEL,
-        _c("scenario", Str, "test scenario: known, unknown_vehicle, unknown_attack, unknown_both"),
+        _c(
+            "scenario",
+            Str,
+            "test scenario: known, unknown_vehicle, unknown_attack, unknown_both; unknown_vehicle_calibrated "
+            "and unknown_both_calibrated: the same windows, thresholds set on that vehicle's calibration",
+        ),
         _c("metric", Str, "f1, precision, recall, fpr, roc_auc, mcc, tp, ... (kdgat/metrics.py)"),
         _c(
             "value", F64, "its value; null where undefined (e.g. MCC when one class is never predicted)", True

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-SCENARIO_ORDER = ("known", "unknown_vehicle", "unknown_attack", "unknown_both")
+# a calibrated scenario (thresholds set on the unseen vehicle's calibration windows) beside its plain one
+SCENARIO_ORDER = (
+    "known",
+    "unknown_vehicle",
+    "unknown_vehicle_calibrated",
+    "unknown_attack",
+    "unknown_both",
+    "unknown_both_calibrated",
+)
 
 
 def metrics_table(metrics: dict[str, dict[str, dict[str, Any]]], metric: str = "f1") -> str:
