@@ -15,8 +15,8 @@ from kdgat.track.tracker import stage_run
 
 def main(dataset: str) -> None:
     params = load_params()
-    with stage_run("export", dataset, params, ("export",)) as t:
-        report = export_dataset(dataset, params.export)
+    with stage_run("export", dataset, params, ("export", "calibration")) as t:
+        report = export_dataset(dataset, params.export, params.calibration)
         t.summary({"decision_flips_test": report["decision_flips_test"]})
     for name, r in report["models"].items():
         print(

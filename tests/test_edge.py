@@ -27,9 +27,10 @@ from kdgat.data.formats import read_capture
 from kdgat.data.shards import load_meta, load_split
 from kdgat.edge.build import bundle_dir, export_dataset
 from kdgat.edge.detect import Detector, run
-from kdgat.edge.runtime import graph_inputs
+from kdgat.edge.runtime import graph_inputs, load_bundle
 from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, follow_chunks, window_graphs
 from kdgat.evaluate.report import evaluate
+from kdgat.fusion.policy import vehicle_threshold
 from kdgat.fusion.train import train_fusion
 from kdgat.io import write_json, write_parquet
 from kdgat.models import build_gat, build_vgae
@@ -67,9 +68,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, dict, Path]:
         report=outs.report,
         predictions=paths.predictions(fused),
     )
-    write_json(evaluate({m: paths.predictions(Model.parse(m)) for m in MODELS}), paths.metrics)
+    tables = {m: paths.predictions(Model.parse(m)) for m in MODELS}
+    write_json(evaluate(tables, params.calibration.fpr), paths.metrics)
     export = ExportParams(opset=18, models=list(MODELS), detector="fusion_small_kd", batch_size=16)
-    report = export_dataset(DATASET, export, paths)
+    report = export_dataset(DATASET, export, params.calibration, paths)
     return paths, report, root / "work"
 
 
@@ -382,3 +384,43 @@ def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> 
 def test_export_params_name_what_the_detector_needs(detector: str, models: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ExportParams(opset=18, models=models, detector=detector, batch_size=8)
+
+
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
+def test_calibrate_sets_the_threshold_on_the_vehicles_first_seconds(study: tuple[Paths, dict, Path]) -> None:
+    paths, _, work = study
+    calibration = next((work / "raw").glob("calibration_*/*.csv"))
+    plain, _ = _file_run(paths, calibration)
+    seconds = load_bundle(bundle_dir(paths))["calibration"]["seconds"]
+    end = plain[0]["t_start"] + seconds
+    first = [w["fused"] for w in plain if w["t_end"] < end]  # the windows wholly inside the first seconds
+    detector = Detector(bundle_dir(paths), labelled=True)
+    line = detector.calibrate(file_chunks(calibration, detector.counts))
+    assert line["windows"] == len(first) > 0 and detector.counts.frames == 0  # counting starts over
+    assert line["fused_threshold"] == pytest.approx(vehicle_threshold(np.array(first), line["fpr"]), abs=1e-6)
+    capture, _ = _capture(work)
+    lines: list[str] = []
+    summary = run(detector, lambda stop: file_chunks(capture, detector.counts, stop=stop), lines.append)
+    windows = [json.loads(x) for x in lines[:-1]]
+    assert summary["fused_threshold"] == line["fused_threshold"]
+    assert all(w["attack"] == (w["fused"] >= line["fused_threshold"] - 1e-6) for w in windows)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kdgat.cli.main",
+            "detect",
+            str(capture),
+            "--bundle",
+            str(bundle_dir(paths)),
+            "--calibrate",
+            str(calibration),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    printed = [json.loads(x) for x in out.stdout.splitlines()]
+    assert printed[0]["calibration"] and printed[0]["fused_threshold"] == pytest.approx(
+        line["fused_threshold"]
+    )
+    assert printed[-1]["alerts"] == summary["alerts"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,14 @@ def detect(
         bool, typer.Option("--realtime", help="Replay a log at the pace it was captured.")
     ] = False,
     threads: Annotated[int, typer.Option(help="ONNX Runtime threads.")] = 1,
+    calibrate: Annotated[
+        Path | None,
+        typer.Option(
+            help="A benign log of this vehicle, recorded before: its first calibration seconds "
+            "(detector.json) set the alarm threshold so that calibration.fpr of its windows would alarm "
+            "(for a vehicle the study never saw; docs/study.md). Printed as the first line."
+        ),
+    ] = None,
 ) -> None:
     """One JSON line per window (timestamps, scores, decision, the IDs that weigh most), then a summary.
 
@@ -39,7 +48,7 @@ def detect(
     """
     from kdgat.data.frames import FrameError
     from kdgat.edge.detect import Detector, Stop, run
-    from kdgat.edge.stream import Chunk, bus_chunks, file_chunks, follow_chunks
+    from kdgat.edge.stream import Chunk, Counts, bus_chunks, file_chunks, follow_chunks
 
     if (source is None) == (interface is None):
         typer.secho("error: give a log file or --interface (not both)", fg=typer.colors.RED, err=True)
@@ -54,6 +63,12 @@ def detect(
         print(line, flush=True)
 
     try:
+        if calibrate is not None:
+            try:
+                emit(json.dumps(detector.calibrate(file_chunks(calibrate, Counts(), fmt))))
+            except ValueError as err:  # no complete window in its first seconds
+                typer.secho(f"error: --calibrate {calibrate}: {err}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(2) from None
         if source is not None and follow:
             summary = run(
                 detector, lambda stop: follow_chunks(source, detector.counts, stop), emit, alerts_only

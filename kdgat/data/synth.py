@@ -12,7 +12,7 @@ unknown attack:
     test_02_unknown_vehicle_known_attack/    unknown vehicle × known attacks
     test_03_known_vehicle_unknown_attack/    known vehicles × holdout attack
     test_04_unknown_vehicle_unknown_attack/  unknown vehicle × holdout attack
-    calibration_unknown_vehicle/             CALIBRATION_S of the unknown vehicle's benign traffic
+    calibration_unknown_vehicle/             up to CALIBRATION_S of the unknown vehicle's benign traffic
 
 Attack files also hold benign stretches (lead-in and gaps between bursts), so every test folder has
 benign traffic. Masquerade frames keep valid counters and checksums (the attacker knows the layout). See
@@ -51,7 +51,7 @@ BENIGN_SHARE_OF_TRAIN = 1 / 3
 BENIGN_FILE_S = 30.0  # target length of one benign training capture
 MIN_FILE_S = 10.0
 EPOCH0 = 1_600_000_000.0  # captures get epoch-like timestamps, one hour apart
-CALIBRATION_S = 90.0  # more than calibration.seconds uses by default (60)
+CALIBRATION_S = 90.0  # more than calibration.seconds uses by default (60); less for a short dataset
 
 FOLDERS = (*TRAIN_FOLDERS, *SCENARIO_FOLDERS.values())
 CALIBRATION_FOLDER = "calibration_unknown_vehicle"
@@ -94,7 +94,8 @@ def plan_dataset(params: SynthParams) -> list[Capture]:
     groups += [
         (f, t, test_s * w / weights.sum()) for f, t, w in zip(FOLDERS[2:], tests, weights, strict=True)
     ]
-    groups.append((CALIBRATION_FOLDER, [(v, BENIGN) for v in unknown_v], CALIBRATION_S * len(unknown_v)))
+    calibration_s = min(CALIBRATION_S, params.minutes * 60.0 / 8)  # 12 minutes: 90 s; a test's minute: 10 s
+    groups.append((CALIBRATION_FOLDER, [(v, BENIGN) for v in unknown_v], calibration_s * len(unknown_v)))
 
     plan: list[Capture] = []
     for folder, items, budget in groups:

@@ -12,7 +12,8 @@ from typing import Any
 import onnx
 import polars as pl
 
-from kdgat.config import ExportParams
+from kdgat.config import CalibrationParams, ExportParams
+from kdgat.data.layout import CALIBRATION
 from kdgat.data.shards import load_meta
 from kdgat.edge.export import bundle, example_batch, export_qnet, export_rows, write_bundle
 from kdgat.edge.parity import onnx_predictions, parity
@@ -39,11 +40,14 @@ def _file_info(path: Path, outputs: list[str]) -> dict[str, Any]:
     }
 
 
-def export_dataset(dataset: str, export: ExportParams, paths: Paths | None = None) -> dict[str, Any]:
+def export_dataset(
+    dataset: str, export: ExportParams, calibration: CalibrationParams, paths: Paths | None = None
+) -> dict[str, Any]:
     """Export, check and describe every model; returns the parity report written."""
     paths = paths or Paths(dataset)
     metrics = json.loads(paths.metrics.read_text())
-    splits = [s for s in load_meta(paths.graphs)["counts"] if s == "val" or s.startswith("test_")]
+    scored = ("val", CALIBRATION)  # thresholds: val for every scenario, calibration for the unseen vehicle's
+    splits = [s for s in load_meta(paths.graphs)["counts"] if s in scored or s.startswith("test_")]
     example = example_batch(paths.graphs)
     models = [Model.parse(n) for n in export.models]
     report: dict[str, Any] = {"dataset": dataset, "splits": splits, "models": {}}
@@ -71,13 +75,14 @@ def export_dataset(dataset: str, export: ExportParams, paths: Paths | None = Non
             tables[m.name] = table
             files[m.name] = _file_info(dest, outputs)
             report["models"][m.name] = {
-                **parity(m.name, table, study, metrics[m.name]),
+                **parity(m.name, table, study, metrics[m.name], calibration.fpr),
                 "file_bytes": files[m.name]["bytes"],
                 "opset": files[m.name]["opset"],
                 "wall_s": round(time.perf_counter() - started, 2),
             }
         detector = Model.parse(export.detector)
-        write_bundle(bundle(dataset, paths.graphs, detector, detector_policy, files, export.opset), out)
+        data = bundle(dataset, paths.graphs, detector, detector_policy, files, export.opset, calibration)
+        write_bundle(data, out)
     report["decision_flips_test"] = sum(r["decision_flips_test"] for r in report["models"].values())
     write_json(report, paths.report("export"))
     return report

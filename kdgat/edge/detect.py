@@ -24,6 +24,7 @@ import polars as pl
 from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
 from kdgat.edge.runtime import EdgeModels, graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
+from kdgat.fusion.policy import vehicle_threshold
 
 TOP_IDS = 3  # IDs reported per window
 
@@ -66,10 +67,31 @@ class Detector:
         self.vocab = Vocabulary.from_meta(data["vocab"])
         self.scalers = data["scalers"]
         self.labelled = labelled  # a log with labels: each line also says whether the window held an attack
+        self.fused_threshold: float | None = (
+            None  # set by ``calibrate``: fused >= it alarms, not the policy's 0.5
+        )
+        self._fused: list[float] | None = None  # the fused scores seen, while calibrating
+        self._reset()
+
+    def _reset(self) -> None:
         self.counts = Counts()
         self.windows = self.alerts = 0
         self.latency: list[float] = []
         self.seconds = {"parse": 0.0, "features": 0.0, "inference": 0.0}
+
+    def calibrate(self, chunks: Iterator[Chunk]) -> dict[str, Any]:
+        """Learn this vehicle's normal traffic before watching it: the fused scores of the windows of the
+        first calibration seconds (the bundle's) of ``chunks``, benign traffic used without labels, set the
+        threshold by the evaluation's own rule (kdgat/fusion/policy.vehicle_threshold). Counters start over
+        afterwards."""
+        cal = self.models.data["calibration"]
+        self._fused = []
+        for _ in self.windows_of(_first_seconds(chunks, float(cal["seconds"]))):
+            pass
+        fused, self._fused = np.asarray(self._fused), None
+        self.fused_threshold = vehicle_threshold(fused, float(cal["fpr"]))
+        self._reset()
+        return {"calibration": True, "windows": len(fused), **cal, "fused_threshold": self.fused_threshold}
 
     def windows_of(self, chunks: Iterator[Chunk]) -> Iterator[dict[str, Any]]:
         """One record per complete window, in order."""
@@ -111,10 +133,13 @@ class Detector:
         self.seconds["inference"] += t2 - t1
         self.latency.extend([t2 - arrived] * len(starts))
         node_ptr = np.concatenate([[0], np.cumsum(batch.n_nodes)])
+        if self._fused is not None:
+            self._fused.extend(table["fused"].to_list())
         for i, row in enumerate(table.iter_rows(named=True)):
             s = int(starts[i])
             keys = np.unique(frames.key[s : s + self.size])  # node order: sorted IDs (features.py)
-            attack = bool(row["decision"])
+            cut = self.fused_threshold
+            attack = bool(row["decision"]) if cut is None else row["fused"] >= cut
             self.windows += 1
             self.alerts += attack
             record = {
@@ -149,8 +174,22 @@ class Detector:
             },
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
             "stopped_by": stopped_by,
+            "fused_threshold": self.fused_threshold,  # None: the study's own decision (validation thresholds)
             **self.counts.to_dict(),
         }
+
+
+def _first_seconds(chunks: Iterator[Chunk], seconds: float) -> Iterator[Chunk]:
+    """The frames of ``chunks`` up to ``seconds`` after the first one."""
+    end = None
+    for chunk in chunks:
+        end = float(chunk.ts[0]) + seconds if end is None else end
+        past = np.flatnonzero(chunk.ts >= end)
+        keep = int(past[0]) if past.size else len(chunk)
+        if keep:
+            yield chunk.rows(0, keep)
+        if keep < len(chunk):
+            return
 
 
 def run(

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kdgat.config import CalibrationParams
 from kdgat.data.shards import load_meta
 from kdgat.fusion.policy import DECISION_THRESHOLD, GAT_COLUMNS, STATE_COLUMNS, VGAE_COLUMNS, FusionPolicy
 from kdgat.io import atomic_path, write_json
@@ -182,9 +183,11 @@ def bundle(
     policy: FusionPolicy,
     files: dict[str, dict[str, Any]],
     opset: int,
+    calibration: CalibrationParams,
 ) -> dict[str, Any]:
-    """The detector's JSON: windowing, vocabulary, feature scalers, fusion state statistics, thresholds and
-    the ONNX files — everything `kdgat detect` reads besides the ONNX files, and nothing else."""
+    """The detector's JSON: windowing, vocabulary, feature scalers, fusion state statistics, thresholds, how
+    to calibrate on a new vehicle (`kdgat detect --calibrate`) and the ONNX files — everything `kdgat
+    detect` reads besides the ONNX files, and nothing else."""
     meta = load_meta(graphs_dir)
     return {
         "format": BUNDLE_FORMAT,
@@ -207,6 +210,7 @@ def bundle(
             "state_std": policy.std.tolist(),
         },
         "thresholds": decision_rule(policy),
+        "calibration": calibration.model_dump(),
         "models": files,
     }
 

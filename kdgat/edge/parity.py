@@ -54,16 +54,23 @@ def _max_abs(onnx: pl.DataFrame, study: pl.DataFrame, columns: Sequence[str]) ->
     }
 
 
-def parity(name: str, onnx: pl.DataFrame, study: pl.DataFrame, metrics: dict[str, Any]) -> dict[str, Any]:
+def parity(
+    name: str,
+    onnx: pl.DataFrame,
+    study: pl.DataFrame,
+    metrics: dict[str, Any],
+    calibration_fpr: float | None = None,
+) -> dict[str, Any]:
     """The report of one model: ``onnx`` and ``study`` are its prediction tables (``study`` may hold more
-    splits), ``metrics`` its entry of metrics/<dataset>.json."""
+    splits), ``metrics`` its entry of metrics/<dataset>.json (the calibrated scenarios too, given the
+    evaluation's ``calibration_fpr`` and a calibration split)."""
     study = study.filter(pl.col("split").is_in(onnx["split"].unique().to_list()))
     columns = [c for c in onnx.columns if c not in (*KEY, "y", "y_type") and c in study.columns]
     mine, theirs = scored_view(name, onnx), scored_view(name, study)
     both = mine.select(*KEY, "decision").join(theirs.select(*KEY, "decision"), on=list(KEY), suffix="_study")
     test = both.filter(pl.col("split").str.starts_with("test_"))
     flips = int((test["decision"] != test["decision_study"]).sum())
-    recomputed = evaluate({name: onnx})[name]
+    recomputed = evaluate({name: onnx}, calibration_fpr)[name]
     deltas = [
         abs(float(v) - float(metrics[s][k]))
         for s, row in recomputed.items()

@@ -107,7 +107,9 @@ def vehicle_threshold(score_calibration: NDArray[np.float64], fpr: float) -> flo
     score >= the threshold, as everywhere."""
     s = np.asarray(score_calibration, np.float64)
     if s.size == 0:
-        raise FusionError("no calibration windows: the dataset has no calibration_*/ captures")
+        raise FusionError(
+            "no calibration window (a dataset's calibration_*/ captures, or a log given to calibrate)"
+        )
     return float(np.quantile(s, 1.0 - fpr))
 
 
