@@ -7,13 +7,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from support.can_logs import kdgat
+from support.can_logs import kdgat, kdgat_process
 
 from kdgat.data.frames import FRAME_SCHEMA
 
 
 def test_help_lists_commands() -> None:
-    out = kdgat("--help").stdout
+    # in a fresh process, as installed: the entry point itself, and every command's imports
+    out = kdgat_process("--help").stdout
     for command in ("synth", "ingest", "datasets", "graphs"):
         assert command in out
 

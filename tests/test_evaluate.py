@@ -13,7 +13,7 @@ import pytest
 import sklearn.metrics as skm
 import torch
 import torchmetrics.functional.classification as tm
-from support.tiny_project import TINY_GAT, TINY_VGAE, study_params
+from support.tiny_project import TINY_GAT, TINY_VGAE, tiny_graphs
 
 import kdgat.evaluate.figures as figures
 import kdgat.evaluate.report as ev
@@ -24,17 +24,12 @@ from kdgat.config import (
     GATScale,
     VGAEScale,
 )
-from kdgat.data.formats import read_dataset
-from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import load_meta, load_split
-from kdgat.data.synth import generate
 from kdgat.fusion.dqn import build_qnet
 from kdgat.io import OUTPUT_MARK
 from kdgat.models import build_gat, build_vgae
 from kdgat.train.infer import embeddings
 from kdgat.train.weights import save_model
-
-STUDY = study_params()  # the repository's params.yaml
 
 
 def random_case(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -316,17 +311,15 @@ def test_pca_2d_is_the_top_two_components() -> None:
 def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """A tiny graph folder and untrained tiny gat_small / vgae_small weights sized for it."""
     root = tmp_path_factory.mktemp("graphs")
-    generate(root / "raw", STUDY.synth.model_copy(update={"minutes": 0.05}))
-    frames, _ = read_dataset(root / "raw", progress=False)
-    build_graphs(frames, STUDY.windows, STUDY.split, STUDY.vocab, root / "graphs", progress=False)
-    meta = load_meta(root / "graphs")
+    tiny_graphs(root)  # the study's synthetic bus for a few seconds: root/full is every graph of it
+    meta = load_meta(root / "full")
     gat_scale = GATScale(**{**TINY_GAT, "hidden": 4, "mlp_hidden": 8})
     vgae_scale = VGAEScale(**{**TINY_VGAE, "hidden": 4, "latent": 6})
     gat, vgae = build_gat(gat_scale, meta, seed=0), build_vgae(vgae_scale, meta, seed=0)
     files = {"gat_small": root / "gat_small.ckpt", "vgae_small": root / "vgae_small.ckpt"}
     save_model(gat, files["gat_small"], {"name": "gat_small"})
     save_model(vgae, files["vgae_small"], {"name": "vgae_small"})
-    return root / "graphs", files
+    return root / "full", files
 
 
 def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Path, dict[str, Path]]) -> None:

@@ -415,7 +415,7 @@ def test_bad_inputs_are_named(tmp_path: Path) -> None:
         )
 
 
-def test_qnet_shapes_seed_and_onnx(tmp_path: Path) -> None:
+def test_qnet_shapes_and_seed() -> None:
     scale = DQNScale(hidden=16, layers=3)
     net = build_qnet(scale, 15, 11, seed=0)
     assert isinstance(net, QNet) and net(torch.zeros(4, 15)).shape == (4, 11)
@@ -424,6 +424,11 @@ def test_qnet_shapes_seed_and_onnx(tmp_path: Path) -> None:
     same = build_qnet(scale, 15, 11, seed=0)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's stream untouched
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), same.parameters(), strict=True))
+
+
+@pytest.mark.slow  # torch.export and the ONNX translation load and trace for seconds, as test_edge's exports
+def test_qnet_exports_to_onnx(tmp_path: Path) -> None:
+    net = build_qnet(DQNScale(hidden=16, layers=3), 15, 11, seed=0)
     ort = pytest.importorskip("onnxruntime")
     path = tmp_path / "qnet.onnx"
     # the exporter the project uses (dynamo), batch axis dynamic, weights inside the one file

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from support.can_logs import kdgat
 from support.tiny_project import study_params
 
 from kdgat.data.catalog import get
@@ -269,8 +270,7 @@ def test_missing_source_folder_is_a_clear_error(tmp_path: Path, repo_root: Path)
 
 
 def test_cli_inject(src: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "kdgat.cli.main", "inject", str(src), str(tmp_path / "out"), "--seed", "3"]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    res = kdgat("inject", src, tmp_path / "out", "--seed", "3", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "out" / MANIFEST).read_text())["seed"] == 3
 

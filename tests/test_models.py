@@ -301,6 +301,7 @@ def test_builders_name_missing_meta_keys() -> None:
         VGAE(STUDY.models.vgae.small, 0, N_FEAT, N_EDGE)
 
 
+@pytest.mark.slow  # torch.export and the ONNX translation load and trace for seconds, as test_edge's exports
 def test_small_gat_exports_to_onnx(tmp_path: object) -> None:
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")

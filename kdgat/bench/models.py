@@ -1,11 +1,12 @@
 """Model speed on CPU: training throughput and single-window inference latency of the study's models.
 
 Training (``train_graphs_per_s``, {kind: {scale: graphs/s}}, scales large, small and small_kd): the
-real training step of the Lightning modules (LitGAT / LitVGAE.training_step; a KD student also runs its
-frozen teacher's forward), then backward and the AdamW step, on batches of ``train.batch_size`` graphs
-collated from the train split the way the training loop does it (the collate is part of the cost),
-with torch.set_num_threads(2). Warm-up steps, then ``repeats`` timed runs of ``steps`` steps; the median
-rate over the runs. Weights are freshly initialised: a step costs the same whatever they are.
+real training step of the Lightning module that TrainJob trains (LitGAT / LitVGAE.training_step; a KD
+student also runs its frozen teacher's forward), then backward and the AdamW step, on batches of
+``train.batch_size`` graphs collated from the train split the way the training loop does it (the collate
+is part of the cost), with torch.set_num_threads(2). Warm-up steps, then ``repeats`` timed runs of
+``steps`` steps; the median rate over the runs. Weights are freshly initialised: a step costs the same
+whatever they are.
 
 Inference (``infer_ms``, {model_scale: {p50, p99}}): one window at a time, as a detector sees them, with
 torch.set_num_threads(1) under inference_mode: the collate of the one graph, the forward pass and what a
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kdgat.config import Params
+from kdgat.config import Params, with_overrides
 from kdgat.data.formats import read_dataset
 from kdgat.data.graphs import build_graphs
 from kdgat.data.shards import META_FILE, load_meta
@@ -37,13 +38,12 @@ from kdgat.data.synth import generate
 from kdgat.fusion.dqn import build_qnet
 from kdgat.fusion.policy import STATE_COLUMNS
 from kdgat.models import anomaly_score, build_gat, build_vgae, count_parameters
-from kdgat.study import Model
-from kdgat.train.curriculum import EpochSampler
+from kdgat.study import Paths
 from kdgat.train.data import Batch, GraphLoader, GraphSet, collate, load_graphs
+from kdgat.train.job import TrainJob
 from kdgat.train.lit import LitBase
-from kdgat.train.lit_gat import LitGAT
-from kdgat.train.lit_vgae import LitVGAE
 
+BENCH_DATASET = "bench"  # the jobs' dataset name: they train on graphs handed to them, not on its files
 FALLBACK_MINUTES = 1.0  # a fresh clone: a small synthetic dataset (every file has a floor length anyway)
 TRAIN_SCALES = ("large", "small", "small_kd")
 MIN_STEPS = 5  # timed steps per repeat even when the budget is spent
@@ -93,18 +93,12 @@ def fresh_graphs(params: Params, out: Path, minutes: float = FALLBACK_MINUTES) -
 def make_lit(
     kind: str, scale: str, params: Params, meta: dict[str, Any], train: GraphSet, val: GraphSet
 ) -> LitBase:
-    # the study's cast says which size a variant has and whether a teacher runs beside it
-    variant, seed = Model.parse(f"{kind}_{scale}"), params.train.seed
-    size, distilled = variant.scale, variant.teacher is not None
-    if kind == "gat":
-        teacher = build_gat(params.models.gat.large, meta, seed=seed) if distilled else None
-        # every graph each epoch: the sampler decides which graphs, not what a step costs
-        sampler = EpochSampler(train.y.numpy(), "none", params.train.max_epochs, seed)
-        model = build_gat(getattr(params.models.gat, size), meta, seed=seed)
-        return LitGAT(model, params.train, params.gat_train, params.kd, train, val, sampler, teacher)
-    vgae_teacher = build_vgae(params.models.vgae.large, meta, seed=seed) if distilled else None
-    model_v = build_vgae(getattr(params.models.vgae, size), meta, seed=seed)
-    return LitVGAE(model_v, params.train, params.vgae_train, params.kd, train, val, vgae_teacher)
+    """The Lightning module that TrainJob fits for ``kind``_``scale`` (the study's cast says its size and
+    whether a teacher runs beside it), with a freshly initialised teacher and every graph each epoch: the
+    sampler decides which graphs, not what a step costs. Nothing is read from the job's paths then."""
+    every_graph = with_overrides(params, {"gat_train.sampling": "none"}, "bench")
+    job = TrainJob.of(f"{kind}_{scale}", every_graph, Paths(BENCH_DATASET))
+    return job.module(meta, train, val, fresh_teacher=True)
 
 
 def _endless(loader: GraphLoader) -> Iterator[Batch]:

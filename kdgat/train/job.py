@@ -17,8 +17,11 @@ from lightning.pytorch.callbacks import Callback
 from kdgat.config import Params
 from kdgat.io import write_parquet
 from kdgat.study import Model, Paths, TrainOutputs
+from kdgat.train.curriculum import train_scores
+from kdgat.train.data import GraphSet
 from kdgat.train.infer import predict
-from kdgat.train.run import train_family
+from kdgat.train.lit import LitBase
+from kdgat.train.run import build_model, build_module, load_teacher, train_family
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,21 @@ class TrainJob:
         """The files it trains from that another model's training writes: {path: that model}."""
         needed = {self.teacher: self.model.teacher, self.scores: self.model.curriculum_vgae}
         return {p: m.name for p, m in needed.items() if p is not None and m is not None}
+
+    def module(
+        self, meta: dict[str, Any], train: GraphSet, val: GraphSet, fresh_teacher: bool = False
+    ) -> LitBase:
+        """The Lightning module that ``run`` fits, on graphs already loaded: the model, its teacher and its
+        curriculum's scores. ``fresh_teacher``: a freshly initialised teacher instead of the trained one
+        (the bench: a step costs the same whatever the weights, and no teacher need be trained first)."""
+        teacher = self.model.teacher
+        if teacher is not None and fresh_teacher:
+            teacher_model = build_model(teacher.family, self.params, teacher.scale, meta)
+        else:
+            teacher_model = load_teacher(self.teacher, self.model.family, meta)
+        scores = train_scores(self.scores, len(train)) if self.scores is not None else None
+        model = self.model
+        return build_module(model.family, self.params, model.scale, meta, train, val, teacher_model, scores)
 
     def run(self, callbacks: Sequence[Callback] = (), progress: bool = True) -> dict[str, Any]:
         """Train (or resume, or find it trained already) into ``outs``, then score every split into

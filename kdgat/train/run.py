@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 from lightning.pytorch import Trainer, seed_everything
@@ -43,7 +44,7 @@ from kdgat.models.gat import GAT, build_gat
 from kdgat.models.vgae import VGAE, build_vgae
 from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
-from kdgat.train.data import load_graphs
+from kdgat.train.data import GraphSet, load_graphs
 from kdgat.train.lit import EpochBoundedEMA, EpochHistory, LitBase
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE
@@ -253,17 +254,51 @@ def _fit(
     return report
 
 
-def _teacher(path: Path | None, kind: type[GAT] | type[VGAE], meta: dict[str, Any]) -> Any:
+def load_teacher(path: Path | None, family: str, meta: dict[str, Any]) -> Any:
+    """The trained ``family`` model in ``path`` (None: no teacher), checked against the graphs' vocabulary."""
     if path is None:
         return None
     model, blob = load_model(path)
-    if not isinstance(model, kind):
-        raise ValueError(f"{path}: a {blob['kind']} model, expected a {kind.__name__} teacher")
+    if blob["kind"] != family:
+        raise ValueError(f"{path}: a {blob['kind']} model, expected a {family.upper()} teacher")
     if blob["n_vocab"] != meta["vocab_size"]:
         raise ValueError(
             f"{path}: teacher vocabulary of {blob['n_vocab']} IDs, graphs have {meta['vocab_size']}"
         )
     return model
+
+
+def build_module(
+    family: str,
+    params: Params,
+    scale: str,
+    meta: dict[str, Any],
+    train_set: GraphSet,
+    val_set: GraphSet,
+    teacher: GAT | VGAE | None = None,
+    scores: np.ndarray | None = None,
+) -> LitBase:
+    """The Lightning module a training of ``family`` fits: a fresh model of ``scale``, distilled from
+    ``teacher`` when given; a GAT's epochs drawn by gat_train.sampling (``scores``: the VGAE scores of the
+    train graphs, ordering a curriculum)."""
+    model, p, g = build_model(family, params, scale, meta), params.train, params.gat_train
+    if isinstance(model, VGAE):
+        assert teacher is None or isinstance(teacher, VGAE)  # a teacher of the student's family
+        return LitVGAE(model, p, params.vgae_train, params.kd, train_set, val_set, teacher)
+    assert teacher is None or isinstance(teacher, GAT)
+    sampler = EpochSampler(
+        train_set.y.numpy(), g.sampling, p.max_epochs, p.seed, g.benign_ratio, g.hardness, scores
+    )
+    return LitGAT(model, p, g, params.kd, train_set, val_set, sampler, teacher)
+
+
+def build_model(family: str, params: Params, scale: str, meta: dict[str, Any]) -> GAT | VGAE:
+    """A freshly initialised ``family`` model of ``scale`` (its weights depend on train.seed only)."""
+    if family == "vgae":
+        return build_vgae(_size(params.models.vgae, scale), meta, seed=params.train.seed)
+    if family == "gat":
+        return build_gat(_size(params.models.gat, scale), meta, seed=params.train.seed)
+    raise KeyError(f"{family}: only vgae and gat models are trained")
 
 
 def train_vgae(
@@ -282,8 +317,7 @@ def train_vgae(
     _setup(params)
     graphs_dir, outs = Path(graphs_dir), _outputs(out)
     meta = load_meta(graphs_dir)
-    model = build_vgae(_size(params.models.vgae, scale), meta, seed=params.train.seed)
-    t_model = _teacher(teacher, VGAE, meta)
+    t_model = load_teacher(teacher, "vgae", meta)
     what = {"kind": "vgae", "scale": scale, "size": _size(params.models.vgae, scale), "train": params.train}
     what.update(vgae_train=params.vgae_train, kd=params.kd if teacher else None)
     info = {
@@ -293,7 +327,7 @@ def train_vgae(
         "teacher": str(teacher) if teacher else None,
     }
     train_set, val_set = load_graphs(graphs_dir, "train"), load_graphs(graphs_dir, "val")
-    lit = LitVGAE(model, params.train, params.vgae_train, params.kd, train_set, val_set, t_model)
+    lit = build_module("vgae", params, scale, meta, train_set, val_set, t_model)
     fp = _fingerprint(what, graphs_dir, [teacher])
     return _fit(lit, params, outs, fp, info, progress, logger, callbacks)
 
@@ -315,22 +349,12 @@ def train_gat(
     _setup(params)
     graphs_dir, outs, g = Path(graphs_dir), _outputs(out), params.gat_train
     meta = load_meta(graphs_dir)
-    model = build_gat(_size(params.models.gat, scale), meta, seed=params.train.seed)
-    t_model = _teacher(teacher, GAT, meta)
+    t_model = load_teacher(teacher, "gat", meta)
     train_set, val_set = load_graphs(graphs_dir, "train"), load_graphs(graphs_dir, "val")
     scores_file = vgae_scores if g.sampling == "curriculum" else None
     if g.sampling == "curriculum" and scores_file is None:
         raise ValueError("gat_train.sampling = curriculum needs the VGAE teacher's predictions (vgae_scores)")
     scores = train_scores(scores_file, len(train_set)) if scores_file is not None else None
-    sampler = EpochSampler(
-        train_set.y.numpy(),
-        g.sampling,
-        params.train.max_epochs,
-        params.train.seed,
-        g.benign_ratio,
-        g.hardness,
-        scores,
-    )
     what = {"kind": "gat", "scale": scale, "size": _size(params.models.gat, scale), "train": params.train}
     what.update(gat_train=g, kd=params.kd if teacher else None)
     info = {
@@ -341,7 +365,7 @@ def train_gat(
         "sampling": g.sampling,
         "vgae_scores": str(scores_file) if scores_file else None,
     }
-    lit = LitGAT(model, params.train, g, params.kd, train_set, val_set, sampler, t_model)
+    lit = build_module("gat", params, scale, meta, train_set, val_set, t_model, scores)
     fp = _fingerprint(what, graphs_dir, [teacher, scores_file])
     return _fit(lit, params, outs, fp, info, progress, logger, callbacks)
 

@@ -4,10 +4,13 @@ one place a value is set) made tiny: small models, a few epochs, one thread."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +57,28 @@ def _subset(src: Path, dst: Path) -> None:
 
 
 def tiny_graphs(work: Path, seed: int = 0, dest: Path | None = None) -> Path:
-    """A few seconds of synthetic traffic → its full graph folder work/full → a subset at ``dest``
-    (default work/graphs), returned."""
+    """A few seconds of synthetic traffic (work/raw) → its full graph folder work/full → a subset at
+    ``dest`` (default work/graphs), returned."""
+    made = _made(seed)
+    for name in ("raw", "full"):
+        shutil.copytree(made / name, work / name)
+    dest = dest or work / "graphs"
+    shutil.copytree(made / "graphs", dest)
+    return dest
+
+
+@cache
+def _made(seed: int) -> Path:
+    """``tiny_graphs``' three folders, made once per test process and seed: generating and cutting them
+    takes seconds, and several test modules want the same ones (each gets a copy it may change)."""
+    work = Path(tempfile.mkdtemp(prefix=f"kdgat-tiny-graphs-{seed}-"))
+    atexit.register(shutil.rmtree, work, True)
     p = study_params()
     generate(work / "raw", p.synth.model_copy(update={"minutes": 0.05, "seed": seed}))
     frames, _ = read_dataset(work / "raw", progress=False)
     build_graphs(frames, p.windows, p.split, p.vocab, work / "full", progress=False)
-    dest = dest or work / "graphs"
-    _subset(work / "full", dest)
-    return dest
+    _subset(work / "full", work / "graphs")
+    return work
 
 
 def build_project(root: Path, datasets: dict[str, int]) -> Path:
