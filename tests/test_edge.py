@@ -70,7 +70,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Paths, dict, Path]:
     )
     tables = {m: paths.predictions(Model.parse(m)) for m in MODELS}
     write_json(evaluate(tables, params.calibration.fpr), paths.metrics)
-    export = ExportParams(opset=18, models=list(MODELS), detector="fusion_small_kd", batch_size=16)
+    export = ExportParams(
+        opset=18, models=list(MODELS), detector="fusion_small_kd", batch_size=16, quantize=True
+    )
     report = export_dataset(DATASET, export, params.calibration, paths)
     return paths, report, root / "work"
 
@@ -92,10 +94,10 @@ def _capture(work: Path) -> tuple[Path, int]:
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
 def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> None:
     paths, report, _ = study
-    assert sorted(p.name for p in bundle_dir(paths).iterdir()) == [
-        "detector.json",
-        *sorted(f"{m}.onnx" for m in MODELS),
-    ]
+    int8 = [f"{m}.int8.onnx" for m in MODELS if not m.startswith("fusion")]
+    assert sorted(p.name for p in bundle_dir(paths).iterdir()) == sorted(
+        ["detector.json", *(f"{m}.onnx" for m in MODELS), *int8]
+    )
     for m in MODELS:
         proto = onnx.load(str(bundle_dir(paths) / f"{m}.onnx"))  # weights inside: no external data
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
@@ -107,6 +109,19 @@ def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> 
     assert bundle["detector"] == {"fusion": "fusion_small_kd", "vgae": "vgae_small_kd", "gat": "gat_small_kd"}
     assert set(bundle) >= {"vocab", "scalers", "windows", "thresholds", "policy", "models"}
     assert json.loads(paths.report("export").read_text()) == report
+    assert bundle["models"][bundle["detector"]["gat"]]["file"] == "gat_small_kd.onnx"  # float, never int8
+
+
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
+def test_int8_copies_are_reported_beside_the_float_files(study: tuple[Paths, dict, Path]) -> None:
+    paths, report, _ = study
+    for m in ("gat_small_kd", "vgae_small_kd"):
+        q = report["models"][m]["int8"]
+        assert (bundle_dir(paths) / q["file"]).stat().st_size == q["file_bytes"]
+        assert q["size_ratio"] < 1 and q["single_graph_ms"]["int8"] > 0 and q["speedup"] > 0
+        assert q["decision_flips_test"] >= 0 and set(q["f1"]) >= {"known"}
+        assert all(v["study"] == report["models"][m]["f1"][s]["study"] for s, v in q["f1"].items())
+    assert "int8" not in report["models"]["fusion_small_kd"]
 
 
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
@@ -383,7 +398,7 @@ def test_follow_reads_a_growing_candump_log(study: tuple[Paths, dict, Path]) -> 
 )
 def test_export_params_name_what_the_detector_needs(detector: str, models: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        ExportParams(opset=18, models=models, detector=detector, batch_size=8)
+        ExportParams(opset=18, models=models, detector=detector, batch_size=8, quantize=False)
 
 
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)

@@ -17,6 +17,7 @@ from kdgat.data.layout import CALIBRATION
 from kdgat.data.shards import load_meta
 from kdgat.edge.export import bundle, example_batch, export_qnet, export_rows, write_bundle
 from kdgat.edge.parity import onnx_predictions, parity
+from kdgat.edge.quantize import int8_report, quantize_int8
 from kdgat.edge.runtime import joined_rows, session, with_qnet
 from kdgat.fusion.policy import load_policy
 from kdgat.io import atomic_path, write_json
@@ -78,8 +79,16 @@ def export_dataset(
                 **parity(m.name, table, study, metrics[m.name], calibration.fpr),
                 "file_bytes": files[m.name]["bytes"],
                 "opset": files[m.name]["opset"],
-                "wall_s": round(time.perf_counter() - started, 2),
             }
+            if export.quantize and m.family != "fusion":  # the Q-net is a few kB: nothing to gain
+                small = out / f"{m.name}.int8.onnx"
+                quantize_int8(dest, small)
+                q_table = onnx_predictions(
+                    session(small), paths.graphs, splits, export.batch_size, small.name
+                )
+                q_parity = parity(m.name, q_table, table, metrics[m.name], calibration.fpr)
+                report["models"][m.name]["int8"] = int8_report(dest, small, paths.graphs, q_parity)
+            report["models"][m.name]["wall_s"] = round(time.perf_counter() - started, 2)
         detector = Model.parse(export.detector)
         data = bundle(dataset, paths.graphs, detector, detector_policy, files, export.opset, calibration)
         write_bundle(data, out)
