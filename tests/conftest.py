@@ -131,6 +131,15 @@ def can_data() -> Path:
     return CAN_DATA
 
 
+@pytest.fixture(scope="session")
+def release_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finished study in a git repository (tests/support/release_study.py), made once per session:
+    the release tests copy it before changing it."""
+    from support.release_study import release_study as make
+
+    return make(tmp_path_factory.mktemp("release-study"))
+
+
 @pytest.fixture
 def s3_server(tmp_path: Path) -> Iterator[SeaweedS3]:
     """A SeaweedFS S3 server on loopback (tests/support/s3server.py) serving bucket `kdgat-test`, stopped
