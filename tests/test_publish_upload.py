@@ -15,6 +15,7 @@ from typing import Any
 
 import huggingface_hub.constants
 import pytest
+import torch
 from support.fake_hub import FakeHub
 from support.fake_zenodo import FakeZenodo
 from support.release_study import git
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 
 from kdgat.cli.main import app
 from kdgat.config import Params, load_params, with_overrides
+from kdgat.publish import from_pretrained
 from kdgat.publish.bundle import files_of
 from kdgat.publish.registry import wandb_digest
 from kdgat.publish.release import PublishError, describe, make_plan, publish
@@ -258,3 +260,25 @@ def test_cli_upload_errors_never_show_the_token(
     assert "error: Hugging Face Hub" in result.output and "401" in result.output
     assert "hf_do_not_print_me" not in result.output
     assert hub.repos == {}
+
+
+def test_from_pretrained_loads_a_published_model_from_the_hub(
+    study: Path, services: tuple[FakeHub, FakeZenodo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub, zen = services
+    publish(_params(study, zen), study, services=HUB_ONLY)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty cache: everything is downloaded
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    hub.calls.clear()
+    model = from_pretrained(REPO_ID, "gat_small_kd")
+    local = from_pretrained(study / "release" / "synth" / "gat_small_kd")
+    assert isinstance(model, torch.nn.Module) and isinstance(local, torch.nn.Module)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.state_dict().values(), local.state_dict().values(), strict=True)
+    )
+    downloaded = sorted(p for m, p in hub.calls if m == "GET" and "/resolve/" in p)
+    assert [p.rsplit("/", 2)[-2:] for p in downloaded] == [
+        ["gat_small_kd", "config.json"],
+        ["gat_small_kd", "model.safetensors"],
+    ]

@@ -13,6 +13,7 @@ model is the study's model, not a re-implementation of it.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ def resolve(path_or_repo: str | Path, model: str | None = None, revision: str | 
 
     prefix = f"{model}/" if model else ""
     root = snapshot_download(
-        str(path_or_repo), revision=revision, allow_patterns=[f"{prefix}{WEIGHTS}", f"{prefix}{CONFIG}"]
+        str(path_or_repo),
+        revision=revision,
+        allow_patterns=[f"{prefix}{WEIGHTS}", f"{prefix}{CONFIG}"],
+        endpoint=os.environ.get("HF_ENDPOINT") or None,  # read per call, as kdgat/publish/hub.py does
     )
     return Path(root) / model if model else Path(root)
 

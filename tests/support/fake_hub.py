@@ -90,6 +90,8 @@ class FakeHub(LoopbackAPI):
                     entry["actions"] = {"upload": {"href": f"{self.url}/lfs-upload/{o['oid']}", "header": {}}}
                 objects.append(entry)
             return 200, {"transfer": "basic", "objects": objects}, {}
+        if method == "GET" and "/resolve/" in path:
+            return self._resolve(path)
         parts = path.removeprefix("/api/models/").split("/")
         if not path.startswith("/api/models/") or len(parts) < 3:
             return 404, {"error": f"no route {method} {path}"}, {}
@@ -101,6 +103,20 @@ class FakeHub(LoopbackAPI):
             branch = {"name": "main", "ref": "refs/heads/main", "targetCommit": repo.head}
             tags = [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": o} for t, o in repo.tags.items()]
             return 200, {"branches": [branch], "tags": tags, "converts": []}, {}
+        if method == "GET" and action == "revision":
+            sha = repo.tags.get("/".join(rest), repo.head)  # the stand-in keeps the head's files only
+            siblings = [{"rfilename": p} for p in sorted(repo.files)]
+            return (
+                200,
+                {
+                    "id": repo_id,
+                    "modelId": repo_id,
+                    "sha": sha,
+                    "siblings": siblings,
+                    "private": repo.private,
+                },
+                {},
+            )
         if method == "GET" and action == "tree":
             return 200, self._tree(repo), {}
         if method == "POST" and action == "preupload":
@@ -116,6 +132,19 @@ class FakeHub(LoopbackAPI):
             repo.tags[req["tag"]] = repo.head if rev in ("main", "") else rev
             return 200, {}, {}
         return 404, {"error": f"no route {method} {path}"}, {}
+
+    def _resolve(self, path: str) -> Answer:
+        """A file download: /<repo>/resolve/<revision>/<path> with the Hub's headers."""
+        repo_id, _, rest = path.removeprefix("/").partition("/resolve/")
+        _, _, file = rest.partition("/")  # any revision: the stand-in keeps the head's files only
+        repo = self.repos.get(repo_id)
+        if repo is None:
+            return 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
+        if file not in repo.files:
+            return 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}
+        data = repo.files[file]
+        etag = hashlib.sha256(data).hexdigest() if self._is_lfs(file) else git_blob_id(data)
+        return 200, data, {"X-Repo-Commit": repo.head, "ETag": f'"{etag}"'}
 
     @staticmethod
     def _is_lfs(path: str) -> bool:

@@ -2,7 +2,8 @@
 fake_zenodo.py): threads, a record of every call, bearer-token checks and injected failures.
 
 ``fail`` maps (method, path prefix) to an HTTP status, or to "drop" (close the connection without an
-answer); each entry fires once. ``route`` (the subclass) answers (status, JSON body or None, headers).
+answer); each entry fires once. ``route`` (the subclass) answers (status, body, headers): a JSON body, raw
+bytes (a file), or None. HEAD is answered as GET without the body.
 """
 
 from __future__ import annotations
@@ -52,15 +53,19 @@ class LoopbackAPI:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-                data = b"" if body is None else json.dumps(body).encode()
+            def _send(
+                self, status: int, body: Any = None, headers: dict[str, str] | None = None, head: bool = False
+            ) -> None:
+                raw = isinstance(body, bytes)
+                data = body if raw else b"" if body is None else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(data)
+                if not head:
+                    self.wfile.write(data)
 
             def _handle(self, method: str) -> None:
                 url = urlparse(self.path)
@@ -81,16 +86,19 @@ class LoopbackAPI:
                             )
                             return
                     auth = self.headers.get("Authorization")
-                    if (auth is None and not api.anonymous_ok(method, path)) or (
-                        auth is not None and auth != f"Bearer {api.token}"
-                    ):
+                    if (
+                        auth is None and not api.anonymous_ok("GET" if method == "HEAD" else method, path)
+                    ) or (auth is not None and auth != f"Bearer {api.token}"):
                         self._send(401, api.auth_error)
                         return
-                    status, out, headers = api.route(method, path, query, body)
-                self._send(status, out, headers)
+                    status, out, headers = api.route("GET" if method == "HEAD" else method, path, query, body)
+                self._send(status, out, headers, head=method == "HEAD")
 
             def do_GET(self) -> None:
                 self._handle("GET")
+
+            def do_HEAD(self) -> None:
+                self._handle("HEAD")
 
             def do_POST(self) -> None:
                 self._handle("POST")
