@@ -1,5 +1,5 @@
 """Shared fixtures (the repository root, the real CAN captures beside it, a one-node SLURM cluster, an S3
-server) and the test tiers.
+server, a tiny finished study for the release tests) and the test tiers.
 
 Every test lands in one tier, derived here from its markers and fixtures (never written by hand):
   unit         everything else: seconds each; `make test-fast`
