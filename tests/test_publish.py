@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from kdgat.cli.main import app
 from kdgat.config import ParamsError, load_params, parse_params
 from kdgat.fusion.policy import FusionPolicy, join_predictions, load_policy
-from kdgat.publish import from_pretrained
+from kdgat.publish import card, from_pretrained
 from kdgat.publish.bundle import build_release, files_of
 from kdgat.publish.pretrained import checkpoint_of
 from kdgat.publish.registry import RegistryError, link_models, link_plan, wandb_digest
@@ -259,3 +259,23 @@ def test_dry_run_writes_the_bundle_and_makes_no_network_call(
     assert "kd-gat-0.1.0-models-synth.zip" in out and "wandb-registry-model/gat_small_kd-synth" in out
     assert "dry run: nothing was sent" in out and "secret-" not in out
     assert (root / "release" / DATASET / "gat_small_kd" / "model.safetensors").is_file()
+
+
+def test_card_limitations_come_from_the_metrics() -> None:
+    row = {"fpr": 0.0, "recall": 0.9, "n_benign": 10}
+    metrics = {
+        "gat_small_kd": {
+            "known": row,
+            "unknown_vehicle": {**row, "fpr": 1.0},
+            "unknown_attack": {**row, "recall": 0.0},
+        },
+        "gat_small": {"known": row, "unknown_vehicle": {**row, "fpr": 1.0}, "unknown_attack": row},
+    }
+    lines = card.limitations(metrics, ["gat_small_kd", "gat_small"])
+    assert lines == [
+        "**unknown_vehicle** (a vehicle held out of training): every released model flags nearly every "
+        "benign window (FPR ≥ 0.99).",
+        "**unknown_attack** (an attack kind held out of training): gat_small_kd misses nearly every attack "
+        "(recall ≤ 0.01).",
+    ]
+    assert card.limitations({"gat_small": {"known": row}}, ["gat_small"]) == []
