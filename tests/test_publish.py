@@ -25,7 +25,7 @@ from kdgat.cli.main import app
 from kdgat.config import ParamsError, load_params, parse_params
 from kdgat.fusion.policy import FusionPolicy, join_predictions, load_policy
 from kdgat.publish import card, from_pretrained
-from kdgat.publish.bundle import build_release, files_of
+from kdgat.publish.bundle import ReleaseError, build_release, files_of
 from kdgat.publish.pretrained import checkpoint_of
 from kdgat.publish.registry import RegistryError, link_models, link_plan, wandb_digest
 from kdgat.publish.release import redact, secret
@@ -279,3 +279,15 @@ def test_card_limitations_come_from_the_metrics() -> None:
         "(recall ≤ 0.01).",
     ]
     assert card.limitations({"gat_small": {"known": row}}, ["gat_small"]) == []
+
+
+def test_a_missing_study_output_is_named_and_the_old_bundle_kept(release_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "study"
+    shutil.copytree(release_study, root)
+    params = load_params(root / "params.yaml")
+    build_release(params, root)
+    before = files_of(root / "release" / DATASET)
+    Paths(DATASET, root).weights(Model.parse("fusion_small")).unlink()
+    with pytest.raises(ReleaseError, match=r"models/synth/fusion_small.ckpt: missing; run the study first"):
+        build_release(params, root)
+    assert files_of(root / "release" / DATASET) == before
