@@ -91,6 +91,12 @@ lock: ## re-resolve requirements.lock from pyproject.toml (needs PyPI)
 	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
 	  /tmp/kdgat-lock/bin/pip freeze --exclude-editable | grep -v '^-e '; } > requirements.lock
 
+# The release (docs/release.md): a dry run by default (the bundle in release/ and the plan);
+# `make publish ARGS=--yes` uploads (HF_TOKEN, ZENODO_TOKEN, WANDB_API_KEY from the environment or .env)
+.PHONY: publish
+publish: $(STAMP) ## the release bundle and its plan (HF Hub, Zenodo, W&B registry); ARGS=--yes uploads
+	$(BIN)/kdgat publish $(ARGS)
+
 # The dashboard (docs/dashboard.md): Observable Framework in dashboard/, served by a Cloudflare Worker with R2
 .PHONY: dashboard preview deploy publish-results bench-dashboard
 WRANGLER := cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler

@@ -256,6 +256,54 @@ class TrackingParams(_Strict):
     log_models: bool  # checkpoints as W&B model artifacts
 
 
+class HubParams(_Strict):
+    """The Hugging Face Hub: one model repository per dataset (kdgat/publish/hub.py)."""
+
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.{}-]+$")  # owner/name; {dataset} is replaced by each dataset
+    private: bool  # a repo created private stays out of search until made public on the Hub
+
+
+class ZenodoParams(_Strict):
+    """Zenodo's REST deposition API (kdgat/publish/zenodo.py): code and models under one concept DOI."""
+
+    url: str = Field(pattern=r"^https?://")  # the API's base URL
+    sandbox_url: str = Field(pattern=r"^https?://")  # used with `kdgat publish --sandbox` (tokens differ)
+
+
+class RegistryParams(_Strict):
+    """The W&B model registry (kdgat/publish/registry.py): which released models get which aliases."""
+
+    registry: str = Field(min_length=1)  # linked into wandb-registry-<registry>/<model>-<dataset>
+    aliases: list[str]  # every released model
+    promoted: list[str]  # study names: the models a paper cites ...
+    promoted_aliases: list[str]  # ... get these as well
+
+
+class PublishParams(_Strict):
+    """`kdgat publish` (kdgat/publish/): what is released where. No DVC stage lists this section."""
+
+    datasets: list[str] = Field(min_length=1)  # each must be one of `datasets` (its study must exist)
+    models: list[str] = Field(min_length=1)  # study names (kdgat/study.py), the same for every dataset
+    folder: str  # the release bundle, written by every run (git-ignored)
+    license: str = Field(min_length=1)  # SPDX id, lower case as the Hub spells it (mit)
+    hub: HubParams
+    zenodo: ZenodoParams
+    wandb: RegistryParams
+
+    @model_validator(mode="after")
+    def _fusions_have_inputs(self) -> PublishParams:
+        # a fusion model is useless without the VGAE and GAT whose outputs it fuses
+        for name in self.models:
+            family, _, variant = name.partition("_")
+            missing = [f"{f}_{variant}" for f in ("vgae", "gat") if f"{f}_{variant}" not in self.models]
+            if family == "fusion" and missing:
+                raise ValueError(f"{name} fuses {missing}: add them to publish.models")
+        stray = [m for m in self.wandb.promoted if m not in self.models]
+        if stray:
+            raise ValueError(f"wandb.promoted names {stray}, which publish.models does not release")
+        return self
+
+
 class HPOParam(_Strict):
     """One searched parameter of `hpo.space`, keyed there by its dotted params.yaml path."""
 
@@ -377,6 +425,7 @@ class Params(_Strict):
     tracking: TrackingParams
     hpo: HPOParams
     launch: LaunchParams
+    publish: PublishParams
 
     @field_validator("datasets")
     @classmethod
@@ -407,6 +456,13 @@ class Params(_Strict):
                 raise ValueError(
                     f"dataset {name!r}: {raw} is missing; run `kdgat datasets add {name} --path {where}`"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _published_datasets_studied(self) -> Params:
+        unknown = [d for d in self.publish.datasets if d not in self.datasets]
+        if unknown:
+            raise ValueError(f"publish.datasets names {unknown}, which datasets does not list")
         return self
 
     @model_validator(mode="after")

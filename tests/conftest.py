@@ -1,5 +1,5 @@
 """Shared fixtures (the repository root, the real CAN captures beside it, a one-node SLURM cluster, an S3
-server) and the test tiers.
+server, a tiny finished study for the release tests) and the test tiers.
 
 Every test lands in one tier, derived here from its markers and fixtures (never written by hand):
   unit         everything else: seconds each; `make test-fast`
@@ -129,6 +129,15 @@ def can_data() -> Path:
     if not CAN_DATA.is_dir():
         pytest.skip(f"real CAN data not found at {CAN_DATA}")
     return CAN_DATA
+
+
+@pytest.fixture(scope="session")
+def release_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny finished study in a git repository (tests/support/release_study.py), made once per session:
+    the release tests copy it before changing it."""
+    from support.release_study import release_study as make
+
+    return make(tmp_path_factory.mktemp("release-study"))
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate →
 results → dashboard, export) on a tiny synthetic dataset in a temporary copy of the repository. Then: a
-second repro does nothing, a window-size change makes only `graphs` stale upstream, and `dvc exp run -S`
-on a student parameter reruns that student and what follows, nothing else."""
+second repro does nothing, `kdgat publish` bundles the study, a window-size change makes only `graphs`
+stale upstream, and `dvc exp run -S` on a student parameter reruns that student and what follows,
+nothing else."""
 
 from __future__ import annotations
 
@@ -53,6 +54,17 @@ def test_repro_runs_every_stage(repo: Path) -> None:
 
 def test_second_repro_does_nothing(repo: Path) -> None:
     assert _ran(run_in(repo, ["dvc", "repro"])) == set()
+
+
+def test_publish_dry_run_bundles_the_study(repo: Path) -> None:
+    """`make publish` after `make run`: the bundle of every model, the edge export's ONNX files, the plan."""
+    out = run_in(repo, [sys.executable, "-m", "kdgat.cli.main", "publish"])
+    assert "dry run: nothing was sent" in out and "Hugging Face Hub kd-gat/kd-gat-synth ← synth/" in out
+    bundle = repo / "release" / "synth"
+    assert all((bundle / m / "model.safetensors").is_file() for m in MODELS)
+    assert (bundle / "onnx" / "gat_small_kd.onnx").is_file() and (bundle / "onnx" / "detector.json").is_file()
+    sizes = {p.name: p.stat().st_size for p in (repo / "release" / "zenodo").iterdir()}
+    print(f"bundle: {sum(p.stat().st_size for p in bundle.rglob('*') if p.is_file())} bytes; zenodo: {sizes}")
 
 
 def test_student_param_reruns_only_that_student_and_downstream(repo: Path) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from kdgat.cli.detect import detect
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
+from kdgat.cli.publish import publish
 from kdgat.cli.remote import remote_app
 from kdgat.cli.results import results_app
 from kdgat.cli.track import track_app
@@ -44,6 +45,7 @@ app.add_typer(remote_app, name="remote")
 app.command()(hpo)
 app.command()(detect)
 app.command()(launch)
+app.command()(publish)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 ForceOpt = Annotated[

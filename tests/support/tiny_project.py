@@ -161,7 +161,7 @@ def study_repo(dst: Path, sections: dict[str, dict[str, Any]]) -> Path:
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
     copy_dashboard(dst)
-    for name in ("dvc.yaml", "params.yaml", "datasets.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "params.yaml", "datasets.yaml", ".gitignore", "CITATION.cff", ".zenodo.json"):
         shutil.copy(REPO / name, dst / name)
     run_in(dst, ["git", "init", "-q"])
     run_in(dst, ["dvc", "init", "-q"])

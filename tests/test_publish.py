@@ -1,0 +1,293 @@
+"""The release bundle (kdgat/publish/): its files, model card and archives from a tiny study, models loaded
+back with the pipeline's predictions, CITATION.cff and .zenodo.json, the publish params, the W&B alias
+plan, and a dry run that makes no network call. Uploads: tests/test_publish_upload.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from kdgat.cli.main import app
+from kdgat.config import ParamsError, load_params, parse_params
+from kdgat.fusion.policy import FusionPolicy, join_predictions, load_policy
+from kdgat.publish import card, from_pretrained
+from kdgat.publish.bundle import ReleaseError, build_release, files_of
+from kdgat.publish.pretrained import checkpoint_of
+from kdgat.publish.registry import RegistryError, link_models, link_plan, wandb_digest
+from kdgat.publish.release import redact, secret
+from kdgat.study import MODELS, Model, Paths
+from kdgat.train.data import collate, load_graphs
+from kdgat.train.infer import predict
+from kdgat.train.weights import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "synth"
+
+
+@pytest.fixture(scope="module")
+def built(release_study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A copy of the tiny study with its bundle written."""
+    root = tmp_path_factory.mktemp("bundle") / "study"
+    shutil.copytree(release_study, root)
+    return root, build_release(load_params(root / "params.yaml"), root)
+
+
+def _front_matter(readme: Path) -> dict[str, Any]:
+    text = readme.read_text()
+    assert text.startswith("---\n")
+    return dict(yaml.safe_load(text.split("---\n")[1]))
+
+
+def test_bundle_holds_every_model_as_safetensors_and_no_pickle(built: tuple[Path, Any]) -> None:
+    _, release = built
+    folder = release.datasets[DATASET]
+    files = set(files_of(folder))
+    for m in MODELS:
+        assert {f"{m}/model.safetensors", f"{m}/config.json"} <= files
+    assert {
+        "README.md",
+        "CITATION.cff",
+        "release.json",
+        "onnx/gat_small_kd.onnx",
+        "onnx/detector.json",
+    } <= files
+    assert not [f for f in files if f.endswith((".ckpt", ".pt", ".pth", ".pkl", ".bin"))]
+    manifest = json.loads((folder / "release.json").read_text())
+    assert manifest["git_commit"] == release.git_commit and manifest["tag"] == release.tag
+    assert manifest["files_sha256"] == {
+        p: i.sha256 for p, i in files_of(folder).items() if p != "release.json"
+    }
+    assert [p.name for p in release.archives] == ["kd-gat-0.1.0-code.tar.gz", "kd-gat-0.1.0-models-synth.zip"]
+    assert not release.dirty  # the bundle folder is git-ignored
+
+
+def test_model_card_carries_the_study(built: tuple[Path, Any]) -> None:
+    root, release = built
+    readme = release.datasets[DATASET] / "README.md"
+    meta = _front_matter(readme)
+    metrics = json.loads(Paths(DATASET, root).metrics.read_text())
+    assert meta["license"] == "mit" and "onnx" in meta["tags"] and meta["datasets"] == [DATASET]
+    index = {e["name"]: e for e in meta["model-index"]}
+    assert set(index) == {f"kd-gat-{DATASET}-{m}" for m in MODELS}
+    for m in MODELS:
+        results = index[f"kd-gat-{DATASET}-{m}"]["results"]
+        assert len(results) == len(metrics[m])  # one per test scenario
+        for r in results:
+            scenario = r["dataset"]["name"].split("(")[1].rstrip(")")
+            f1 = next(x["value"] for x in r["metrics"] if x["type"] == "f1")
+            assert f1 == pytest.approx(metrics[m][scenario]["f1"], abs=1e-6)
+    text = readme.read_text()
+    assert release.git_commit in text and release.params_hash in text
+    assert "## Limitations" in text and "@software{kdgat" in text and "not real traffic" in text
+
+
+def test_bundle_is_byte_for_byte_reproducible(built: tuple[Path, Any]) -> None:
+    root, release = built
+    before = {**files_of(release.root)}
+    again = build_release(load_params(root / "params.yaml"), root)
+    assert files_of(again.root) == before
+
+
+@pytest.mark.parametrize("family", ["gat", "vgae"])
+def test_from_pretrained_predicts_as_the_pipeline_checkpoint(
+    built: tuple[Path, Any], family: str, tmp_path: Path
+) -> None:
+    root, release = built
+    paths = Paths(DATASET, root)
+    for variant in ("large", "small_kd"):
+        m = Model(family, variant)
+        model = from_pretrained(release.datasets[DATASET], m.name)
+        study, _ = load_model(paths.weights(m))
+        assert isinstance(model, torch.nn.Module) and not model.training
+        b = collate(load_graphs(paths.graphs, "test_known"), np.arange(8))
+        args = b.inputs() if family == "gat" else b.inputs()[:4]  # a VGAE scores nodes: no batch vector
+        with torch.no_grad():
+            out, ref = model(*args), study(*args)
+        pairs = zip(out, ref, strict=True) if isinstance(out, tuple) else [(out, ref)]
+        for a, r in pairs:
+            assert torch.equal(a, r)
+        # the prediction tables (every split, every column) of the rebuilt checkpoint are the study's
+        ckpt = tmp_path / f"{m.name}.ckpt"
+        torch.save(checkpoint_of(release.datasets[DATASET] / m.name), ckpt)
+        assert predict(ckpt, paths.graphs).equals(pl.read_parquet(paths.predictions(m)))
+
+
+def test_from_pretrained_fusion_decides_as_the_study(built: tuple[Path, Any]) -> None:
+    root, release = built
+    paths = Paths(DATASET, root)
+    policy = from_pretrained(release.datasets[DATASET] / "fusion_small_kd")
+    assert isinstance(policy, FusionPolicy)
+    joined = join_predictions(
+        pl.read_parquet(paths.predictions(Model.parse("vgae_small_kd"))),
+        pl.read_parquet(paths.predictions(Model.parse("gat_small_kd"))),
+    )
+    study = load_policy(paths.weights(Model.parse("fusion_small_kd")))
+    assert policy.predict(joined).equals(study.predict(joined))
+
+
+def test_citation_cff_is_valid_and_matches_the_package() -> None:
+    validator = Path(sys.executable).with_name("cffconvert")
+    proc = subprocess.run(
+        [str(validator), "--validate", "-i", str(REPO / "CITATION.cff")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert cff["version"] == project["version"]
+    assert cff["license"] == project["license"]["text"]
+
+
+def test_zenodo_metadata_has_what_a_deposition_needs() -> None:
+    meta = json.loads((REPO / ".zenodo.json").read_text())
+    cff = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert {"upload_type", "title", "creators", "description", "license"} <= set(meta)
+    assert meta["title"] == cff["title"] and meta["upload_type"] == "software"
+    assert meta["license"] == load_params(REPO / "params.yaml").publish.license
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": ["fusion_small_kd", "gat_small_kd"]}, "fuses ['vgae_small_kd']"),
+        ({"datasets": ["hcrl_ch"]}, "publish.datasets names ['hcrl_ch']"),
+    ],
+)
+def test_publish_params_refuse_incomplete_releases(change: dict[str, Any], message: str) -> None:
+    raw = load_params(REPO / "params.yaml").model_dump(mode="json")
+    raw["publish"].update(change)
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_params(raw)
+
+
+def test_alias_plan_promotes_the_paper_models() -> None:
+    params = load_params(REPO / "params.yaml")
+    links = {link.target: link for link in link_plan(params)}
+    assert len(links) == len(params.publish.models) * len(params.publish.datasets)
+    kd = links["wandb-registry-model/gat_small_kd-synth"]
+    assert kd.aliases == ("staging", "production", "paper-v1")
+    assert kd.source == "kd-gat/gat_small_kd-synth" and kd.file == "gat_small_kd.ckpt"
+    assert links["wandb-registry-model/gat_large-synth"].aliases == ("staging",)
+
+
+class _Artifact:
+    def __init__(self, version: str, file: str, digest: str) -> None:
+        self.version = version
+        self.manifest = SimpleNamespace(entries={file: SimpleNamespace(digest=digest)})
+        self.linked: list[tuple[str, list[str]]] = []
+
+    def link(self, target: str, aliases: list[str]) -> None:
+        self.linked.append((target, aliases))
+
+
+def test_link_models_links_the_version_holding_the_released_checkpoint(built: tuple[Path, Any]) -> None:
+    root, _ = built
+    params = load_params(root / "params.yaml")
+    links = [
+        link
+        for link in link_plan(params, root)
+        if link.target.endswith(("gat_small_kd-synth", "gat_large-synth"))
+    ]
+    versions = {
+        link.source: [
+            _Artifact("v0", link.file, "other"),
+            _Artifact("v1", link.file, wandb_digest(link.checkpoint)),
+        ]
+        for link in links
+    }
+    api = SimpleNamespace(artifacts=lambda type_name, name: versions[name])
+    done = link_models(api, links)
+    assert len(done) == 2
+    for link in links:
+        old, released = versions[link.source]
+        assert old.linked == [] and released.linked == [(link.target, list(link.aliases))]
+    # one artifact without the released file: nothing is linked at all
+    versions[links[1].source] = [_Artifact("v0", links[1].file, "other")]
+    for arts in versions.values():
+        for a in arts:
+            a.linked.clear()
+    with pytest.raises(RegistryError, match="none of its 1 version"):
+        link_models(api, links)
+    assert all(a.linked == [] for arts in versions.values() for a in arts)
+
+
+def test_tokens_come_from_the_environment_or_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZENODO_TOKEN", raising=False)
+    assert secret("ZENODO_TOKEN", tmp_path) is None
+    (tmp_path / ".env").write_text("WANDB_API_KEY=w\nexport ZENODO_TOKEN='z-secret'\n")
+    assert secret("ZENODO_TOKEN", tmp_path) == "z-secret"
+    monkeypatch.setenv("ZENODO_TOKEN", "from-env")
+    assert secret("ZENODO_TOKEN", tmp_path) == "from-env"
+    assert redact("401 for from-env at z-secret", ["from-env", None, "z-secret"]) == "401 for *** at ***"
+
+
+def test_dry_run_writes_the_bundle_and_makes_no_network_call(
+    release_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "study"
+    shutil.copytree(release_study, root)
+    calls: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        calls.append(args)
+        raise OSError("the dry run must not reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    for name in ("HF_TOKEN", "ZENODO_TOKEN", "WANDB_API_KEY"):
+        monkeypatch.setenv(name, f"secret-{name}")
+    result = CliRunner().invoke(app, ["publish", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert calls == []
+    out = result.output
+    assert "Hugging Face Hub kd-gat/kd-gat-synth ← synth/" in out and "KiB" in out
+    assert "kd-gat-0.1.0-models-synth.zip" in out and "wandb-registry-model/gat_small_kd-synth" in out
+    assert "dry run: nothing was sent" in out and "secret-" not in out
+    assert (root / "release" / DATASET / "gat_small_kd" / "model.safetensors").is_file()
+
+
+def test_card_limitations_come_from_the_metrics() -> None:
+    row = {"fpr": 0.0, "recall": 0.9, "n_benign": 10}
+    metrics = {
+        "gat_small_kd": {
+            "known": row,
+            "unknown_vehicle": {**row, "fpr": 1.0},
+            "unknown_attack": {**row, "recall": 0.0},
+        },
+        "gat_small": {"known": row, "unknown_vehicle": {**row, "fpr": 1.0}, "unknown_attack": row},
+    }
+    lines = card.limitations(metrics, ["gat_small_kd", "gat_small"])
+    assert lines == [
+        "**unknown_vehicle** (a vehicle held out of training): every released model flags nearly every "
+        "benign window (FPR ≥ 0.99).",
+        "**unknown_attack** (an attack kind held out of training): gat_small_kd misses nearly every attack "
+        "(recall ≤ 0.01).",
+    ]
+    assert card.limitations({"gat_small": {"known": row}}, ["gat_small"]) == []
+
+
+def test_a_missing_study_output_is_named_and_the_old_bundle_kept(release_study: Path, tmp_path: Path) -> None:
+    root = tmp_path / "study"
+    shutil.copytree(release_study, root)
+    params = load_params(root / "params.yaml")
+    build_release(params, root)
+    before = files_of(root / "release" / DATASET)
+    Paths(DATASET, root).weights(Model.parse("fusion_small")).unlink()
+    with pytest.raises(ReleaseError, match=r"models/synth/fusion_small.ckpt: missing; run the study first"):
+        build_release(params, root)
+    assert files_of(root / "release" / DATASET) == before
