@@ -334,11 +334,13 @@ class _Line(pl.LightningModule):
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.batches = batches
 
-    def training_step(self, batch: torch.Tensor, _: int) -> torch.Tensor:
-        return ((self.w - batch) ** 2).mean()
+    def training_step(self, batch: list[torch.Tensor], _: int) -> torch.Tensor:
+        return ((self.w - batch[0]) ** 2).mean()
 
     def train_dataloader(self) -> Any:
-        return torch.utils.data.DataLoader(torch.ones(self.batches, 1), batch_size=1)
+        return torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(torch.ones(self.batches, 1)), batch_size=1
+        )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.5)
@@ -359,6 +361,9 @@ def test_weight_average_reaches_back_at_most_one_epoch(batches: int, decay: floa
     )
     trainer.fit(model)
     assert ema.epoch_decay == pytest.approx(decay)
-    averaged = float(ema._average_model.module.w)  # what validation and the checkpoints see
+    assert ema._average_model is not None
+    averaged_line = ema._average_model.module
+    assert isinstance(averaged_line, _Line)
+    averaged = float(averaged_line.w)  # what validation and the checkpoints see
     if batches == 1:  # three steps towards 1 from 0: the average is the weights, not frozen near 0
         assert averaged == pytest.approx(float(model.w)) and averaged > 0.8
