@@ -15,6 +15,7 @@ export default {
     {name: "KD transfer", path: "/kd-transfer"},
     {name: "Dataset comparison", path: "/dataset-comparison"},
     {name: "Training curves", path: "/training-curves"},
+    {name: "Run timeline", path: "/timeline"},
     {name: "DQN policy", path: "/dqn-policy"},
     {name: "VGAE latent space", path: "/vgae-latent"},
     {name: "GAT state space", path: "/gat-state-space"},

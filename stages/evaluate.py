@@ -1,6 +1,7 @@
 """DVC stage `evaluate@<dataset>` (params: calibration.fpr): every model × test scenario → metrics/D.json
 (DVC metrics), ROC / PR / confusion data under plots/D/ (DVC plots) and the figure tables in plots/D/figures/
-(graph embeddings and attention weights are recomputed from the weights over data/graphs/D)."""
+(graph embeddings and attention weights are recomputed from the weights over data/graphs/D; which nodes of
+the attention's sample graphs carried attack frames comes from data/frames/D.parquet)."""
 
 import _checkout  # noqa: F401  (this checkout's kdgat, not the installed one)
 
@@ -22,6 +23,7 @@ def main(dataset: str) -> None:
             model_files={m.name: paths.weights(m) for m in models},
             graphs_dir=paths.graphs,
             calibration_fpr=p.calibration.fpr,
+            frames=paths.frames,
         )
         t.summary(metrics)
         t.log_artifact(f"evaluation-{dataset}", "evaluation", [paths.metrics, paths.plots / "figures"])

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from support.apt import ensure_packages
 from support.dashboard_site import CHROMIUM_PACKAGES, WorkerSite, missing_chromium
@@ -34,6 +35,21 @@ TINY: dict[str, dict] = {
     "fusion": {"epochs": 2},
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
+LITE = "synth_lite"  # the second dataset (lite_dataset)
+# Per page, the selectors besides the dataset (by label): each must change what is drawn. The Leaderboard's
+# scenario has its own test; the Overview and KD transfer pages have only the dataset selector.
+SELECTORS = {
+    "/dataset-comparison": ["Scenario"],
+    "/training-curves": ["Model", "Quantities"],
+    "/timeline": ["Families"],
+    "/dqn-policy": ["Fusion model", "Split"],
+    "/vgae-latent": ["Model", "Colour by"],
+    "/gat-state-space": ["Model", "Splits", "Colour by"],
+    "/attention": ["Model", "Graph", "Layer", "Head"],
+    "/can-bus-graph": ["Window"],
+}
+# Pages whose drawing the second dataset changes (it lacks three models)
+DATASET_PAGES = ["/", "/leaderboard", "/kd-transfer", "/training-curves", "/timeline"]
 # Plot's mark groups that are scaffolding, not data
 CHART = "#observablehq-main svg g[aria-label]"
 SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
@@ -49,8 +65,21 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
         copy_dashboard(repo)
     else:
         repo = study_repo(tmp_path_factory.mktemp("dash"), TINY)
+    run_in(repo, ["dvc", "repro", "results"], timeout_s=1500)
+    lite_dataset(repo / "results")
     run_in(repo, ["dvc", "repro", "dashboard"], timeout_s=1500)
     return repo
+
+
+def lite_dataset(results: Path) -> None:
+    """results/LITE: synth's tables without the plain students (`*_small`), a second dataset whose pages
+    differ from synth's, for the dataset selectors."""
+    (results / LITE).mkdir(exist_ok=True)
+    for table in (results / "synth").glob("*.parquet"):
+        df = pl.read_parquet(table).with_columns(pl.lit(LITE).alias("dataset"))
+        if "model" in df.columns:
+            df = df.filter(~pl.col("model").str.ends_with("_small"))
+        df.write_parquet(results / LITE / table.name)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +161,62 @@ def test_page_loads_clean_and_draws(site: WorkerSite, browser: Any, path: str) -
     visit.page.close()
 
 
+def _drawn(visit: Visit) -> str:
+    """Every chart of the page as drawn (the SVGs' markup)."""
+    return visit.page.evaluate(
+        "() => [...document.querySelectorAll('#observablehq-main svg')].map((svg) => svg.outerHTML).join('')"
+    )
+
+
+def _change(visit: Visit, label: str) -> None:
+    """Pick another value of the input labelled ``label``: the next option of a select, an unchosen radio
+    button, the first checkbox ticked (unticked)."""
+    form = visit.page.locator("#observablehq-main form").filter(has=visit.page.get_by_text(label, exact=True))
+    assert form.count() == 1, f"no single input labelled {label!r}"
+    select = form.locator("select")
+    if select.count():
+        n, now = select.evaluate("(s) => [s.options.length, s.selectedIndex]")
+        assert n > 1, f"{label}: one option only"
+        select.select_option(index=(now + 1) % n)
+    elif form.locator("input[type=radio]").count():
+        form.locator("input[type=radio]:not(:checked)").first.check()
+    else:
+        form.locator("input[type=checkbox]:checked").first.uncheck()
+    visit.settle()
+
+
+@pytest.mark.parametrize(
+    ("path", "label"), [(p, label) for p, labels in SELECTORS.items() for label in labels]
+)
+def test_selectors_change_what_is_drawn(site: WorkerSite, browser: Any, path: str, label: str) -> None:
+    """Each selector besides the dataset; a screenshot after the change: screenshots/PAGE-LABEL.png."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    visit = Visit(browser, site.url(path))
+    before = _drawn(visit)
+    _change(visit, label)
+    name = f"{path.strip('/')}-{label.lower().replace(' ', '-')}"
+    visit.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert _drawn(visit) != before, f"{path}: choosing another {label} drew the same"
+    assert visit.errors == [] and visit.page.locator(".observablehq--error").count() == 0
+    visit.page.close()
+
+
+@pytest.mark.parametrize("path", DATASET_PAGES)
+def test_dataset_selector_changes_what_is_drawn(site: WorkerSite, browser: Any, path: str) -> None:
+    visit = Visit(browser, site.url(path))
+    select = (
+        visit.page.locator("#observablehq-main form")
+        .filter(has=visit.page.get_by_text("Dataset", exact=True))
+        .locator("select")
+    )
+    assert select.locator("option").all_inner_texts() == ["synth", LITE]
+    before = _drawn(visit)
+    select.select_option(label=LITE)
+    visit.settle()
+    assert _drawn(visit) != before and visit.errors == []
+    visit.page.close()
+
+
 def _cli_leaderboard(study: Path, scenario: str) -> list[list[str]]:
     out = run_in(
         study,
@@ -163,7 +248,8 @@ def test_leaderboard_rows_equal_the_cli(site: WorkerSite, browser: Any, study: P
     visit = Visit(browser, site.url("/leaderboard"))
     scenario_select = visit.page.locator("form select").nth(1)
     scenarios = scenario_select.locator("option").all_inner_texts()
-    assert scenarios[0] == "known" and len(scenarios) == 4
+    scored = pl.read_parquet(study / "results" / "synth" / "metrics.parquet")["scenario"].unique()
+    assert scenarios[0] == "known" and sorted(scenarios) == sorted(scored)  # the calibrated ones too
     drawn = set()
     for scenario in scenarios:
         scenario_select.select_option(label=scenario)

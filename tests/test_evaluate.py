@@ -24,6 +24,7 @@ from kdgat.config import (
     GATScale,
     VGAEScale,
 )
+from kdgat.data.formats import read_dataset
 from kdgat.data.shards import load_meta, load_split
 from kdgat.fusion.dqn import build_qnet
 from kdgat.io import OUTPUT_MARK
@@ -309,9 +310,12 @@ def test_pca_2d_is_the_top_two_components() -> None:
 
 @pytest.fixture(scope="module")
 def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    """A tiny graph folder and untrained tiny gat_small / vgae_small weights sized for it."""
+    """A tiny graph folder (its frame table beside it) and untrained tiny gat_small / vgae_small weights
+    sized for it."""
     root = tmp_path_factory.mktemp("graphs")
     tiny_graphs(root)  # the study's synthetic bus for a few seconds: root/full is every graph of it
+    frames, _ = read_dataset(root / "raw", progress=False)
+    frames.write_parquet(root / "frames.parquet")  # what the graphs were cut from (the node attack flags)
     meta = load_meta(root / "full")
     gat_scale = GATScale(**{**TINY_GAT, "hidden": 4, "mlp_hidden": 8})
     vgae_scale = VGAEScale(**{**TINY_VGAE, "hidden": 4, "latent": 6})
@@ -334,6 +338,7 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
         model_files={**files, "fusion_small": ckpt},
         graphs_dir=graphs,
         per_split=30,
+        frames=graphs.parent / "frames.parquet",
     )
     emb = pl.read_parquet(plots / "figures/embeddings.parquet")
     assert emb.columns == [
@@ -355,7 +360,8 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
 
     att = pl.read_parquet(plots / "figures/attention.parquet")
     assert att.columns == [
-        "model", "split", "index", "y", "layer", "head", "src", "dst", "src_id", "dst_id", "alpha"
+        "model", "split", "index", "y", "layer", "head", "src", "dst", "src_id", "dst_id", "alpha",
+        "src_attack", "dst_attack",
     ]  # fmt: skip
     assert att["model"].unique().to_list() == ["gat_small"] and set(att["split"]) == {"test_known"}
     graphs_of = att.select("index", "y").unique()
@@ -375,6 +381,33 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
         loops = int((g.edge_index[0] == g.edge_index[1]).sum())  # a repeated ID already has its loop
         assert rows["src"].to_numpy().max() < len(g.x)
         assert rows.height == g.edge_index.shape[1] + len(g.x) - loops
+    # attack nodes: the window's IDs that carried an attack frame; every node is a source of its self-loop
+    frames = pl.read_parquet(graphs.parent / "frames.parquet")
+    size, files_ = load_meta(graphs)["params"]["windows"]["size"], load_meta(graphs)["files"]
+    assert att["src_attack"].null_count() == 0 and att["dst_attack"].null_count() == 0
+    for (index, y), part in att.group_by("index", "y"):
+        flags = dict(part.select("src", "src_attack").unique().iter_rows())
+        assert flags == dict(part.select(pl.col("dst").alias("src"), "dst_attack").unique().iter_rows())
+        assert any(flags.values()) == bool(y)
+        source = files_[int(split.file_idx[index])]["source"]
+        window = frames.filter(pl.col("source") == source).slice(int(split.start_row[index]), size)
+        attack_ids = {f"{i:03X}" for i in window.filter(pl.col("label") == 1)["can_id"].to_list()}
+        flagged = set(part.filter(pl.col("src_attack"))["src_id"].to_list())
+        assert flagged == attack_ids or (None in flagged and flagged - {None} <= attack_ids)
+    names = pl.read_csv(plots / "figures/attack_types.csv")
+    assert names.columns == ["y_type", "attack_type"] and names.row(0) == (0, "none")
+    assert names["attack_type"].to_list() == load_meta(graphs)["attack_types"]
+
+
+def test_attention_attack_flags_are_null_when_the_frames_do_not_match(
+    tmp_path: Path, graph_models: tuple[Path, dict[str, Path]]
+) -> None:
+    graphs, files = graph_models
+    other = pl.read_parquet(graphs.parent / "frames.parquet").with_columns(pl.lit(0).alias("label"))
+    other.write_parquet(tmp_path / "frames.parquet")  # the windows' labels disagree with the graphs'
+    att = figures.attention_table({"gat_small": files["gat_small"]}, graphs, tmp_path / "frames.parquet")
+    assert att is not None and att["src_attack"].null_count() == att.height
+    assert figures.attention_table({"gat_small": files["gat_small"]}, graphs)["dst_attack"].null_count() > 0  # type: ignore[index]
 
 
 def test_gat_threshold_is_chosen_on_validation_like_the_vgae() -> None:

@@ -6,6 +6,7 @@ tables, clear errors, the CLI and the generated schema doc."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,8 @@ def _train_report(ds: str, m: Model) -> dict[str, Any]:
                 "gat": f"predictions/{ds}/gat_{m.variant}.parquet",
             },
             "wall_s": 0.5,
+            "started_at": "2026-12-01T10:00:05.000+00:00",
+            "finished_at": "2026-12-01T10:00:05.500+00:00",
         }
     rep: dict[str, Any] = {
         "best_epoch": 1,
@@ -84,6 +87,8 @@ def _train_report(ds: str, m: Model) -> dict[str, Any]:
         "train_seconds": 3.0,
         "wall_seconds": 3.5,
     }
+    if m.variant != "small":  # the plain students' reports predate the start and end times
+        rep |= {"started_at": "2026-12-01T09:00:00.250+00:00", "finished_at": "2026-12-01T09:00:03.750+00:00"}
     if m.family == "gat":
         rep["vgae_scores"] = f"predictions/{ds}/vgae_{m.variant}.parquet"
     return rep
@@ -118,6 +123,8 @@ def _figures(ds: str) -> dict[str, pl.DataFrame]:
             pl.Series("src_id", [None, "0A1"], dtype=pl.String),
             pl.Series("dst_id", ["0A1", "0A1"]),
             pl.Series("alpha", [0.25, 0.75], dtype=pl.Float32),
+            pl.Series("src_attack", [False, True]),
+            pl.Series("dst_attack", [True, True]),
         ),
         "dqn_policy": pl.DataFrame(
             {"model": ["fusion_large"] * 2, **graph, "vgae_anomaly": [0.9, 0.1], "p_attack": [0.8, 0.0]}
@@ -173,6 +180,9 @@ def fake_pipeline(root: Path, ds: str = "synth") -> dict[str, Any]:
         for n in MODELS
     ]
     pl.DataFrame(sizes).write_csv(figures / "model_sizes.csv")
+    pl.DataFrame({"y_type": [0, 1, 2], "attack_type": ["none", "fuzzy", "dos"]}).write_csv(
+        figures / "attack_types.csv"
+    )
     return metrics
 
 
@@ -285,6 +295,36 @@ def test_datasets_and_figure_tables(built: tuple[Path, Any]) -> None:
     assert recon["kl"].null_count() == recon.height and recon["score"].to_list() == [1.5, 0.5]
     for name in FIGURE_TABLES:
         assert pl.read_parquet(root / f"results/synth/{name}.parquet").columns[0] == "dataset"
+
+
+def test_runs_carry_start_and_end_times_where_reports_do(built: tuple[Path, Any]) -> None:
+    root, _ = built
+    runs = {r["model"]: r for r in pl.read_parquet(root / "results/synth/runs.parquet").to_dicts()}
+    gat = runs["gat_large"]
+    assert gat["started_at"] == datetime(2026, 12, 1, 9, 0, 0, 250_000, tzinfo=UTC)
+    assert (gat["finished_at"] - gat["started_at"]).total_seconds() == 3.5
+    assert runs["fusion_large"]["finished_at"] == datetime(2026, 12, 1, 10, 0, 5, 500_000, tzinfo=UTC)
+    assert runs["gat_small"]["started_at"] is None and runs["gat_small"]["finished_at"] is None
+
+
+def test_bad_time_in_a_report_names_the_file(tmp_path: Path) -> None:
+    fake_pipeline(tmp_path)
+    report = tmp_path / "reports/train/synth/gat_large.json"
+    report.write_text(json.dumps({**json.loads(report.read_text()), "started_at": "yesterday"}))
+    with pytest.raises(res.ResultsError, match=r"gat_large\.json: not an ISO 8601 time"):
+        res.build_results("synth", STUDY, root=tmp_path)
+
+
+def test_figure_tables_name_the_attack_types(built: tuple[Path, Any], tmp_path: Path) -> None:
+    root, _ = built
+    for name in ("embeddings", "dqn_policy", "recon_errors"):
+        df = pl.read_parquet(root / f"results/synth/{name}.parquet")
+        assert df.select("y_type", "attack_type").rows() == [(2, "dos"), (0, "none")], name
+    att = pl.read_parquet(root / "results/synth/attention.parquet")
+    assert att["src_attack"].to_list() == [False, True] and att["dst_attack"].to_list() == [True, True]
+    (root / "plots/synth/figures/attack_types.csv").unlink()  # an evaluation from before the names
+    res.build_results("synth", STUDY, root=root)
+    assert pl.read_parquet(root / "results/synth/embeddings.parquet")["attack_type"].null_count() == 2
 
 
 def test_git_commit_outside_a_checkout_is_none(tmp_path: Path) -> None:

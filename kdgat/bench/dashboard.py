@@ -27,8 +27,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PAGES = ["/", "/leaderboard", "/kd-transfer", "/dataset-comparison", "/training-curves", "/dqn-policy",
-         "/vgae-latent", "/gat-state-space", "/attention", "/can-bus-graph"]  # fmt: skip
+PAGES = ["/", "/leaderboard", "/kd-transfer", "/dataset-comparison", "/training-curves", "/timeline",
+         "/dqn-policy", "/vgae-latent", "/gat-state-space", "/attention", "/can-bus-graph"]  # fmt: skip
 FIRST_CHART = "#observablehq-main svg g[aria-label]"
 
 

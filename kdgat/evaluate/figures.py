@@ -1,5 +1,6 @@
 """The figure tables that need the weights and the graphs, not only the predictions: graph embeddings on
-their first two principal components, and the attention weights of a few test graphs (their columns: the
+their first two principal components, the attention weights of a few test graphs (with, given the frame
+table, which of their nodes carried attack frames) and the attack types' names (their columns: the
 docstring of kdgat/evaluate/report.py)."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import polars as pl
 from numpy.typing import NDArray
 from sklearn.decomposition import PCA
 
-from kdgat.data.shards import load_meta
+from kdgat.data.shards import load_meta, load_split
+from kdgat.data.vocab import id_keys
 from kdgat.study import Model
 from kdgat.train.infer import attention_samples, embeddings
 
@@ -55,9 +57,44 @@ def embedding_table(model_files: Mapping[str, Path], graphs_dir: Path, per_split
     return pl.concat(parts) if parts else None
 
 
-def attention_table(model_files: Mapping[str, Path], graphs_dir: Path) -> pl.DataFrame | None:
+def node_attack(graphs_dir: Path, frames: Path, split: str, indices: list[int]) -> pl.DataFrame | None:
+    """Which nodes of the graphs ``indices`` of ``split`` carried an attack frame: columns index, node (the
+    graph's local node number), attack (bool). A node is a CAN ID of the window (graphs.py numbers them in
+    ascending ID order), so the window's frames, read back from the frame table the graphs were cut from,
+    give each node's frames. None when the frames do not match the graphs (another frame table, or a
+    graph folder not cut from it): the window's node count or its label disagree."""
+    meta, graphs = load_meta(graphs_dir), load_split(graphs_dir, split)
+    size = int(meta["params"]["windows"]["size"])
+    parts = []
+    for i in indices:
+        source = meta["files"][int(graphs.file_idx[i])]["source"]
+        start = int(graphs.start_row[i])
+        window = (
+            pl.scan_parquet(frames)
+            .filter(pl.col("source") == source)
+            .select("can_id", "extended", "label")
+            .slice(start, size)
+            .collect()
+        )
+        key = id_keys(window["can_id"].to_numpy(), window["extended"].to_numpy())
+        ids, node = np.unique(key, return_inverse=True)
+        attack = np.bincount(node, window["label"].to_numpy() != 0, len(ids)) > 0
+        n_nodes = int(graphs.node_ptr[i + 1] - graphs.node_ptr[i])
+        if len(window) != size or len(ids) != n_nodes or bool(attack.any()) != bool(graphs.y[i]):
+            return None
+        parts.append(
+            pl.DataFrame({"index": np.full(len(ids), i), "node": np.arange(len(ids)), "attack": attack})
+        )
+    return pl.concat(parts) if parts else None
+
+
+def attention_table(
+    model_files: Mapping[str, Path], graphs_dir: Path, frames: Path | None = None
+) -> pl.DataFrame | None:
     """The attention figure table (module docstring) of the gat_* models among ``model_files``; None when
-    there is no GAT or ``ATTENTION_SPLIT`` has no graphs."""
+    there is no GAT or ``ATTENTION_SPLIT`` has no graphs. Given the ``frames`` table the graphs were cut
+    from, src_attack / dst_attack say whether the node carried an attack frame (else, or when the frames do
+    not match the graphs, they are null)."""
     meta = load_meta(graphs_dir)
     if not meta["counts"].get(ATTENTION_SPLIT, {}).get("graphs"):
         return None
@@ -73,16 +110,37 @@ def attention_table(model_files: Mapping[str, Path], graphs_dir: Path) -> pl.Dat
                 can_id.gather(att["src_id"]).alias("src_id"), can_id.gather(att["dst_id"]).alias("dst_id")
             ).select(pl.lit(name).alias("model"), pl.all())
         )
-    return pl.concat(parts) if parts else None
+    if not parts:
+        return None
+    table = pl.concat(parts)
+    flags = None
+    if frames is not None and frames.exists():
+        flags = node_attack(graphs_dir, frames, ATTENTION_SPLIT, sorted(set(table["index"].to_list())))
+    if flags is None:
+        return table.with_columns(pl.lit(None, pl.Boolean).alias(c) for c in ("src_attack", "dst_attack"))
+    for end in ("src", "dst"):
+        named = flags.rename({"node": end, "attack": f"{end}_attack"})
+        table = table.join(named, on=["index", end], how="left", maintain_order="left")
+    return table
+
+
+def attack_type_names(graphs_dir: Path) -> pl.DataFrame:
+    """y_type code → attack type name (meta.json `attack_types`; code 0 is the benign "none")."""
+    names = load_meta(graphs_dir)["attack_types"]
+    return pl.DataFrame(
+        {"y_type": range(len(names)), "attack_type": names},
+        schema={"y_type": pl.Int64, "attack_type": pl.String},
+    )
 
 
 def write_graph_figures(
-    model_files: Mapping[str, Path], graphs_dir: Path, dest: Path, per_split: int
+    model_files: Mapping[str, Path], graphs_dir: Path, dest: Path, per_split: int, frames: Path | None = None
 ) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for file, table in (
         ("embeddings", embedding_table(model_files, graphs_dir, per_split)),
-        ("attention", attention_table(model_files, graphs_dir)),
+        ("attention", attention_table(model_files, graphs_dir, frames)),
     ):
         if table is not None:
             table.write_parquet(dest / f"{file}.parquet", compression="zstd")
+    attack_type_names(graphs_dir).write_csv(dest / "attack_types.csv")

@@ -26,8 +26,12 @@ Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for datas
                                              share of the variance
     plots/D/figures/attention.parquet        model, split, index, y, layer, head, src, dst (node numbers
                                              within the graph), src_id, dst_id (CAN IDs, null = unknown ID),
-                                             alpha (weights and graphs given; gat_* models): every attention
-                                             weight of 2 benign and 2 attack graphs of test_known
+                                             alpha, src_attack, dst_attack (the node carried an attack
+                                             frame; null without the frame table) (weights and graphs given;
+                                             gat_* models): every attention weight of 2 benign and 2 attack
+                                             graphs of test_known
+    plots/D/figures/attack_types.csv         y_type, attack_type: the graphs' attack type codes and names
+                                             (graphs given; meta.json `attack_types`, 0 = "none")
 A scenario whose split is empty or absent is left out (no keys, no files).
 
 Calibrated scenarios. When the graphs hold a ``calibration`` split (benign windows of the unknown vehicle,
@@ -200,18 +204,19 @@ def write_evaluation(
     graphs_dir: Path | None = None,
     per_split: int = EMBED_PER_SPLIT,
     calibration_fpr: float | None = None,
+    frames: Path | None = None,
 ) -> Metrics:
     """Evaluate every model and write the metrics JSON, curves, confusion rows and figure tables (layout in
     the module docstring; the embedding and attention tables need both ``model_files`` and ``graphs_dir``,
-    the graph folder the models were trained on). ``plots_dir`` is replaced as a whole so no stale model or
-    scenario lingers."""
+    the graph folder the models were trained on, and the attention's node attack flags the ``frames`` table
+    it was cut from). ``plots_dir`` is replaced as a whole so no stale model or scenario lingers."""
     views = {name: scored_view(name, table) for name, table in pred_tables.items()}
     metrics = {name: _metrics_of(name, view, calibration_fpr) for name, view in views.items()}
     with atomic_path(plots_dir, folder=True, force=True) as fresh:  # the stage's own out
         _write_plots(views, fresh, calibration_fpr)
         _write_figures(views, fresh / "figures", model_files or {})
         if model_files and graphs_dir is not None:
-            write_graph_figures(model_files, graphs_dir, fresh / "figures", per_split)
+            write_graph_figures(model_files, graphs_dir, fresh / "figures", per_split, frames)
     write_json(metrics, metrics_path)
     return metrics
 

@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ def train_fusion(
     ``out`` the policy checkpoint (Q-net + everything ``load_policy`` needs), ``report`` a JSON summary (plus
     ``<report stem>.epochs.csv``), ``predictions`` the fusion's per-graph table. Rows used: module docstring.
     ``on_epoch`` receives each row of the epochs CSV as the epoch ends. Returns the report."""
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="milliseconds")
     deterministic(params.train.threads)
     if scale not in ("large", "small"):
         raise FusionError(f"scale must be 'large' or 'small', not {scale!r}")
@@ -319,6 +320,8 @@ def train_fusion(
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
         "comparison": _comparison(groups, alpha_of, y, anomaly, p, reward, alphas),
         "wall_s": round(time.perf_counter() - started, 3),
+        "started_at": started_at,  # UTC (the results' run timeline)
+        "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
     info = {"inputs": result["inputs"], "fit_data": fit_data}
     policy.save(out, scale, {"fixed_alpha": fixed, "info": info})

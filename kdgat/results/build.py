@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,8 @@ def _run_row(src: Sources, m: Model, params: Params, commit: str | None) -> dict
         "best_value": rep["best_select_reward"] if fusion else rep["best_val"],
         "stopped_early": rep.get("stopped_early"),
         "wall_seconds": rep["wall_s"] if fusion else rep["wall_seconds"],  # fusion_train.py names it wall_s
+        "started_at": _time(rep.get("started_at"), src, m.name),
+        "finished_at": _time(rep.get("finished_at"), src, m.name),
         "train_seconds": rep.get("train_seconds"),
         "train_graphs_per_s": rep.get("train_graphs_per_s"),
         "resumed_from": rep.get("resumed_from"),
@@ -153,6 +156,19 @@ def _run_row(src: Sources, m: Model, params: Params, commit: str | None) -> dict
         "params": lineage,
         "git_commit": commit,
     }
+
+
+def _time(stamp: str | None, src: Sources, model: str) -> datetime | None:
+    """An ISO 8601 time of a training report (UTC when it names no zone); None when it has none."""
+    if stamp is None:
+        return None
+    try:
+        t = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        raise ResultsError(
+            f"reports/train/{src.dataset}/{model}.json: not an ISO 8601 time: {stamp!r}"
+        ) from None
+    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _params_count(src: Sources, model: str) -> int:
@@ -215,7 +231,8 @@ def datasets_table(src: Sources) -> pl.DataFrame:
 
 
 def figure_table(src: Sources, name: str) -> pl.DataFrame:
-    """A figure table of the evaluate stage with a dataset column; empty when evaluate wrote none."""
+    """A figure table of the evaluate stage with a dataset column (and attack_type, the name of y_type, from
+    the evaluate stage's attack_types.csv); empty when evaluate wrote none."""
     parquet, csv = src.figures / f"{name}.parquet", src.figures / f"{name}.csv"
     if parquet.exists():
         df = pl.read_parquet(parquet)
@@ -223,7 +240,12 @@ def figure_table(src: Sources, name: str) -> pl.DataFrame:
         df = pl.read_csv(csv, infer_schema_length=None)
     else:
         return pl.DataFrame(schema=TABLES[name].schema)
-    return df.select(pl.lit(src.dataset).alias("dataset"), pl.all())
+    df = df.select(pl.lit(src.dataset).alias("dataset"), pl.all())
+    names = src.figures / "attack_types.csv"
+    if "y_type" in df.columns and names.exists():  # the attack type's name beside its code
+        lookup = pl.read_csv(names, schema={"y_type": pl.Int64, "attack_type": pl.String})
+        df = df.join(lookup, on="y_type", how="left", maintain_order="left")
+    return df
 
 
 def build_tables(src: Sources, params: Params, commit: str | None) -> dict[str, pl.DataFrame]:

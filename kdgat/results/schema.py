@@ -17,6 +17,7 @@ SCHEMA_VERSION = 1
 META_TABLE, META_VERSION = "kdgat.table", "kdgat.schema_version"
 
 Str, I64, F64, F32, I8, Bool = pl.String(), pl.Int64(), pl.Float64(), pl.Float32(), pl.Int8(), pl.Boolean()
+Time = pl.Datetime("ms", "UTC")
 AttackTypes = pl.List(pl.Struct({"attack": pl.String(), "graphs": pl.Int64()}))
 
 
@@ -54,6 +55,12 @@ SPLIT = _c("split", Str, "graph split: train, val, test_known, test_unknown_vehi
 INDEX = _c("index", I64, "graph number within its split (row of data/graphs/<dataset> shards)")
 Y = _c("y", I64, "graph label: 1 if any frame of the window is an attack")
 Y_TYPE = _c("y_type", I64, "attack type code: index into the graph folder's `attack_types` (0 = none)")
+ATTACK_TYPE = _c(
+    "attack_type",
+    Str,
+    "attack type name of `y_type` (`none` for benign); null where evaluate wrote no attack_types.csv",
+    True,
+)
 
 RUNS = Table(
     "runs",
@@ -82,6 +89,14 @@ RUNS = Table(
         _c("best_value", F64, "`monitor` at the best epoch"),
         _c("stopped_early", Bool, "early stopping ended training (null: fusion runs its fixed epochs)", True),
         _c("wall_seconds", F64, "stage wall time (a resumed run: its last session only)"),
+        _c(
+            "started_at",
+            Time,
+            "when the training stage started (UTC; a resumed run: its last session); null in a report "
+            "written before stages recorded it",
+            True,
+        ),
+        _c("finished_at", Time, "when it wrote its report (UTC); null like started_at", True),
         _c("train_seconds", F64, "seconds in training steps (null for fusion)", True),
         _c("train_graphs_per_s", F64, "training throughput, graphs per second (null for fusion)", True),
         _c("resumed_from", Str, "checkpoint a killed run resumed from", True),
@@ -160,7 +175,8 @@ EMBEDDINGS = Table(
     "embeddings",
     "Graph embeddings (GAT pooled, VGAE mean latent) of up to 200 graphs per split on their first two "
     "principal components, fitted per model; the same graphs for every model.",
-    "plots/<dataset>/figures/embeddings.parquet",
+    "plots/<dataset>/figures/embeddings.parquet, "
+    "names of the attack types: plots/<dataset>/figures/attack_types.csv",
     (
         DATASET,
         MODEL,
@@ -168,6 +184,7 @@ EMBEDDINGS = Table(
         INDEX,
         Y,
         Y_TYPE,
+        ATTACK_TYPE,
         _c("pc1", F64, "first principal component"),
         _c("pc2", F64, "second principal component"),
         _c("pc1_share", F64, "pc1's share of the variance"),
@@ -177,8 +194,10 @@ EMBEDDINGS = Table(
 
 ATTENTION = Table(
     "attention",
-    "Every attention weight of the GAT models on 2 benign and 2 attack graphs of test_known.",
-    "plots/<dataset>/figures/attention.parquet",
+    "Every attention weight of the GAT models on 2 benign and 2 attack graphs of test_known (the sample "
+    "graphs of the dashboard's CAN bus graph), with which nodes carried attack frames.",
+    "plots/<dataset>/figures/attention.parquet (node attack flags: the window's frames in "
+    "data/frames/<dataset>.parquet)",
     (
         DATASET,
         MODEL,
@@ -192,13 +211,22 @@ ATTENTION = Table(
         _c("src_id", Str, "source CAN ID (hex); null = an ID outside the vocabulary", True),
         _c("dst_id", Str, "destination CAN ID (hex); null = an ID outside the vocabulary", True),
         _c("alpha", F32, "attention weight"),
+        _c(
+            "src_attack",
+            Bool,
+            "the source node (CAN ID) carried at least one attack frame in the window; null without the "
+            "frame table",
+            True,
+        ),
+        _c("dst_attack", Bool, "the same for the destination node", True),
     ),
 )
 
 DQN_POLICY = Table(
     "dqn_policy",
     "The fusion policy per graph: the α it chose and the fused decision.",
-    "plots/<dataset>/figures/dqn_policy.parquet",
+    "plots/<dataset>/figures/dqn_policy.parquet, "
+    "names of the attack types: plots/<dataset>/figures/attack_types.csv",
     (
         DATASET,
         MODEL,
@@ -206,6 +234,7 @@ DQN_POLICY = Table(
         INDEX,
         Y,
         Y_TYPE,
+        ATTACK_TYPE,
         _c("vgae_anomaly", F64, "calibrated VGAE anomaly score in [0, 1]"),
         _c("p_attack", F64, "GAT probability of attack"),
         _c("gat_attack", F64, "p_attack calibrated on validation: 0.5 at the GAT's threshold"),
@@ -218,7 +247,8 @@ DQN_POLICY = Table(
 RECON_ERRORS = Table(
     "recon_errors",
     "VGAE reconstruction errors per graph and the threshold (Youden's J on val) that flags an attack.",
-    "plots/<dataset>/figures/recon_errors.parquet",
+    "plots/<dataset>/figures/recon_errors.parquet, "
+    "names of the attack types: plots/<dataset>/figures/attack_types.csv",
     (
         DATASET,
         MODEL,
@@ -226,6 +256,7 @@ RECON_ERRORS = Table(
         INDEX,
         Y,
         Y_TYPE,
+        ATTACK_TYPE,
         _c("score", F32, "anomaly score: the weighted reconstruction error"),
         _c("feat_mse", F32, "node-feature MSE", True),
         _c("id_ce", F32, "CAN-ID cross-entropy", True),

@@ -22,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ def _fit(
     logger: Logger | None,
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
-    t_start = time.perf_counter()
+    t_start, started_at = time.perf_counter(), datetime.now(UTC).isoformat(timespec="milliseconds")
     if len(lit.val_set) == 0:
         raise ValueError("the val split is empty: early stopping and checkpoint selection need it")
     state = _same_inputs(outs.ckpt_dir, fingerprint)
@@ -246,6 +247,8 @@ def _fit(
         "train_graphs_per_s": sum(r["train_graphs_per_s"] for r in rows) / max(len(rows), 1),
         "train_seconds": sum(r["epoch_seconds"] for r in rows),  # over all sessions of the run
         "wall_seconds": time.perf_counter() - t_start,  # this session only
+        "started_at": started_at,  # this session's start and end, UTC (the results' run timeline)
+        "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
     write_csv(pl.DataFrame(rows).with_columns(pl.col("epoch").cast(pl.Int64)), outs.epochs)
     write_json(report, outs.report)

@@ -1,5 +1,6 @@
 // A window graph drawn with D3's force layout (Plot has no force mark): nodes are the CAN IDs of the
-// window, edges the consecutive-frame transitions. The layout runs to rest before drawing, so the same
+// window, edges the consecutive-frame transitions; ``color`` fills the nodes (a colour or a function of the
+// node). The layout runs to rest before drawing, so the same
 // graph always looks the same (and screenshots compare).
 import * as d3 from "npm:d3";
 
@@ -24,9 +25,10 @@ export function forceGraph({nodes, links, width, height = 520, color}) {
     .attr("stroke-width", (d) => 0.5 + 3 * d.weight).attr("marker-end", "url(#arrow)");
   const node = svg.append("g").attr("aria-label", "nodes").selectAll("g").data(nodes).join("g")
     .attr("transform", (d) => `translate(${d.x},${d.y})`);
-  node.append("circle").attr("r", (d) => 5 + Math.sqrt(d.degree) * 2).attr("fill", color).attr("stroke", "#111");
-  node.append("text").text((d) => d.id).attr("dy", -10).attr("text-anchor", "middle").attr("fill", "currentColor")
+  const radius = (d) => 5 + Math.sqrt(d.degree) * 2;
+  node.append("circle").attr("r", radius).attr("fill", color).attr("stroke", "#111");
+  node.append("text").text((d) => d.id).attr("dy", (d) => -radius(d) - 4).attr("text-anchor", "middle").attr("fill", "currentColor")
     .attr("font-size", 10);
-  node.append("title").text((d) => `CAN ID ${d.id}: ${d.degree} edges`);
+  node.append("title").text((d) => `CAN ID ${d.id}: ${d.degree} edges${d.attack ? "; carried attack frames" : ""}`);
   return svg.node();
 }

@@ -10,7 +10,15 @@ export function rows(table) {
 }
 
 export function fixed3(value) {
-  return value == null || Number.isNaN(value) ? "—" : value.toFixed(3);
+  if (value == null || Number.isNaN(value)) return "—";
+  // Python's format rounds an exact tie to even, toFixed rounds it up (0.5625: "0.562" against "0.563").
+  // A double is a tie at 3 decimals only when it is an odd multiple of 1/16 (k + 1/2 thousandths).
+  const sixteenths = value * 16;
+  if (Number.isInteger(sixteenths) && sixteenths % 2 !== 0) {
+    const below = Math.floor(value * 1000);  // exact: value * 1000 is a multiple of 62.5
+    return ((below % 2 === 0 ? below : below + 1) / 1000).toFixed(3);
+  }
+  return value.toFixed(3);
 }
 
 // What a page shows in place of a chart whose table the results stage has not written for this dataset.
