@@ -230,7 +230,7 @@ class ExportParams(_Strict):
     opset: int = Field(ge=18, le=23)  # the dynamo exporter writes opset 18 or later
     models: list[str] = Field(min_length=1)  # study names (kdgat/study.py); each gets a parity report
     detector: str  # the fusion model `kdgat detect` runs; its VGAE and GAT must be in ``models``
-    batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check and the file detector
+    batch_size: int = Field(ge=1)  # graphs per ONNX Runtime call in the parity check
     quantize: bool  # also write <model>.int8.onnx (dynamic int8) with its parity, size and latency
 
     @model_validator(mode="after")

@@ -67,3 +67,9 @@ def test_metrics_table(tmp_path: Path) -> None:
     assert out[0] == "| model | known | unknown_attack |"
     assert out[2] == "| gat_large | 0.991 | — |"
     assert kdgat("metrics", "nope", cwd=tmp_path).returncode != 0
+    picked = kdgat(
+        "metrics", "synth", "--scenarios", "unknown_attack,known", cwd=tmp_path
+    ).stdout.splitlines()
+    assert picked[0] == "| model | unknown_attack | known |" and picked[2] == "| gat_large | — | 0.991 |"
+    wrong = kdgat("metrics", "synth", "--scenarios", "known,elsewhere", cwd=tmp_path)
+    assert wrong.returncode != 0 and "no scenario elsewhere" in wrong.stderr

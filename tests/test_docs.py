@@ -17,8 +17,8 @@ from kdgat.results.tables import metrics_table
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]
-# the line above a generated table: <!-- kdgat metrics DATASET [--metric NAME] -->
-GENERATED = re.compile(r"^<!-- kdgat metrics (\S+)(?: --metric (\S+))? -->$", re.M)
+# the line above a generated table: <!-- kdgat metrics DATASET [--metric NAME] [--scenarios A,B] -->
+GENERATED = re.compile(r"^<!-- kdgat metrics (\S+)(?: --metric (\S+))?(?: --scenarios (\S+))? -->$", re.M)
 
 
 def _table_after(text: str, pos: int) -> str:
@@ -30,8 +30,9 @@ def test_metric_tables_are_the_committed_metrics(page: Path) -> None:
     text = page.read_text()
     for m in GENERATED.finditer(text):
         dataset, metric = m.group(1), m.group(2) or "f1"
+        scenarios = m.group(3).split(",") if m.group(3) else None
         metrics = json.loads((REPO / "metrics" / f"{dataset}.json").read_text())
-        expected = metrics_table(metrics, metric)
+        expected = metrics_table(metrics, metric, scenarios)
         assert _table_after(text, m.end() + 1) == expected, f"{page.name}: rerun `{m.group(0)[5:-4]}`"
 
 

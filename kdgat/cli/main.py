@@ -263,6 +263,9 @@ def graphs(
 def metrics(
     dataset: Annotated[str, typer.Argument(help="Dataset whose metrics/<dataset>.json to show.")] = "synth",
     metric: Annotated[str, typer.Option(help="Metric per cell (f1, recall, fpr, roc_auc, ...).")] = "f1",
+    scenarios: Annotated[
+        str | None, typer.Option(help="Comma-separated scenarios to show, in that order (default: all).")
+    ] = None,
 ) -> None:
     """Print one metric per model × test scenario as a Markdown table (from the evaluate stage's JSON)."""
     from kdgat.results.tables import metrics_table
@@ -270,7 +273,12 @@ def metrics(
     path = Path("metrics") / f"{dataset}.json"
     if not path.exists():
         _fail(f"{path}: not found; run `dvc repro evaluate@{dataset}` first")
-    typer.echo(metrics_table(json.loads(path.read_text()), metric))
+    metrics = json.loads(path.read_text())
+    chosen = scenarios.split(",") if scenarios else None
+    unknown = sorted(set(chosen or ()) - {s for by in metrics.values() for s in by})
+    if unknown:
+        _fail(f"{path}: no scenario {', '.join(unknown)}")
+    typer.echo(metrics_table(metrics, metric, chosen))
 
 
 def main() -> None:

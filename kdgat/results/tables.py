@@ -15,10 +15,14 @@ SCENARIO_ORDER = (
 )
 
 
-def metrics_table(metrics: dict[str, dict[str, dict[str, Any]]], metric: str = "f1") -> str:
-    """One row per model, one column per scenario present; '—' where the metric is undefined."""
+def metrics_table(
+    metrics: dict[str, dict[str, dict[str, Any]]], metric: str = "f1", scenarios: list[str] | None = None
+) -> str:
+    """One row per model, one column per scenario present (or per one of ``scenarios``, in that order);
+    '—' where the metric is undefined."""
     present = {s for by_scenario in metrics.values() for s in by_scenario}
-    scenarios = [s for s in SCENARIO_ORDER if s in present] + sorted(present - set(SCENARIO_ORDER))
+    if scenarios is None:
+        scenarios = [s for s in SCENARIO_ORDER if s in present] + sorted(present - set(SCENARIO_ORDER))
     lines = [
         f"| model | {' | '.join(scenarios)} |",
         f"| --- |{' ---: |' * len(scenarios)}",
