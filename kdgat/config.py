@@ -459,13 +459,6 @@ class Params(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _published_datasets_studied(self) -> Params:
-        unknown = [d for d in self.publish.datasets if d not in self.datasets]
-        if unknown:
-            raise ValueError(f"publish.datasets names {unknown}, which datasets does not list")
-        return self
-
-    @model_validator(mode="after")
     def _hpo_keys_exist(self) -> Params:
         dumped = self.model_dump()
         for key in self.hpo.space:

@@ -5,6 +5,7 @@ plan, and a dry run that makes no network call. Uploads: tests/test_publish_uplo
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -163,7 +164,6 @@ def test_zenodo_metadata_has_what_a_deposition_needs() -> None:
     ("change", "message"),
     [
         ({"models": ["fusion_small_kd", "gat_small_kd"]}, "fuses ['vgae_small_kd']"),
-        ({"datasets": ["hcrl_ch"]}, "publish.datasets names ['hcrl_ch']"),
     ],
 )
 def test_publish_params_refuse_incomplete_releases(change: dict[str, Any], message: str) -> None:
@@ -291,3 +291,13 @@ def test_a_missing_study_output_is_named_and_the_old_bundle_kept(release_study: 
     with pytest.raises(ReleaseError, match=r"models/synth/fusion_small.ckpt: missing; run the study first"):
         build_release(params, root)
     assert files_of(root / "release" / DATASET) == before
+
+
+def test_publishing_an_unstudied_dataset_is_refused_at_publish_time(release_study: Path) -> None:
+    # params load with it (a project on its own datasets runs `dvc repro` without editing publish)
+    params = load_params(release_study / "params.yaml")
+    params = params.model_copy(
+        update={"publish": params.publish.model_copy(update={"datasets": ["hcrl_ch"]})}
+    )
+    with pytest.raises(ReleaseError, match=re.escape("publish.datasets names ['hcrl_ch']")):
+        build_release(params, release_study)

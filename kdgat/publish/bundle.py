@@ -206,6 +206,12 @@ def build_release(params: Params, root: Path = Path(".")) -> Release:
         params_hash=params_hash(params.model_dump(mode="json")),
         citation=citation,
     )
+    # checked here, not when params load: a project that studies only its own datasets still runs
+    unstudied = [d for d in params.publish.datasets if d not in params.datasets]
+    if unstudied:
+        raise ReleaseError(
+            f"publish.datasets names {unstudied}, which datasets does not list: set publish.datasets"
+        )
     for dataset in params.publish.datasets:
         build_dataset(dataset, params, release, root, folder / dataset)
         release.datasets[dataset] = folder / dataset
