@@ -102,6 +102,8 @@ class CalibrationParams(_Strict):
     # so that a share ``fpr`` of the calibration windows would alarm (kdgat/fusion/policy.py).
     seconds: float = Field(gt=0)
     fpr: float = Field(gt=0, lt=0.5)
+    # Pair the vehicle's IDs with known IDs that behave alike (kdgat/data/alignment.py) before scoring it
+    align_ids: bool
 
 
 class ParamsError(ValueError):

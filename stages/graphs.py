@@ -1,5 +1,5 @@
 """DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split,
-vocab; train.batch_size for the split checks; calibration.seconds: how much of a calibration capture).
+vocab; train.batch_size for the split checks; calibration.seconds: how much of a calibration capture, calibration.align_ids).
 
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
 Writes split counts (benign and attack windows per split), duplicates dropped, the vocabulary size and
@@ -24,7 +24,10 @@ from kdgat.track.tracker import stage_run
 def main(dataset: str) -> None:
     p, paths = load_params(), Paths(dataset)
     with stage_run(
-        "graphs", dataset, p, ["windows", "split", "vocab", "train.batch_size", "calibration.seconds"]
+        "graphs",
+        dataset,
+        p,
+        ["windows", "split", "vocab", "train.batch_size", "calibration.seconds", "calibration.align_ids"],
     ) as t:
         batch = p.train.batch_size
         frames = read_frames(paths.frames)

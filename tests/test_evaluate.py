@@ -473,3 +473,22 @@ def test_calibrated_scenarios_set_thresholds_on_the_vehicles_calibration_windows
         pl.when(pl.col("split") == "calibration").then(1 - pl.col("y")).otherwise(pl.col("y")).alias("y")
     )
     assert ev.evaluate({"gat_small": flipped}, calibration_fpr=0.02)["gat_small"] == calibrated
+
+
+def test_calibrated_scenarios_score_the_aligned_copy_of_the_vehicles_windows() -> None:
+    """With calibration.align_ids the graphs stage writes test_unknown_vehicle_calibrated: the same windows
+    built through the vehicle's ID alignment; the calibrated scenario scores those rows, not the plain ones."""
+    extra = _with_vehicle(tables()["gat_small"], 6)
+    plain = extra.filter(pl.col("split") == "test_unknown_vehicle")
+    y = plain["y"].to_numpy()
+    aligned = plain.with_columns(
+        split=pl.lit("test_unknown_vehicle_calibrated"), p_attack=pl.Series(np.where(y == 1, 0.99, 0.01))
+    )
+    calibration = extra.filter(pl.col("split") == "calibration")
+    calibration = calibration.with_columns(p_attack=pl.Series(np.linspace(0.0, 0.02, calibration.height)))
+    table = pl.concat([extra.filter(pl.col("split") != "calibration"), calibration, aligned])
+    m = ev.evaluate({"gat_small": table}, calibration_fpr=0.02)["gat_small"]
+    assert (
+        m["unknown_vehicle_calibrated"]["f1"] == 1.0 and m["unknown_vehicle_calibrated"]["n"] == plain.height
+    )
+    assert m["unknown_vehicle"]["n"] == plain.height  # the plain scenario keeps its own rows

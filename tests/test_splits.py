@@ -357,9 +357,28 @@ def test_calibration_keeps_its_first_seconds_and_refuses_attacks(tmp_path: Path)
     )
     kept = load_split(tmp_path / "g", "calibration")
     assert meta["counts"]["calibration"]["attack"] == 0
+    # align_ids: the unseen vehicle's test windows again, through its ID alignment
+    assert meta["alignment"]["unseen_vehicle"]["reference"] == "train_02_with_attacks/drive.log"
+    plain, aligned = (
+        load_split(tmp_path / "g", s) for s in ("test_unknown_vehicle", "test_unknown_vehicle_calibrated")
+    )
+    assert np.array_equal(plain.start_row, aligned.start_row) and np.array_equal(plain.x, aligned.x)
+    assert meta["counts"]["test_unknown_vehicle_calibrated"] == meta["counts"]["test_unknown_vehicle"]
     assert (
         len(kept.start_row) == 50 and kept.start_row.max() == 392
     )  # windows starting in the first 400 frames
+    off = build_graphs(
+        pl.concat([frames, calibration]),
+        WindowParams(size=8, stride=8),
+        STUDY.split,
+        STUDY.vocab,
+        tmp_path / "off",
+        progress=False,
+        calibration=params.model_copy(update={"align_ids": False}),
+    )
+    assert (
+        "test_unknown_vehicle_calibrated" not in off["counts"] and off["alignment"]["unseen_vehicle"] is None
+    )
     attacked = pl.concat([frames, noisy("calibration_car_b/idle.log", 800, seed=4)])
     with pytest.raises(SplitError, match=r"calibration has \d+ windows with attack frames"):
         build_graphs(

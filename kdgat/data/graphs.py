@@ -19,6 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from kdgat.config import CalibrationParams, SplitParams, VocabParams, WindowParams
+from kdgat.data.alignment import Alignment, Profiles, align, distinct_references, id_profiles
 from kdgat.data.features import (
     EDGE_FEATURES,
     NODE_FEATURES,
@@ -29,9 +30,16 @@ from kdgat.data.features import (
     window_starts,
 )
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
-from kdgat.data.layout import CALIBRATION, role_of
+from kdgat.data.layout import CALIBRATION, TRAIN, role_of
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
-from kdgat.data.splits import SplitPlan, assign_splits, check_splits, drop_duplicates
+from kdgat.data.splits import (
+    CALIBRATION_SPLIT,
+    SplitPlan,
+    assign_splits,
+    check_splits,
+    drop_duplicates,
+    scenario_split,
+)
 from kdgat.data.vocab import Vocabulary, id_cooccurrence, id_keys, vocab_from_counts
 from kdgat.io import atomic_path, check_output
 
@@ -40,6 +48,10 @@ __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "UNKNOWN_ATTACK", "attack_types", "
 UNKNOWN_ATTACK = "unknown"  # attack_type given to attack frames whose type the reader did not know
 CHUNK_SLOTS = 1 << 16  # (window, frame) slots processed at once
 TILE_ROWS = 64  # feature rows handled as one by the scalers (_tiles)
+# The unseen vehicle's captures: with calibration.align_ids their windows are also built through its ID
+# alignment, as test_<scenario>_calibrated splits and as the calibration split itself
+UNSEEN_VEHICLE = ("unknown_vehicle", "unknown_both")
+CALIBRATED_SUFFIX = "_calibrated"
 
 
 def _dense_codes(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -244,6 +256,30 @@ def _by_split(batches: list[GraphBatch], plan: SplitPlan) -> list[list[GraphBatc
     return parts
 
 
+def _profiles(name: str, c: Columns) -> Profiles:
+    benign = c.label == 0
+    return id_profiles(name, c.key[benign], c.ts[benign], c.dlc[benign], c.payload[benign])
+
+
+def _vehicle_alignment(
+    cols: Columns, offsets: np.ndarray, sources: list[str], roles: list[str], voc: Vocabulary, seconds: float
+) -> tuple[Alignment, list[Profiles]]:
+    """The unseen vehicle's ID alignment (kdgat/data/alignment.py) from the first ``seconds`` of its
+    calibration captures, against one reference per distinct ID set among the training captures."""
+    refs = distinct_references(
+        _profiles(s, cols.rows(int(offsets[f]), int(offsets[f + 1])))
+        for f, (s, r) in enumerate(zip(sources, roles, strict=True))
+        if r == TRAIN
+    )
+    parts = []
+    for f in (f for f, r in enumerate(roles) if r == CALIBRATION):
+        c = cols.rows(int(offsets[f]), int(offsets[f + 1]))
+        parts.append(c.rows(0, int(np.searchsorted(c.ts, c.ts[0] + seconds))))
+    c = Columns(*(np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])))
+    # calibration traffic is used without its labels (all frames), training traffic's benign frames only
+    return align(voc, id_profiles(CALIBRATION, c.key, c.ts, c.dlc, c.payload), refs), refs
+
+
 def build_graphs(
     frames: pl.DataFrame,
     windows: WindowParams,
@@ -263,7 +299,9 @@ def build_graphs(
     (splits.check_splits) fail before any graph is built, and again should dropping duplicate windows
     empty a class; None skips the checks (a unit test's hand-made windows). Of a calibration capture
     only the windows that start within ``calibration.seconds`` of its first frame are kept (all of them
-    without ``calibration``).
+    without ``calibration``); with ``calibration.align_ids`` the unseen vehicle's windows are built through
+    its ID alignment too (``_vehicle_alignment``): the calibration split, and test_<s>_calibrated beside
+    each of its test scenarios.
     """
     check_output(out_dir, folder=True, force=force)
     S = windows.size
@@ -295,22 +333,38 @@ def build_graphs(
     window_rows = np.concatenate([st + offsets[f] for f, st in enumerate(starts)])
     voc = _train_vocab(cols, window_rows, plan.code == 0, S, uniq_keys, vocab.min_count)
     code_vocab = voc.lookup(uniq_keys)
+    alignment, references = None, []
+    if calibration is not None and calibration.align_ids and CALIBRATION in roles:
+        alignment, references = _vehicle_alignment(cols, offsets, sources, roles, voc, calibration.seconds)
+    aligned_roles = (CALIBRATION, *UNSEEN_VEHICLE) if alignment else ()
 
     # Blocks of about CHUNK_SLOTS frames keep the temporaries small enough to stay in cache and be
     # reused by the allocator (whole-file temporaries were ~40 % slower, mostly in page faults); of
     # 2^14 .. 2^17 slots, 2^16 ran the bench fastest (2^17: 6 % slower, scaling and writing included).
     per_chunk = max(1, CHUNK_SLOTS // S)
     blocks = [(f, st[i : i + per_chunk]) for f, st in enumerate(starts) for i in range(0, len(st), per_chunk)]
-    batches = []
+    batches, aligned = [], []
     for f, st in tqdm(blocks, desc="windows → graphs", unit="block", disable=not progress):
-        batches.append(
-            graphs_of_windows(cols.rows(int(offsets[f]), int(offsets[f + 1])), st, S, len(types), code_vocab)
-        )
+        rows = cols.rows(int(offsets[f]), int(offsets[f + 1]))
+        batches.append(graphs_of_windows(rows, st, S, len(types), code_vocab))
         batches[-1].file_idx[:] = f
+        aligned.append(batches[-1])
+        if alignment is not None and roles[f] in aligned_roles:
+            aligned[-1] = graphs_of_windows(rows, st, S, len(types), alignment.lookup(uniq_keys))
+            aligned[-1].file_idx[:] = f
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
     if batch_size is not None:
         check_splits(plan, window_attack, split, batch_size)
     parts = _by_split(batches, plan)
+    names = list(plan.names)
+    if alignment is not None:
+        through = _by_split(aligned, plan)
+        for i, name in enumerate(plan.names):
+            if name == CALIBRATION_SPLIT:
+                parts[i] = through[i]
+            elif name in {scenario_split(s) for s in UNSEEN_VEHICLE}:
+                names.append(name + CALIBRATED_SUFFIX)
+                parts.append(through[i])
     scalers = _fit_scalers(parts[0])
     cooc = _train_cooccurrence(parts[0], len(voc))
     for batch in (b for split_parts in parts for b in split_parts):
@@ -325,6 +379,11 @@ def build_graphs(
         "vocab_size": len(voc),
         "vocab": voc.to_meta(),
         "id_cooccurrence": np.round(cooc, 4).tolist(),  # [vocab, vocab], see vocab.id_cooccurrence
+        # what `kdgat detect --calibrate` needs to align a new vehicle, and this dataset's own alignment
+        "alignment": {
+            "references": [r.to_meta() for r in references],
+            "unseen_vehicle": alignment.to_meta() if alignment else None,
+        },
         "attack_types": types,
         "scalers": scalers,
         "counts": {},  # per split, in split order
@@ -345,7 +404,7 @@ def build_graphs(
     }
     with atomic_path(out_dir, folder=True, force=force) as tmp:
         tmp.mkdir()
-        for name, split_parts in zip(plan.names, parts, strict=True):
+        for name, split_parts in zip(names, parts, strict=True):
             split_parts = split_parts or [empty_batch()]
             write_split(tmp / name, [vars(p) for p in split_parts])
             meta["counts"][name] = _split_counts(split_parts, types)

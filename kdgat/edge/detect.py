@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kdgat.data.alignment import Alignment, Profiles, align, id_profiles
 from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
 from kdgat.edge.runtime import EdgeModels, graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
@@ -67,7 +68,8 @@ class Detector:
         self.models = EdgeModels(bundle_dir, threads)
         data = self.models.data
         self.size, self.stride = int(data["windows"]["size"]), int(data["windows"]["stride"])
-        self.vocab = Vocabulary.from_meta(data["vocab"])
+        self.known = Vocabulary.from_meta(data["vocab"])
+        self.vocab: Vocabulary | Alignment = self.known  # an Alignment after ``calibrate`` (align_ids)
         self.scalers = data["scalers"]
         self.labelled = labelled  # a log with labels: each line also says whether the window held an attack
         self.fused_threshold: float | None = (
@@ -83,18 +85,28 @@ class Detector:
         self.seconds = {"parse": 0.0, "features": 0.0, "inference": 0.0}
 
     def calibrate(self, chunks: Iterator[Chunk]) -> dict[str, Any]:
-        """Learn this vehicle's normal traffic before watching it: the fused scores of the windows of the
-        first calibration seconds (the bundle's) of ``chunks``, benign traffic used without labels, set the
-        threshold by the evaluation's own rule (kdgat/fusion/policy.vehicle_threshold). Counters start over
-        afterwards."""
+        """Learn this vehicle's normal traffic before watching it, from the first calibration seconds (the
+        bundle's) of ``chunks``, benign traffic used without labels: with ``align_ids`` its IDs are paired
+        with the training captures' (kdgat/data/alignment.py, as the graphs stage does for the study's
+        unseen vehicle), then the fused scores of its windows set the threshold by the evaluation's own
+        rule (kdgat/fusion/policy.vehicle_threshold). Counters start over afterwards."""
         cal = self.models.data["calibration"]
+        parts = list(_first_seconds(chunks, float(cal["seconds"])))
+        if not parts:
+            raise ValueError("the calibration log holds no frame")
+        frames = Chunk.join(parts)
+        out: dict[str, Any] = {"calibration": True, "seconds": cal["seconds"], "fpr": cal["fpr"]}
+        if cal.get("align_ids") and cal.get("references"):
+            target = id_profiles("calibration", frames.key, frames.ts, frames.dlc, frames.payload)
+            self.vocab = align(self.known, target, [Profiles.from_meta(r) for r in cal["references"]])
+            out["alignment"] = self.vocab.to_meta()
         self._fused = []
-        for _ in self.windows_of(_first_seconds(chunks, float(cal["seconds"]))):
+        for _ in self.windows_of(iter([frames])):
             pass
         fused, self._fused = np.asarray(self._fused), None
         self.fused_threshold = vehicle_threshold(fused, float(cal["fpr"]))
         self._reset()
-        return {"calibration": True, "windows": len(fused), **cal, "fused_threshold": self.fused_threshold}
+        return out | {"windows": len(fused), "fused_threshold": self.fused_threshold}
 
     def windows_of(self, chunks: Iterator[Chunk]) -> Iterator[dict[str, Any]]:
         """One record per complete window, in order."""

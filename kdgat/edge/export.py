@@ -210,7 +210,8 @@ def bundle(
             "state_std": policy.std.tolist(),
         },
         "thresholds": decision_rule(policy),
-        "calibration": calibration.model_dump(),
+        # with align_ids, `--calibrate` pairs the new vehicle's IDs with these training captures' IDs
+        "calibration": calibration.model_dump() | {"references": meta["alignment"]["references"]},
         "models": files,
     }
 

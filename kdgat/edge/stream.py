@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from kdgat.data.alignment import Alignment
 from kdgat.data.features import Columns, GraphBatch, graphs_of_windows
 from kdgat.data.formats import IngestReport, read_capture
 from kdgat.data.frames import BYTE_COLUMNS, FrameError
@@ -224,7 +225,7 @@ class Windower:
 
 
 def window_graphs(
-    frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary, scalers: dict[str, Any]
+    frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary | Alignment, scalers: dict[str, Any]
 ) -> GraphBatch:
     """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds
     them."""

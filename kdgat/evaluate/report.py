@@ -36,8 +36,10 @@ A scenario whose split is empty or absent is left out (no keys, no files).
 
 Calibrated scenarios. When the graphs hold a ``calibration`` split (benign windows of the unknown vehicle,
 recorded before deployment; docs/data.md) and ``calibration_fpr`` is given, the unknown-vehicle scenarios
-are also scored as ``<scenario>_calibrated``: the same test windows and scores, each model's decision
-threshold set on that vehicle's calibration windows by ``vehicle_threshold`` instead of on validation.
+are also scored as ``<scenario>_calibrated``: the same test windows, scored as the graphs stage built them
+through the vehicle's ID alignment (split ``test_<scenario>_calibrated``, when ``calibration.align_ids``)
+and each model's decision threshold set on that vehicle's calibration windows by ``vehicle_threshold``
+instead of on validation.
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ def _scenarios(view: pl.DataFrame, calibration_fpr: float | None = None) -> dict
     if calibration_fpr is not None and calibration.height:
         threshold = vehicle_threshold(calibration["score"].to_numpy(), calibration_fpr)
         for s, name in CALIBRATED.items():
-            parts[name] = parts[s].with_columns(
+            # the graphs stage's aligned copy of the scenario (calibration.align_ids), else the same rows
+            aligned = view.filter(pl.col("split") == f"test_{name}")
+            parts[name] = (aligned if aligned.height else parts[s]).with_columns(
                 (pl.col("score") >= threshold).cast(pl.Int8).alias("decision"),
                 pl.lit(threshold).alias("threshold"),
             )

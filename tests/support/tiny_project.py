@@ -76,7 +76,9 @@ def _made(seed: int) -> Path:
     p = study_params()
     generate(work / "raw", p.synth.model_copy(update={"minutes": 0.05, "seed": seed}))
     frames, _ = read_dataset(work / "raw", progress=False)
-    build_graphs(frames, p.windows, p.split, p.vocab, work / "full", progress=False)
+    build_graphs(
+        frames, p.windows, p.split, p.vocab, work / "full", progress=False, calibration=p.calibration
+    )
     _subset(work / "full", work / "graphs")
     return work
 
