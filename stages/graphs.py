@@ -1,5 +1,6 @@
 """DVC stage `graphs@<dataset>`: frames → graph shards in data/graphs/<dataset>/ (params: windows, split,
-vocab; train.batch_size for the split checks; calibration.seconds: how much of a calibration capture, calibration.align_ids).
+vocab; train.batch_size for the split checks; calibration.seconds: how much of a calibration capture;
+calibration.align_ids: the unseen vehicle's windows again through its ID alignment).
 
 The stage owns its out (dvc.yaml), so it replaces it (force) even where an older kdgat left it unmarked.
 Writes split counts (benign and attack windows per split), duplicates dropped, the vocabulary size and

@@ -476,8 +476,8 @@ def test_calibrated_scenarios_set_thresholds_on_the_vehicles_calibration_windows
 
 
 def test_calibrated_scenarios_score_the_aligned_copy_of_the_vehicles_windows() -> None:
-    """With calibration.align_ids the graphs stage writes test_unknown_vehicle_calibrated: the same windows
-    built through the vehicle's ID alignment; the calibrated scenario scores those rows, not the plain ones."""
+    """With calibration.align_ids the graphs stage writes test_unknown_vehicle_calibrated: the same
+    windows built through the vehicle's ID alignment; the calibrated scenario scores those rows."""
     extra = _with_vehicle(tables()["gat_small"], 6)
     plain = extra.filter(pl.col("split") == "test_unknown_vehicle")
     y = plain["y"].to_numpy()
