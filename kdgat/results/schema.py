@@ -122,7 +122,8 @@ METRICS = Table(
             "scenario",
             Str,
             "test scenario: known, unknown_vehicle, unknown_attack, unknown_both; unknown_vehicle_calibrated "
-            "and unknown_both_calibrated: the same windows, thresholds set on that vehicle's calibration",
+            "and unknown_both_calibrated: the same windows built through the vehicle's ID alignment, "
+            "thresholds set on its calibration windows",
         ),
         _c("metric", Str, "f1, precision, recall, fpr, roc_auc, mcc, tp, ... (kdgat/metrics.py)"),
         _c(
