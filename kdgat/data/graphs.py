@@ -333,7 +333,8 @@ def build_graphs(
     window_rows = np.concatenate([st + offsets[f] for f, st in enumerate(starts)])
     voc = _train_vocab(cols, window_rows, plan.code == 0, S, uniq_keys, vocab.min_count)
     code_vocab = voc.lookup(uniq_keys)
-    alignment, references = None, []
+    alignment: Alignment | None = None
+    references: list[Profiles] = []
     if calibration is not None and calibration.align_ids and CALIBRATION in roles:
         alignment, references = _vehicle_alignment(cols, offsets, sources, roles, voc, calibration.seconds)
     aligned_roles = (CALIBRATION, *UNSEEN_VEHICLE) if alignment else ()
