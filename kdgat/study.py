@@ -50,7 +50,7 @@ class Model:
     def param_keys(self) -> tuple[str, ...]:
         """The params.yaml keys its stage reads: its `params:` in dvc.yaml, its W&B run's config."""
         if self.family == "fusion":
-            return ("train", "fusion", "models.dqn")
+            return ("train", "fusion", "models.dqn", "calibration.fpr")
         keys = (f"models.{self.family}.{self.scale}", "train", f"{self.family}_train")
         if self.teacher is None:
             return keys

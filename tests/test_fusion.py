@@ -16,6 +16,7 @@ import torch
 from support.tiny_project import study_params
 
 import kdgat.evaluate.report as ev
+import kdgat.fusion.compare as fc
 import kdgat.fusion.policy as fu
 import kdgat.fusion.train as ft
 from kdgat.config import DQNScale, Params
@@ -454,3 +455,55 @@ def test_summary_metrics_match_binary_metrics(trained: tuple[Path, dict]) -> Non
     table = pl.read_parquet(d / "fusion.parquet").filter(pl.col("split") == "test_known")
     m = binary_metrics(table["y"], table["fused"], table["decision"])
     assert report["comparison"]["test_known"]["dqn"]["f1"] == pytest.approx(m["f1"])
+
+
+# --- issue 10: does the fusion earn its place on the unseen vehicle ---------------------------------
+
+
+def test_max_inputs_alarms_when_either_input_does() -> None:
+    y = np.array([1, 1, 1, 0, 0])
+    anomaly, p = np.array([0.9, 0.1, 0.1, 0.6, 0.1]), np.array([0.1, 0.9, 0.1, 0.1, 0.1])
+    out = fc.comparison(
+        {"all": np.ones(5, bool)}, {"gat_alone": 1.0}, y, anomaly, p, None, np.array([0.0, 1.0])
+    )
+    m = out["all"]["max_inputs"]
+    assert (m["recall"], m["fpr"], m["mean_reward"]) == (pytest.approx(2 / 3), 0.5, None)
+    assert out["all"]["gat_alone"]["recall"] == pytest.approx(1 / 3)
+
+
+def test_calibrated_comparison_recentres_the_inputs_on_the_vehicles_calibration(tmp_path: Path) -> None:
+    """A new car whose benign windows all score high for both models: on its calibrated split every
+    contender decides with inputs re-centred at that car's calibration thresholds."""
+    vgae, gat = two_region_tables(seed=4)
+    test = (pl.col("split") == "test_known") & (pl.col("y") == 0)
+
+    def car(t: pl.DataFrame, col: str, moved: pl.Expr) -> pl.DataFrame:
+        cal = t.filter(test).with_columns(pl.lit("calibration").alias("split"), moved.alias(col))
+        vehicle = t.filter(pl.col("split") == "test_known").with_columns(
+            pl.lit("test_unknown_vehicle_calibrated").alias("split"), moved.alias(col)
+        )
+        return pl.concat([t, cal, vehicle])
+
+    car(vgae, "score", pl.col("score") + 3.0).write_parquet(tmp_path / "v.parquet")
+    g = car(gat, "p_attack", pl.col("p_attack") * 0.2 + 0.8)  # every window of the car above 0.8
+    g.write_parquet(tmp_path / "g.parquet")
+    report = ft.train_fusion(
+        fusion_params(epochs=3),
+        tmp_path / "v.parquet",
+        tmp_path / "g.parquet",
+        "small",
+        tmp_path / "f.ckpt",
+        report=tmp_path / "f.json",
+        predictions=tmp_path / "f.parquet",
+    )
+    cal = report["comparison_calibrated"]
+    on_car = g.filter(pl.col("split") == "calibration")["p_attack"].to_numpy()
+    assert cal["thresholds"]["gat_p_attack"] == pytest.approx(np.quantile(on_car, 1 - cal["fpr"]))
+    vehicle = cal["splits"]["test_unknown_vehicle_calibrated"]
+    assert set(vehicle) == {"dqn", "gat_alone", "vgae_alone", "fixed_alpha", "max_inputs"}
+    # the plain validation thresholds would flag every benign window of this car; its own do not
+    assert report["comparison"]["test_unknown_vehicle_calibrated"]["gat_alone"]["fpr"] == 1.0
+    assert vehicle["gat_alone"]["fpr"] < 0.1 and vehicle["vgae_alone"]["fpr"] < 0.1
+    assert vehicle["max_inputs"]["recall"] >= max(
+        vehicle["gat_alone"]["recall"], vehicle["vgae_alone"]["recall"]
+    )

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from kdgat.config import DQNScale, FusionParams, Params, TrainParams
+from kdgat.fusion.compare import calibrated_comparison, comparison
 from kdgat.fusion.dqn import QNet, build_qnet
 from kdgat.fusion.policy import (
     GAT_COLUMNS,
@@ -53,7 +54,6 @@ from kdgat.fusion.policy import (
     vgae_anomaly,
 )
 from kdgat.io import write_csv, write_json, write_parquet
-from kdgat.metrics import binary_metrics
 from kdgat.train.torch_setup import deterministic, device_of
 
 
@@ -180,38 +180,6 @@ def tune_fixed_alpha(
     return float(alphas[int(np.argmax(f1))]), [float(f) if np.isfinite(f) else None for f in f1]
 
 
-_SUMMARY = ("n", "n_attack", "f1", "precision", "recall", "fpr", "mcc", "roc_auc")
-
-
-def _summary(
-    y: NDArray[np.int64], fused: NDArray[np.float64], reward_of: NDArray[np.float64]
-) -> dict[str, Any]:
-    m = binary_metrics(y, fused, decide(fused).astype(np.int64))
-    return {**{k: m[k] for k in _SUMMARY}, "mean_reward": float(reward_of.mean()) if y.size else None}
-
-
-def _comparison(
-    groups: dict[str, NDArray[np.bool_]],
-    alpha_of: dict[str, NDArray[np.float64] | float],
-    y: NDArray[np.int64],
-    anomaly: NDArray[np.float64],
-    p: NDArray[np.float64],
-    reward: NDArray[np.float64],
-    alphas: NDArray[np.float64],
-) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every contender through the same rule on every group of rows; its reward read from the same [G, A]
-    table (all α lie on the grid)."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, rows in groups.items():
-        out[name] = {}
-        for who, a in alpha_of.items():
-            a_rows = np.broadcast_to(np.asarray(a, np.float64), y.shape)[rows]
-            col = np.searchsorted(alphas, a_rows).clip(0, alphas.size - 1)
-            fused = fuse(anomaly[rows], p[rows], a_rows)
-            out[name][who] = _summary(y[rows], fused, reward[rows][np.arange(rows.sum()), col])
-    return out
-
-
 def train_fusion(
     params: Params,
     vgae_pred: Path,
@@ -318,7 +286,9 @@ def train_fusion(
         "fixed_alpha": fixed,
         "fixed_alpha_val_f1": {f"{a:g}": f for a, f in zip(alphas.tolist(), fixed_f1, strict=True)},
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
-        "comparison": _comparison(groups, alpha_of, y, anomaly, p, reward, alphas),
+        "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas),
+        # the unseen vehicle's calibrated splits, inputs on its own thresholds (kdgat/fusion/compare.py)
+        "comparison_calibrated": calibrated_comparison(joined, policy, fixed, params.calibration.fpr),
         "wall_s": round(time.perf_counter() - started, 3),
         "started_at": started_at,  # UTC (the results' run timeline)
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
