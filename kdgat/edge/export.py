@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from kdgat.config import CalibrationParams
 from kdgat.data.shards import load_meta
-from kdgat.edge.padded import padded_model
+from kdgat.edge.scatter import TRANSLATIONS as SCATTER_TRANSLATIONS
+from kdgat.edge.scatter import rows_as_scatter_nd
 from kdgat.fusion.policy import DECISION_THRESHOLD, GAT_COLUMNS, STATE_COLUMNS, VGAE_COLUMNS, FusionPolicy
 from kdgat.io import atomic_path, write_json
 from kdgat.models import GAT
@@ -44,30 +45,23 @@ BUNDLE_FILE = "detector.json"
 EXAMPLE_GRAPHS = 3  # graphs in the example batch the exporter traces (any count >= 2 stays symbolic)
 
 
-FORMS = ("padded", "sparse")
+# How a GAT or VGAE's scatters are written in ONNX (same model, same arithmetic; kdgat/edge/scatter.py):
+#   rows      a scatter of whole rows (messages, softmax, pooling) as ScatterND: 2–3× faster on one core
+#   elements  as torch exports them, ScatterElements (the first export; `make bench` compares the two)
+FORMS = ("rows", "elements")
 
 
 class Rows(nn.Module):
-    """A study GAT or VGAE → its prediction-table columns, one output each (GAT_COLUMNS / VGAE_COLUMNS).
+    """A study GAT or VGAE → its prediction-table columns, one output each (GAT_COLUMNS / VGAE_COLUMNS)."""
 
-    ``form``: "padded" (the exported files: kdgat/edge/padded.py, each graph a dense block, 3–5× faster in
-    ONNX Runtime) or "sparse" (PyG's message passing as trained: ScatterElements in ONNX; kept for the
-    benchmark's comparison)."""
-
-    def __init__(self, model: nn.Module, blob: dict[str, Any], form: str = "padded") -> None:
+    def __init__(self, model: nn.Module, blob: dict[str, Any]) -> None:
         super().__init__()
-        if form not in FORMS:
-            raise ValueError(f"export form {form!r}: one of {', '.join(FORMS)}")
         self.model, self.blob = model, blob
-        self.padded = padded_model(model, blob) if form == "padded" else None
         self.columns = GAT_COLUMNS if isinstance(model, GAT) else VGAE_COLUMNS
 
     def forward(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor
     ) -> tuple[Tensor, ...]:
-        if self.padded is not None:
-            rows = self.padded(x, node_vocab, edge_index, edge_attr, batch)
-            return tuple(rows[c] for c in self.columns)
         # .item(): the exporter keeps the graph count symbolic (int() would freeze it)
         num_graphs = batch.max().item() + 1
         b = Batch(x, node_vocab, edge_index, edge_attr, batch, batch, batch, num_graphs)  # type: ignore[arg-type]
@@ -139,13 +133,19 @@ def _save(program: Any, dest: Path, what: str) -> None:
     onnx.checker.check_model(str(dest))
 
 
-def export_rows(model_file: Path, example: Batch, dest: Path, opset: int, form: str = "padded") -> list[str]:
-    """A GAT or VGAE weights file → ONNX at ``dest`` (graphs, nodes and edges dynamic); its output names."""
+def export_rows(
+    model_file: Path, example: Batch, dest: Path, opset: int, scatters: str = "rows"
+) -> list[str]:
+    """A GAT or VGAE weights file → ONNX at ``dest`` (graphs, nodes and edges dynamic); its output names.
+    ``scatters``: one of FORMS."""
+    if scatters not in FORMS:
+        raise ValueError(f"scatters={scatters!r}: one of {', '.join(FORMS)}")
     model, blob = load_model(model_file)
-    wrapper = Rows(model, blob, form).eval()
+    wrapper = Rows(model, blob).eval()
     n, e = torch.export.Dim("nodes", min=2), torch.export.Dim("edges", min=2)
     dims = {"x": {0: n}, "node_vocab": {0: n}, "edge_index": {1: e}, "edge_attr": {0: e}, "batch": {0: n}}
-    with torch.no_grad(), _exportable_ops():
+    lowering = rows_as_scatter_nd() if scatters == "rows" else contextlib.nullcontext()
+    with torch.no_grad(), _exportable_ops(), lowering:
         program = torch.onnx.export(
             wrapper,
             example.inputs(),
@@ -155,6 +155,7 @@ def export_rows(model_file: Path, example: Batch, dest: Path, opset: int, form: 
             opset_version=opset,
             dynamo=True,
             verbose=False,
+            custom_translation_table=SCATTER_TRANSLATIONS,
         )
     _save(program, dest, str(model_file))
     return list(wrapper.columns)
