@@ -27,8 +27,6 @@ from torch import Tensor, nn
 
 from kdgat.config import CalibrationParams
 from kdgat.data.shards import load_meta
-from kdgat.edge.scatter import TRANSLATIONS as SCATTER_TRANSLATIONS
-from kdgat.edge.scatter import rows_as_scatter_nd
 from kdgat.fusion.policy import DECISION_THRESHOLD, GAT_COLUMNS, STATE_COLUMNS, VGAE_COLUMNS, FusionPolicy
 from kdgat.io import atomic_path, write_json
 from kdgat.models import GAT
@@ -140,6 +138,9 @@ def export_rows(
     ``scatters``: one of FORMS."""
     if scatters not in FORMS:
         raise ValueError(f"scatters={scatters!r}: one of {', '.join(FORMS)}")
+    # here, not at the top: the detector imports this module's names, not the exporter's onnxscript
+    from kdgat.edge.scatter import TRANSLATIONS, rows_as_scatter_nd
+
     model, blob = load_model(model_file)
     wrapper = Rows(model, blob).eval()
     n, e = torch.export.Dim("nodes", min=2), torch.export.Dim("edges", min=2)
@@ -155,7 +156,7 @@ def export_rows(
             opset_version=opset,
             dynamo=True,
             verbose=False,
-            custom_translation_table=SCATTER_TRANSLATIONS,
+            custom_translation_table=TRANSLATIONS,
         )
     _save(program, dest, str(model_file))
     return list(wrapper.columns)
