@@ -1,7 +1,9 @@
 """Speed on the car (`make bench`, when onnx/<dataset>/ exists): ONNX Runtime latency of one window on one
 thread for the detector's student GAT, VGAE and Q-net and for every other exported GAT (the teacher), the
 detector's whole per-window step, model file sizes, and `kdgat detect`'s throughput on a 1 M-frame candump
-log on one pinned core, with its peak memory and where the time goes (parse / features / inference).
+log on one pinned core, with its peak memory and where the time goes (parse / windows / features /
+inference), and the detector's GAT and VGAE exported with ScatterElements (the first export) against the
+bundle's ScatterND files (``scatter_forms``).
 
     python -m kdgat.bench.edge [--bundle onnx/synth] [--frames 1000000]
 """
@@ -74,6 +76,63 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
         calls // 4,
     )
     return out
+
+
+def scatter_forms(
+    bundle: Path, frames_file: Path, models_dir: Path, graphs_dir: Path, calls: int = CALLS
+) -> dict[str, Any]:
+    """The detector's GAT and VGAE exported both ways (kdgat/edge/export.py FORMS: the bundle's ScatterND
+    rows and the first export's ScatterElements) from their weights in ``models_dir``, one window on one
+    thread, the two files' calls interleaved so that both see the same machine: p50/p99 each and the
+    ratio of the p50s. Also the per-window cost in calls of INFER_BATCH windows, as `kdgat detect` runs
+    them on a file."""
+    from kdgat.edge.detect import INFER_BATCH, Detector
+    from kdgat.edge.export import example_batch, export_rows
+    from kdgat.edge.runtime import graph_inputs, run_rows, session
+    from kdgat.edge.stream import chunk_of_frames, window_graphs
+
+    det = Detector(bundle, threads=1)
+    names = det.models.data["detector"]
+    frames = read_frames(frames_file).filter(pl.col("source").str.contains("test"))
+    chunk = chunk_of_frames(frames.head(det.size * INFER_BATCH * 16))
+    starts = np.arange(INFER_BATCH * 16, dtype=np.int64) * det.size
+    one = graph_inputs(window_graphs(chunk, starts[:1], det.size, det.vocab, det.scalers))
+    many = [
+        graph_inputs(window_graphs(chunk, starts[i : i + INFER_BATCH], det.size, det.vocab, det.scalers))
+        for i in range(0, len(starts), INFER_BATCH)
+    ]
+    example = example_batch(graphs_dir)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="kdgat-forms-") as tmp:
+        for model in (names["gat"], names["vgae"]):
+            files = {"rows": bundle / det.models.data["models"][model]["file"]}
+            files["elements"] = Path(tmp) / f"{model}.elements.onnx"
+            export_rows(models_dir / f"{model}.ckpt", example, files["elements"], 18, scatters="elements")
+            sessions = {form: session(f, threads=1) for form, f in files.items()}
+            single = _interleaved({f: (lambda s=s: run_rows(s, one)) for f, s in sessions.items()}, calls)
+            batched = _interleaved(
+                {f: (lambda s=s: [run_rows(s, b) for b in many]) for f, s in sessions.items()}, calls // 100
+            )
+            per_window = {f: round(v["p50_ms"] / len(starts), 4) for f, v in batched.items()}
+            out[model] = {
+                "one_window": single,
+                "p50_ratio": round(single["elements"]["p50_ms"] / single["rows"]["p50_ms"], 2),
+                f"per_window_in_calls_of_{INFER_BATCH}_ms": per_window,
+            }
+    return out
+
+
+def _interleaved(fns: dict[str, Any], calls: int) -> dict[str, dict[str, float]]:
+    for fn in fns.values():  # warm-up: first runs allocate
+        for _ in range(5):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(calls):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: _percentiles(v) for k, v in times.items()}
 
 
 def write_candump(frames_file: Path, dest: Path, n_frames: int) -> None:
@@ -152,6 +211,10 @@ def _throughput_worker(bundle: Path, log: Path) -> dict[str, Any]:
 def bench_edge(bundle: Path, frames_file: Path, n_frames: int = 1_000_000) -> dict[str, Any]:
     files = {p.name: p.stat().st_size for p in sorted(bundle.glob("*.onnx"))}
     result: dict[str, Any] = {"onnx_bytes": files, "latency_1_thread": latency(bundle, frames_file)}
+    dataset = json.loads((bundle / "detector.json").read_text())["dataset"]
+    models_dir, graphs_dir = Path("models") / dataset, Path("data/graphs") / dataset
+    if models_dir.is_dir() and graphs_dir.is_dir():  # the study's weights: the other export to compare
+        result["scatter_forms"] = scatter_forms(bundle, frames_file, models_dir, graphs_dir)
     with tempfile.TemporaryDirectory(prefix="kdgat-edge-") as tmp:
         log = Path(tmp) / "bus.log"
         write_candump(frames_file, log, n_frames)

@@ -28,8 +28,8 @@ from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
 from kdgat.fusion.policy import vehicle_threshold
 
 TOP_IDS = 3  # IDs reported per window
-# Windows per ONNX Runtime call on a file: the student GAT's scatter-adds cost more per window in larger
-# calls (single thread, per window: 0.56 ms at 8, 0.67 ms at 32, 1.5 ms at 128, 2.0 ms at 256)
+# Windows per ONNX Runtime call on a file (the fusion policy decides a whole chunk's windows at once): the
+# graph models cost more per window in larger calls (docs/edge.md, Speed)
 INFER_BATCH = 16
 
 
@@ -82,7 +82,7 @@ class Detector:
         self.counts = Counts()
         self.windows = self.alerts = 0
         self.latency: list[float] = []
-        self.seconds = {"parse": 0.0, "features": 0.0, "inference": 0.0}
+        self.seconds = {"parse": 0.0, "windows": 0.0, "features": 0.0, "inference": 0.0}
 
     def calibrate(self, chunks: Iterator[Chunk]) -> dict[str, Any]:
         """Learn this vehicle's normal traffic before watching it, from the first calibration seconds (the
@@ -124,10 +124,9 @@ class Detector:
                 self.counts.unknown_id_frames += int(unknown.sum())
                 self.counts.unknown_ids.update(format_id(int(k)) for k in np.unique(chunk.key[unknown])[:20])
             cut = windower.push(chunk)
+            self.seconds["windows"] += time.perf_counter() - t1
             if cut is not None:
-                frames, starts, first_row = cut
-                for lo in range(0, len(starts), INFER_BATCH):
-                    yield from self._score(frames, starts[lo : lo + INFER_BATCH], first_row, t1)
+                yield from self._score(*cut, t1)
 
     def _score(
         self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float
@@ -144,7 +143,7 @@ class Detector:
                 "y_type": batch.y_type,
             }
         )
-        table = self.models.score(inputs, key)
+        table = self.models.score(inputs, key, INFER_BATCH)
         t2 = time.perf_counter()
         self.seconds["features"] += t1 - t0
         self.seconds["inference"] += t2 - t1

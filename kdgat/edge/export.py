@@ -43,6 +43,12 @@ BUNDLE_FILE = "detector.json"
 EXAMPLE_GRAPHS = 3  # graphs in the example batch the exporter traces (any count >= 2 stays symbolic)
 
 
+# How a GAT or VGAE's scatters are written in ONNX (same model, same arithmetic; kdgat/edge/scatter.py):
+#   rows      a scatter of whole rows (messages, softmax, pooling) as ScatterND: 2–3× faster on one core
+#   elements  as torch exports them, ScatterElements (the first export; `make bench` compares the two)
+FORMS = ("rows", "elements")
+
+
 class Rows(nn.Module):
     """A study GAT or VGAE → its prediction-table columns, one output each (GAT_COLUMNS / VGAE_COLUMNS)."""
 
@@ -125,13 +131,22 @@ def _save(program: Any, dest: Path, what: str) -> None:
     onnx.checker.check_model(str(dest))
 
 
-def export_rows(model_file: Path, example: Batch, dest: Path, opset: int) -> list[str]:
-    """A GAT or VGAE weights file → ONNX at ``dest`` (graphs, nodes and edges dynamic); its output names."""
+def export_rows(
+    model_file: Path, example: Batch, dest: Path, opset: int, scatters: str = "rows"
+) -> list[str]:
+    """A GAT or VGAE weights file → ONNX at ``dest`` (graphs, nodes and edges dynamic); its output names.
+    ``scatters``: one of FORMS."""
+    if scatters not in FORMS:
+        raise ValueError(f"scatters={scatters!r}: one of {', '.join(FORMS)}")
+    # here, not at the top: the detector imports this module's names, not the exporter's onnxscript
+    from kdgat.edge.scatter import TRANSLATIONS, rows_as_scatter_nd
+
     model, blob = load_model(model_file)
     wrapper = Rows(model, blob).eval()
     n, e = torch.export.Dim("nodes", min=2), torch.export.Dim("edges", min=2)
     dims = {"x": {0: n}, "node_vocab": {0: n}, "edge_index": {1: e}, "edge_attr": {0: e}, "batch": {0: n}}
-    with torch.no_grad(), _exportable_ops():
+    lowering = rows_as_scatter_nd() if scatters == "rows" else contextlib.nullcontext()
+    with torch.no_grad(), _exportable_ops(), lowering:
         program = torch.onnx.export(
             wrapper,
             example.inputs(),
@@ -141,6 +156,7 @@ def export_rows(model_file: Path, example: Batch, dest: Path, opset: int) -> lis
             opset_version=opset,
             dynamo=True,
             verbose=False,
+            custom_translation_table=TRANSLATIONS,
         )
     _save(program, dest, str(model_file))
     return list(wrapper.columns)
