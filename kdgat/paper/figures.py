@@ -6,7 +6,8 @@ tables of every dataset so that the paper's figures and the dashboard show the s
     latent_umap       each VGAE's mean latents (results `latents`) on two UMAP coordinates, fitted per
                       dataset and model: dataset, model, split, index, y, y_type, attack_type, umap1, umap2
     training_curves   epoch_metrics of the VGAEs and GATs with their family, variant and kept epoch
-    attention         the GATs' attention weights on the sample graphs (results `attention`)
+    attention         the GATs' attention on the sample graphs (results `attention`), averaged over each
+                      layer's heads: one row per dataset × model × graph × layer × edge
 
 Integer columns are written as int32 (int64 would reach the browser as BigInt, which Plot cannot scale).
 """
@@ -59,7 +60,7 @@ def umap_2d(latents: np.ndarray, params: UMAPParams) -> np.ndarray:
 def latent_umap(latents: pl.DataFrame, params: UMAPParams) -> pl.DataFrame:
     parts = []
     for _, group in latents.group_by("dataset", "model", maintain_order=True):
-        coords = umap_2d(np.stack(group["latent"].to_numpy()), params)
+        coords = umap_2d(np.asarray(group["latent"].to_list(), np.float32), params)
         parts.append(
             group.drop("latent").with_columns(
                 pl.Series("umap1", coords[:, 0]), pl.Series("umap2", coords[:, 1])
@@ -81,12 +82,18 @@ def training_curves(epochs: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def head_mean(attention: pl.DataFrame) -> pl.DataFrame:
+    """Attention weights averaged over the heads of each layer (a tenth of the rows for the paper's files)."""
+    keys = [c for c in attention.columns if c not in ("head", "alpha")]
+    return attention.group_by(keys, maintain_order=True).agg(pl.col("alpha").mean())
+
+
 def figure_tables(tables: Mapping[str, pl.DataFrame], umap: UMAPParams) -> dict[str, pl.DataFrame]:
     """Every figure table (module docstring) from the results ``tables`` (all datasets)."""
     built = {
         "kd_transfer": kd_rows(tables["metrics"], tables["runs"]),
         "latent_umap": latent_umap(tables["latents"], umap),
         "training_curves": training_curves(tables["epoch_metrics"], tables["runs"]),
-        "attention": tables["attention"].filter(pl.col("model").str.starts_with("gat_")),
+        "attention": head_mean(tables["attention"].filter(pl.col("model").str.starts_with("gat_"))),
     }
     return {name: js_friendly(built[name]) for name in FIGURE_TABLES}

@@ -20,6 +20,10 @@ thousands separators), so the text reads the same numbers as `kdgat metrics`. Ke
                                               distilled student compares with the one trained alone:
                                               "above", "below" or "level with" (at 3 decimals)
     kd.<family>.compression                   teacher / student parameters, one decimal
+    fusion.<metric>.<variant>.<scenario>      the fusion against the GAT it fuses (same variant), by F1 or
+                                              ROC-AUC: "above", "below" or "level with"
+    goal.value.<goal>                         the goals the study set itself (GOALS), as printed
+    goal.<goal>.met_by                        the models that reach a goal, comma-separated, or "none"
     count.<scenario>.<model>.{fp,fn,benign,attack}   confusion counts behind a metric
 """
 
@@ -46,6 +50,9 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "teachers": tuple(f"{f}_large" for f in FAMILIES),
     "students": tuple(f"{f}_{v}" for f in FAMILIES for v in ("small_kd", "small")),
 }
+# The goals set before the runs (docs/study.md): known F1; on the unseen vehicle with calibrated thresholds,
+# a false-positive rate at most vehicle_fpr at a recall of at least vehicle_recall; masquerade F1
+GOALS = {"known_f1": 0.99, "vehicle_fpr": 0.02, "vehicle_recall": 0.95, "masquerade_f1": 0.6}
 DASH, MINUS = "–", "−"  # an en dash between the ends of a range, a minus sign before a negative gain
 
 
@@ -79,11 +86,11 @@ def span(values: Iterable[float | None]) -> str:
     return printed[0] if len(printed) == 1 else f"{printed[0]}{DASH}{printed[-1]}"
 
 
-def verdict(kd: float | None, alone: float | None) -> str:
-    """How the distilled student compares with the student trained alone, at the printed precision."""
-    if kd is None or alone is None:
+def verdict(value: float | None, other: float | None) -> str:
+    """How ``value`` compares with ``other`` at the printed precision: above, below or level with."""
+    if value is None or other is None:
         return "not comparable with"
-    a, b = metric(kd), metric(alone)
+    a, b = metric(value), metric(other)
     return "level with" if a == b else "above" if float(a) > float(b) else "below"
 
 
@@ -107,7 +114,7 @@ def _data_section(datasets: pl.DataFrame) -> dict[str, Any]:
         "frames": count(first["frames"]),
         "bad_lines": count(first["bad_lines"]),
         "vocab": count(first["vocab_size"]),
-        "graphs": {"total": count(datasets["graphs"].sum())},
+        "graphs": {"total": count(int(datasets["graphs"].sum()))},
         "benign": {},
         "attack": {},
         "attack_types": {},
@@ -139,17 +146,40 @@ def kd_rows(metrics: pl.DataFrame, runs: pl.DataFrame) -> pl.DataFrame:
 def _kd_section(kd: pl.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for row in kd.iter_rows(named=True):
-        family = out.setdefault(row["family"], {})
-        family[row["scenario"]] = {
+        out.setdefault(row["family"], {})[row["scenario"]] = {
             "teacher": metric(row["f1_large"]),
             "kd": metric(row["f1_small_kd"]),
             "alone": metric(row["f1_small"]),
             "gain": signed(row["kd_gain"]),
             "verdict": verdict(row["f1_small_kd"], row["f1_small"]),
         }
-        if row["compression"] is not None:
-            family["compression"] = f"{row['compression']:.1f}"
+    for row in kd.unique("family", keep="first", maintain_order=True).iter_rows(named=True):
+        if row["compression"] is not None:  # the same for every scenario: one number per family
+            out[row["family"]]["compression"] = f"{row['compression']:.1f}"
     return out
+
+
+def _goals(values: dict[str, dict[str, dict[str, float | None]]], models: list[str]) -> dict[str, Any]:
+    """Which models reach each goal of GOALS (a missing value reaches none)."""
+
+    def at(metric: str, scenario: str, model: str) -> float:
+        value = values[metric].get(scenario, {}).get(model)
+        return float("nan") if value is None else value
+
+    reached = {
+        "known": [m for m in models if at("f1", "known", m) >= GOALS["known_f1"]],
+        "vehicle": [
+            m
+            for m in models
+            if at("fpr", "unknown_vehicle_calibrated", m) <= GOALS["vehicle_fpr"]
+            and at("recall", "unknown_vehicle_calibrated", m) >= GOALS["vehicle_recall"]
+        ],
+        "masquerade": [m for m in models if at("f1", "unknown_attack", m) >= GOALS["masquerade_f1"]],
+    }
+    return {
+        "value": {k: f"{v:g}" for k, v in GOALS.items()},
+        **{goal: {"met_by": ", ".join(ms) or "none"} for goal, ms in reached.items()},
+    }
 
 
 def paper_variables(dataset: str, tables: Mapping[str, pl.DataFrame]) -> dict[str, Any]:
@@ -204,4 +234,15 @@ def paper_variables(dataset: str, tables: Mapping[str, pl.DataFrame]) -> dict[st
             out["best"][s] = {"model": ranked[0], "f1": metric(f1[ranked[0]])}
     out["params"] = {m: count(params[m]) for m in models if m in params}
     out["kd"] = _kd_section(kd_rows(mine["metrics"], mine["runs"]))
+    out["fusion"] = {
+        m: {
+            v: {
+                s: verdict(values[m].get(s, {}).get(f"fusion_{v}"), values[m].get(s, {}).get(f"gat_{v}"))
+                for s in scenarios
+            }
+            for v in VARIANTS
+        }
+        for m in ("f1", "roc_auc")
+    }
+    out["goal"] = _goals(values, models)
     return out
