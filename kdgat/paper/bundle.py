@@ -78,21 +78,25 @@ def figure_rows(path: Path) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in pl.read_parquet(path).to_dicts()]
 
 
-def bundle_figures(paper: Path = Path("paper"), out: Path | None = None) -> list[Path]:
-    """One HTML file per figure of FIGURES in ``out`` (default paper/assets/html) from paper/data/."""
+def bundle_figures(
+    paper: Path = Path("paper"), out: Path | None = None, data: Path | None = None
+) -> list[Path]:
+    """One HTML file per figure of FIGURES in ``out`` (default paper/assets/html) from the tables in
+    ``data`` (default paper/data, as the paper stage writes them)."""
     node = shutil.which("node")
     if node is None:
         raise BundleError("node not found: the figure bundles need Node.js 20 or later (docs/paper.md)")
     out = out if out is not None else paper / "assets" / "html"
+    data = data if data is not None else paper / "data"
     out.mkdir(parents=True, exist_ok=True)
     install(paper.resolve().parent / "dashboard")  # esbuild and Plot, from the dashboard's lock file
     with tempfile.TemporaryDirectory(prefix="kdgat-bundles-") as tmp:
         manifest = []
         for fig in FIGURES:
-            data = Path(tmp) / f"{fig.table}.json"
-            data.write_text(json.dumps(figure_rows(paper / "data" / f"{fig.table}.parquet"), allow_nan=False))
+            rows = Path(tmp) / f"{fig.table}.json"
+            rows.write_text(json.dumps(figure_rows(data / f"{fig.table}.parquet"), allow_nan=False))
             target = (out / fig.module.replace(".js", ".html")).resolve()
-            manifest.append({**fig.__dict__, "data": str(data), "out": str(target)})
+            manifest.append({**fig.__dict__, "data": str(rows), "out": str(target)})
         (Path(tmp) / "manifest.json").write_text(json.dumps(manifest))
         script = paper / "scripts" / "bundle-figures.js"
         done = subprocess.run(

@@ -14,7 +14,9 @@ Integer columns are written as int32 (int64 would reach the browser as BigInt, w
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -48,6 +50,12 @@ def umap_2d(latents: np.ndarray, params: UMAPParams) -> np.ndarray:
         raise PaperDataError(f"UMAP needs at least 4 graphs, got {n}")
     import umap  # imported here: umap-learn (numba) takes seconds to import, and only this needs it
 
+    with warnings.catch_warnings():  # a seed makes umap-learn single-threaded, and it says so every call
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return _fit(umap, latents, params, n)
+
+
+def _fit(umap: Any, latents: np.ndarray, params: UMAPParams, n: int) -> np.ndarray:
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=min(params.n_neighbors, n - 1),
