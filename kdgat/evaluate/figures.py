@@ -61,8 +61,9 @@ def embedding_tables(
             )
         )
         if family == "vgae":
-            vectors = np.asarray(emb["embedding"].to_numpy(), np.float32)
-            latents.append(keys.with_columns(pl.Series("latent", list(vectors), pl.List(pl.Float32))))
+            # a list, not a fixed-width array: the teacher's and the students' latents differ in width
+            vectors = np.asarray(emb["embedding"].to_numpy(), np.float32).tolist()
+            latents.append(keys.with_columns(pl.Series("latent", vectors, pl.List(pl.Float32))))
     return (pl.concat(parts) if parts else None), (pl.concat(latents) if latents else None)
 
 
