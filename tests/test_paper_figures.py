@@ -39,7 +39,9 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("paper")
     for dataset in DATASETS:
         results = write_results(root, dataset)
-    params = with_overrides(load_params(REPO / "params.yaml"), {"datasets": DATASETS})
+    params = with_overrides(
+        load_params(REPO / "params.yaml"), {"datasets": DATASETS, "injected": ["wrx_inject"]}
+    )
     build_paper(params, root, results)
     written = bundle_figures(REPO / "paper", root / "html", root / "paper" / "data")
     return {path.stem: path for path in written}

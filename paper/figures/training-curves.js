@@ -38,7 +38,8 @@ export const figure = {
     return Plot.plot({
       width, height: 340, grid: true,
       x: {label: "epoch", domain: [0, Math.max(1, last)]},
-      y: {label: quantity},
+      // the whole run's range: the frame stays put while the slider grows the curves into it
+      y: {label: quantity, domain: mine.length ? [Math.min(...mine.map((d) => d.value)), Math.max(...mine.map((d) => d.value))] : undefined, nice: true},
       color: {legend: true, label: "model", ...VARIANT_COLORS},
       marks: [
         Plot.ruleX(kept, {x: (d) => Number(d.best_epoch), stroke: "who", strokeDasharray: "4,3", strokeOpacity: 0.7}),
