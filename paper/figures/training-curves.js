@@ -37,7 +37,7 @@ export const figure = {
     const last = Math.max(0, ...mine.map((d) => d.epoch));
     return Plot.plot({
       width, height: 340, grid: true,
-      x: {label: "epoch", domain: [0, Math.max(1, last)]},
+      x: {label: "epoch", domain: [0, Math.max(1, last)], ticks: Math.min(Math.max(1, last), 10), tickFormat: "d"},
       // the whole run's range: the frame stays put while the slider grows the curves into it
       y: {label: quantity, domain: mine.length ? [Math.min(...mine.map((d) => d.value)), Math.max(...mine.map((d) => d.value))] : undefined, nice: true},
       color: {legend: true, label: "model", ...VARIANT_COLORS},
