@@ -117,15 +117,31 @@ preview: dashboard ## serve the built dashboard locally through its Worker and a
 cloudflare-token:
 	@test -n "$$CLOUDFLARE_API_TOKEN" || { echo "make $(MAKECMDGOALS): set CLOUDFLARE_API_TOKEN (a Cloudflare API token with Workers and R2 edit rights)"; exit 2; }
 
-deploy: cloudflare-token dashboard ## publish the dashboard: the over-25-MiB files to R2, then `wrangler deploy` (needs CLOUDFLARE_API_TOKEN)
+deploy: cloudflare-token dashboard ## publish the dashboard (and the rendered paper, /paper/): large files to R2, then `wrangler deploy` (needs CLOUDFLARE_API_TOKEN)
 	cd dashboard/dist/r2 && find site -type f | while read -r f; do \
 	  (cd ../.. && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "dist/r2/$$f" --remote) || exit 1; done
+	@test -d paper/_site || echo "make deploy: no paper/_site (make paper renders it): /paper/ stays unpublished"
+	if [ -d paper/_site ]; then cd paper/_site && find . -type f | sed 's|^\./||' | while read -r f; do \
+	  (cd ../../dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/paper/$$f" --file "../paper/_site/$$f" --remote) || exit 1; done; fi
 	$(WRANGLER) deploy
 
 publish-results: cloudflare-token $(NODE_MODULES) ## upload results/<dataset>/*.parquet to the dashboard's R2 bucket (public/results/; needs CLOUDFLARE_API_TOKEN)
 	@test -d results || { echo "make publish-results: no results/ yet: run make run first"; exit 2; }
 	for f in results/*/*.parquet; do \
 	  (cd dashboard && WRANGLER_SEND_METRICS=false npx --no-install wrangler r2 object put "$(R2_BUCKET)/public/$$f" --file "../$$f" --remote) || exit 1; done
+
+# The paper (docs/paper.md). Quarto is not on PyPI in a form that installs offline; pixi's `paper` environment
+# has it: `pixi run -e paper paper`, or `make paper` wherever `quarto` is on PATH.
+.PHONY: paper
+QUARTO_HELP := quarto not found: everything but the rendering is done (paper/_variables.yml, paper/data/, \
+  paper/assets/html/). Render with pixi (its paper environment has Quarto from conda-forge): pixi run -e paper paper; \
+  or install Quarto (https://quarto.org/docs/get-started/) and rerun make paper
+paper: $(STAMP) $(NODE_MODULES) ## the paper: dvc repro paper, kdgat paper check, figure bundles, quarto render paper/
+	$(BIN)/dvc repro paper
+	$(BIN)/kdgat paper check
+	$(BIN)/kdgat paper bundle
+	@command -v quarto >/dev/null || { echo "make paper: $(QUARTO_HELP)" >&2; exit 2; }
+	quarto render paper
 
 bench-dashboard: ## time to first chart and bytes per page of the served dashboard (URL=..., default make preview's)
 	$(BIN)/python -m kdgat.bench.dashboard --url $(or $(URL),http://localhost:8787) --out bench/dashboard.json

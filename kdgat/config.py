@@ -306,6 +306,22 @@ class PublishParams(_Strict):
         return self
 
 
+class UMAPParams(_Strict):
+    """The paper's latent-space figure: UMAP (umap-learn) of each VGAE's mean latents (kdgat/paper/)."""
+
+    n_neighbors: int = Field(ge=2)  # local vs global structure; capped at the graphs a model has, minus one
+    min_dist: float = Field(ge=0, le=1)  # how tightly points pack; umap-learn needs it ≤ its spread (1)
+    seed: int  # fixed: the same latents give the same picture (and umap-learn then runs single-threaded)
+
+
+class PaperParams(_Strict):
+    """The paper (paper/, kdgat/paper/): which dataset its text reports and how its figures are computed.
+    The dataset is checked when the paper stage runs, not when params load (like publish.datasets)."""
+
+    dataset: str
+    umap: UMAPParams
+
+
 class HPOParam(_Strict):
     """One searched parameter of `hpo.space`, keyed there by its dotted params.yaml path."""
 
@@ -428,6 +444,7 @@ class Params(_Strict):
     hpo: HPOParams
     launch: LaunchParams
     publish: PublishParams
+    paper: PaperParams
 
     @field_validator("datasets")
     @classmethod

@@ -308,6 +308,24 @@ def test_pca_2d_is_the_top_two_components() -> None:
     assert np.all(one_dim[:, 1] == 0) and sh[0] == pytest.approx(1.0) and sh[1] == 0
 
 
+def test_latents_of_vgaes_of_different_widths(
+    tmp_path: Path, graph_models: tuple[Path, dict[str, Path]]
+) -> None:
+    """A teacher's and a student's latents differ in width: one table holds both (lists, not arrays)."""
+    graphs, files = graph_models
+    wide = build_vgae(VGAEScale(**{**TINY_VGAE, "hidden": 4, "latent": 9}), load_meta(graphs), seed=1)
+    save_model(wide, tmp_path / "vgae_large.ckpt", {"name": "vgae_large"})
+    _, lat = figures.embedding_tables(
+        {"vgae_small": files["vgae_small"], "vgae_large": tmp_path / "vgae_large.ckpt"}, graphs, 10
+    )
+    assert lat is not None and lat.schema["latent"] == pl.List(pl.Float32)
+    widths = lat.group_by("model").agg(pl.col("latent").list.len().unique())
+    assert dict(zip(widths["model"], widths["latent"].to_list(), strict=True)) == {
+        "vgae_small": [6],
+        "vgae_large": [9],
+    }
+
+
 @pytest.fixture(scope="module")
 def graph_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
     """A tiny graph folder (its frame table beside it) and untrained tiny gat_small / vgae_small weights
@@ -357,6 +375,13 @@ def test_embedding_and_attention_figures(tmp_path: Path, graph_models: tuple[Pat
     np.testing.assert_allclose(v["pc1"].to_numpy(), coords[:, 0], atol=1e-9)
     assert v["pc1_share"][0] == pytest.approx(share[0]) and coords[:, 0].var() >= coords[:, 1].var()
     assert v["y"].equals(raw["y"]) and v["index"].equals(raw["index"])
+    # the VGAE's latents whole, for the paper's UMAP: the same graphs, the vectors infer.embeddings gives
+    lat = pl.read_parquet(plots / "figures/latents.parquet")
+    assert lat.columns == ["model", "split", "index", "y", "y_type", "latent"] and set(lat["model"]) == {
+        "vgae_small"
+    }
+    assert lat.select("split", "index").equals(v.select("split", "index"))
+    np.testing.assert_allclose(np.array(lat["latent"].to_list()), raw["embedding"].to_numpy(), rtol=1e-6)
 
     att = pl.read_parquet(plots / "figures/attention.parquet")
     assert att.columns == [

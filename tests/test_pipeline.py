@@ -1,5 +1,5 @@
 """End to end: the whole DVC DAG (synth → ingest → graphs → teachers → students → fusion → evaluate →
-results → dashboard, export) on a tiny synthetic dataset in a temporary copy of the repository. Then: a
+results → dashboard, paper, export) on a tiny synthetic dataset in a temporary copy of the repository. Then: a
 second repro does nothing, `kdgat publish` bundles the study, a window-size change makes only `graphs`
 stale upstream, and `dvc exp run -S` on a student parameter reruns that student and what follows,
 nothing else."""
@@ -50,6 +50,7 @@ def test_repro_runs_every_stage(repo: Path) -> None:
     board = run_in(repo, [sys.executable, "-m", "kdgat.cli.main", "results", "leaderboard", "-s", "known"])
     assert "gat_small_kd" in board and (repo / "results/synth/runs.parquet").exists()
     assert (repo / "dashboard/dist/site/leaderboard.html").exists()
+    assert (repo / "paper/_variables.yml").exists() and (repo / "paper/data/latent_umap.parquet").exists()
 
 
 def test_second_repro_does_nothing(repo: Path) -> None:
@@ -77,6 +78,7 @@ def test_student_param_reruns_only_that_student_and_downstream(repo: Path) -> No
         "evaluate@synth",
         "results@synth",
         "dashboard",
+        "paper",
         "export@synth",
     }
     table = run_in(repo, ["dvc", "exp", "show", "--csv"])

@@ -113,6 +113,10 @@ def _figures(ds: str) -> dict[str, pl.DataFrame]:
                 "pc1_share": [0.6] * 2,
             }
         ).with_columns(pl.lit(0.3).alias("pc2_share")),
+        # the VGAEs' latents whole: a teacher's and a student's differ in width
+        "latents": pl.DataFrame({"model": ["vgae_large", "vgae_small"], **graph}).with_columns(
+            pl.Series("latent", [[0.5, -1.0, 2.0], [0.25]], dtype=pl.List(pl.Float32))
+        ),
         "attention": pl.DataFrame(
             {"model": ["gat_large"] * 2, "split": ["test_known"] * 2, "index": [3, 3], "y": [1, 1]}
         ).with_columns(

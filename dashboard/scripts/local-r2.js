@@ -1,6 +1,7 @@
 // Fills the local R2 bucket that `wrangler dev --persist-to .wrangler/state` serves (make preview, the
 // browser tests) as `make deploy` and `make publish-results` fill the real one: dist/r2/site/** under
-// public/site/, and results/<dataset>/*.parquet under public/results/.
+// public/site/, results/<dataset>/*.parquet under public/results/, and the rendered paper
+// (../paper/_site/**, when `make paper` has rendered it) under public/paper/.
 //   node scripts/local-r2.js RESULTS_DIR [PERSIST_DIR]
 import {readdir, readFile} from "node:fs/promises";
 import {dirname, join, relative, resolve} from "node:path";
@@ -32,7 +33,11 @@ const mf = new Miniflare({
   r2Persist: join(resolve(persist), "v3", "r2")
 });
 const bucket = await mf.getR2Bucket("BUCKET");
-const uploads = [[join(root, "dist", "r2", "site"), "public/site/"], [resolve(results), "public/results/"]];
+const uploads = [
+  [join(root, "dist", "r2", "site"), "public/site/"],
+  [resolve(results), "public/results/"],
+  [join(root, "..", "paper", "_site"), "public/paper/"]
+];
 let count = 0;
 for (const [dir, prefix] of uploads) {
   for await (const path of files(dir)) {

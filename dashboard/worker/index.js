@@ -1,7 +1,8 @@
 // The dashboard's Worker. Static assets (dashboard/dist) are answered by Cloudflare before this code
 // runs; it sees only what they do not hold:
 //   /data/<key>   published files (results Parquet, sample artifacts): R2 key public/<key>
-//   /paper/...    reserved for the paper's HTML (the paper issue); 404 until it is published
+//   /paper/...    the rendered paper (Quarto's paper/_site, uploaded by `make deploy`): R2 key
+//                 public/paper/<path>, a folder's index.html for a path ending in /; 404 until published
 //   anything else the build files too large for static assets (> 25 MiB, the DuckDB wasm): R2 key
 //                 public/site/<path>, moved there by scripts/finish-build.js
 // Only keys under public/ are reachable: no listing, no `..` (plain or percent-encoded), no other key.
@@ -11,7 +12,10 @@ const PUBLIC = "public/";
 const IMMUTABLE = "public, max-age=31536000, immutable"; // site files carry a version or hash in their path
 const CHANGEABLE = "public, max-age=300, must-revalidate"; // published results change when republished
 // For objects uploaded without a content type: browsers compile wasm only when served as application/wasm
-const TYPES = {wasm: "application/wasm", parquet: "application/vnd.apache.parquet", js: "text/javascript", json: "application/json"};
+const TYPES = {
+  wasm: "application/wasm", parquet: "application/vnd.apache.parquet", js: "text/javascript", json: "application/json",
+  html: "text/html; charset=utf-8", css: "text/css", svg: "image/svg+xml"
+};
 
 export default {
   async fetch(request, env) {
@@ -20,7 +24,13 @@ export default {
     }
     const path = safePath(new URL(request.url).pathname);
     if (path === null) return text(400, "bad path");
-    if (path === "/paper" || path.startsWith("/paper/")) return text(404, "the paper is not published yet");
+    if (path === "/paper") return new Response(null, {status: 301, headers: {location: "/paper/"}});
+    if (path.startsWith("/paper/")) {
+      // the paper changes when it is republished: revalidated like the results, never immutable
+      const key = `${PUBLIC}${path.slice(1)}${path.endsWith("/") ? "index.html" : ""}`;
+      const found = await object(request, env, key, CHANGEABLE);
+      return found.status === 404 ? text(404, "the paper is not published yet (make deploy publishes it)") : found;
+    }
     if (path.startsWith("/data/")) return object(request, env, PUBLIC + path.slice("/data/".length), CHANGEABLE);
     return object(request, env, `${PUBLIC}site${path}`, IMMUTABLE);
   }

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from kdgat.cli.detect import detect
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
+from kdgat.cli.paper import paper_app
 from kdgat.cli.publish import publish
 from kdgat.cli.remote import remote_app
 from kdgat.cli.results import results_app
@@ -42,6 +43,7 @@ app = typer.Typer(
 app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
 app.add_typer(remote_app, name="remote")
+app.add_typer(paper_app, name="paper")
 app.command()(hpo)
 app.command()(detect)
 app.command()(launch)

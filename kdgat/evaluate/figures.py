@@ -1,5 +1,6 @@
 """The figure tables that need the weights and the graphs, not only the predictions: graph embeddings on
-their first two principal components, the attention weights of a few test graphs (with, given the frame
+their first two principal components (and the VGAEs' mean latents whole, for a projection fitted
+later: the paper's UMAP), the attention weights of a few test graphs (with, given the frame
 table, which of their nodes carried attack frames) and the attack types' names (their columns: the
 docstring of kdgat/evaluate/report.py)."""
 
@@ -36,25 +37,34 @@ def pca_2d(x: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.flo
     return coords, share
 
 
-def embedding_table(model_files: Mapping[str, Path], graphs_dir: Path, per_split: int) -> pl.DataFrame | None:
-    """The embeddings figure table (module docstring) of the gat_* and vgae_* models among ``model_files``."""
-    parts = []
+def embedding_tables(
+    model_files: Mapping[str, Path], graphs_dir: Path, per_split: int
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """The embeddings figure table (module docstring) of the gat_* and vgae_* models among ``model_files``,
+    and the latents table: the VGAEs' mean latents of the same graphs, unprojected (list<float32>)."""
+    parts, latents = [], []
     for name, path in model_files.items():
-        if Model.parse(name).family == "fusion":
+        family = Model.parse(name).family
+        if family == "fusion":
             continue
         emb = embeddings(path, graphs_dir, per_split=per_split)
         if emb.height == 0:
             continue
+        keys = emb.select(pl.lit(name).alias("model"), "split", "index", "y", "y_type")
         coords, share = pca_2d(emb["embedding"].to_numpy())
         parts.append(
-            emb.select(pl.lit(name).alias("model"), "split", "index", "y", "y_type").with_columns(
+            keys.with_columns(
                 pl.Series("pc1", coords[:, 0]),
                 pl.Series("pc2", coords[:, 1]),
                 pl.lit(share[0]).alias("pc1_share"),
                 pl.lit(share[1]).alias("pc2_share"),
             )
         )
-    return pl.concat(parts) if parts else None
+        if family == "vgae":
+            # a list, not a fixed-width array: the teacher's and the students' latents differ in width
+            vectors = np.asarray(emb["embedding"].to_numpy(), np.float32).tolist()
+            latents.append(keys.with_columns(pl.Series("latent", vectors, pl.List(pl.Float32))))
+    return (pl.concat(parts) if parts else None), (pl.concat(latents) if latents else None)
 
 
 def node_attack(graphs_dir: Path, frames: Path, split: str, indices: list[int]) -> pl.DataFrame | None:
@@ -137,8 +147,10 @@ def write_graph_figures(
     model_files: Mapping[str, Path], graphs_dir: Path, dest: Path, per_split: int, frames: Path | None = None
 ) -> None:
     dest.mkdir(parents=True, exist_ok=True)
+    embedded, latents = embedding_tables(model_files, graphs_dir, per_split)
     for file, table in (
-        ("embeddings", embedding_table(model_files, graphs_dir, per_split)),
+        ("embeddings", embedded),
+        ("latents", latents),
         ("attention", attention_table(model_files, graphs_dir, frames)),
     ):
         if table is not None:

@@ -24,6 +24,8 @@ Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for datas
                                              split, the same graphs for every model, projected on the first
                                              two principal components fitted per model; *_share = their
                                              share of the variance
+    plots/D/figures/latents.parquet          model, split, index, y, y_type, latent (vgae_* models, weights
+                                             and graphs given): the same graphs' mean μ, whole (float32)
     plots/D/figures/attention.parquet        model, split, index, y, layer, head, src, dst (node numbers
                                              within the graph), src_id, dst_id (CAN IDs, null = unknown ID),
                                              alpha, src_attack, dst_attack (the node carried an attack

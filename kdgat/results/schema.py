@@ -193,6 +193,24 @@ EMBEDDINGS = Table(
     ),
 )
 
+LATENTS = Table(
+    "latents",
+    "The VGAE models' mean latent per graph (mean over nodes of μ), unprojected, for the graphs of "
+    "`embeddings`: what a projection fitted outside the pipeline's PCA starts from (the paper's UMAP).",
+    "plots/<dataset>/figures/latents.parquet, "
+    "names of the attack types: plots/<dataset>/figures/attack_types.csv",
+    (
+        DATASET,
+        MODEL,
+        SPLIT,
+        INDEX,
+        Y,
+        Y_TYPE,
+        ATTACK_TYPE,
+        _c("latent", pl.List(F32), "the mean latent: `models.vgae.<scale>.latent` numbers"),
+    ),
+)
+
 ATTENTION = Table(
     "attention",
     "Every attention weight of the GAT models on 2 benign and 2 attack graphs of test_known (the sample "
@@ -289,13 +307,14 @@ TABLES: dict[str, Table] = {
         EPOCH_METRICS,
         DATASETS,
         EMBEDDINGS,
+        LATENTS,
         ATTENTION,
         DQN_POLICY,
         RECON_ERRORS,
         MODEL_SIZES,
     )
 }
-FIGURE_TABLES = ("embeddings", "attention", "dqn_policy", "recon_errors", "model_sizes")
+FIGURE_TABLES = ("embeddings", "latents", "attention", "dqn_policy", "recon_errors", "model_sizes")
 
 # --- views (kdgat/results/views.py builds them in DuckDB) ------------------------------------------
 

@@ -158,11 +158,14 @@ def copy_dashboard(dst: Path) -> None:
 
 
 def study_repo(dst: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    """A copy of the pipeline (kdgat, stages, the dashboard, dvc.yaml, params.yaml with ``sections``
-    merged) at ``dst``, under git and DVC, ready for `dvc repro`."""
+    """A copy of the pipeline (kdgat, stages, the dashboard, the paper, dvc.yaml, params.yaml with
+    ``sections`` merged) at ``dst``, under git and DVC, ready for `dvc repro`."""
     for name in ("kdgat", "stages"):
         shutil.copytree(REPO / name, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
     copy_dashboard(dst)
+    # the paper's sources (the dashboard imports its figure modules); not what `make paper` builds
+    paper_built = shutil.ignore_patterns("data", "_site", ".quarto", "html", "screenshots")
+    shutil.copytree(REPO / "paper", dst / "paper", ignore=paper_built)
     for name in ("dvc.yaml", "params.yaml", "datasets.yaml", ".gitignore", "CITATION.cff", ".zenodo.json"):
         shutil.copy(REPO / name, dst / name)
     run_in(dst, ["git", "init", "-q"])
