@@ -228,19 +228,7 @@ def _throughput_worker(bundle: Path, log: Path) -> dict[str, Any]:
         "wall_s": summary["wall_s"],
         "seconds": summary["seconds"],
         "peak_rss_mb": round(peak_mb, 1),
-        "peak_vm_hwm_mb": _vm_hwm_mb(),
     }
-
-
-def _vm_hwm_mb() -> float | None:
-    """The kernel's peak resident set (VmHWM), where /proc has it: getrusage's ru_maxrss read 679 MB where
-    VmHWM read 1,080 MB in runs of the detector over a 2 M-frame log read whole (2026-12-05)."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    kb = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
-    return None if kb is None else round(int(kb) / 1024, 1)
 
 
 def bench_edge(bundle: Path, frames_file: Path, n_frames: int = 1_000_000) -> dict[str, Any]:
