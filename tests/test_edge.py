@@ -23,6 +23,7 @@ from support.tiny_project import tiny_graphs, tiny_params
 
 from kdgat.bench.edge import candump_lines
 from kdgat.config import ExportParams
+from kdgat.data import formats_core
 from kdgat.data.formats import read_capture
 from kdgat.data.shards import load_meta, load_split
 from kdgat.edge.build import bundle_dir, export_dataset
@@ -243,6 +244,41 @@ def test_file_detector_flags_attacks_as_the_offline_evaluation(study: tuple[Path
             assert w["label"] == int(s.y[g])
             matched += 1
     assert matched > 0
+
+
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
+def test_file_read_in_small_blocks_gives_the_same_lines(
+    study: tuple[Paths, dict, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log read a few hundred bytes at a time (kdgat/data/formats.read_capture_blocks) makes the output of
+    the log read whole, line for line (timings aside): windows across the blocks' ends, bad lines,
+    remote frames and timestamps going backwards among them."""
+    paths, _, work = study
+    capture, _ = _capture(work)
+    lines = candump_lines(read_capture(capture)[0])
+    for i in range(len(lines) - 40, 0, -97):  # trouble every 97 frames
+        t = lines[i][1 : lines[i].index(")")]
+        lines[i : i + 1] = [lines[i], "junk", f"({float(t) - 1:.6f}) can0 123#01", f"({t}) can0 7FF#R"]
+    log = tmp_path / "messy.log"
+    log.write_text("\n".join(lines) + "\n")
+
+    def output(block_bytes: int) -> list[dict]:
+        out: list[str] = []
+        detector = Detector(bundle_dir(paths), labelled=True)
+        run(
+            detector,
+            lambda stop: file_chunks(log, detector.counts, stop=stop, block_bytes=block_bytes),
+            out.append,
+        )
+        timing = ("frames_per_s", "wall_s", "latency_ms", "seconds")
+        return [{k: v for k, v in json.loads(x).items() if k not in timing} for x in out]
+
+    whole = output(1 << 30)
+    monkeypatch.setattr(formats_core, "HEAD_BYTES", 300)  # else the first 64 KiB come at once
+    blocks = output(300)
+    assert blocks == whole
+    assert whole[-1]["bad_lines"] > 10 and whole[-1]["out_of_order"] > 10 and whole[-1]["non_data"] > 10
+    assert whole[-1]["windows"] > 5
 
 
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)

@@ -16,7 +16,9 @@ frame left, an empty file, or a file whose header or format cannot be read is an
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +27,26 @@ import polars as pl
 from tqdm import tqdm
 
 from kdgat.data.format_names import FORMATS as FORMAT_SHAPES
-from kdgat.data.formats_core import COMPRESSED, MAX_EXAMPLES, FileCounts, finish, inner_suffix, read_bytes
+from kdgat.data.formats_core import (
+    CANDIDATE_SCHEMA,
+    COMPRESSED,
+    MAX_EXAMPLES,
+    FileCounts,
+    Finisher,
+    candidates,
+    finish,
+    inner_suffix,
+    line_blocks,
+    read_bytes,
+)
 from kdgat.data.formats_pycan import CANLOG_CSV_HEADER, read_blf, read_pycan_text
 from kdgat.data.formats_text import (
     CANTT_HEADER,
     SCREEN_LINE,
+    candump_candidates,
+    hcrl_candidates,
+    hcrl_txt_candidates,
+    is_screen,
     read_candump,
     read_cantt_fast,
     read_cantt_lines,
@@ -47,11 +64,14 @@ __all__ = [
     "detect_format",
     "read_any",
     "read_capture",
+    "read_capture_blocks",
     "read_dataset",
 ]
 
 FORMATS = tuple(FORMAT_SHAPES)
 ON_BAD_LINE = ("error", "skip")
+BY_LINE = ("candump", "hcrl", "hcrl_txt")  # formats whose lines parse alone (read_capture_blocks)
+BLOCK_BYTES = 1 << 22  # of a file, per part in read_capture_blocks
 CAPTURE_SUFFIXES = (".log", ".csv", ".txt", ".asc", ".blf", ".trc")
 _DOC_STEMS = ("readme", "license", "licence", "notice", "changelog", "citation")
 _SNIFF = [  # first non-blank line → format, tried in order
@@ -162,6 +182,71 @@ def read_capture(
     report = IngestReport()
     report.add(fmt, counts)
     return frames, report
+
+
+def read_capture_blocks(
+    path: str | Path,
+    fmt: str = "auto",
+    on_bad_line: str = "error",
+    block_bytes: int = BLOCK_BYTES,
+    source: str | None = None,
+    attack_from: str = "filename",
+) -> Iterator[tuple[pl.DataFrame, IngestReport]]:
+    """``read_capture`` a part at a time, for a reader whose memory must not grow with the file: (frames,
+    report of that part) for about ``block_bytes`` of the file each, whose concatenation is
+    ``read_capture``'s table and whose reports add up to its report (the first few bad-line examples
+    aside, which come in file order). The line-oriented formats (BY_LINE) are read, parsed and checked a
+    block of lines at a time by the same code; the others are read whole, as one part."""
+    path = Path(path)
+    _check_options(fmt, on_bad_line)
+    if not path.is_file():
+        raise FrameError(path, "no such file")
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt not in BY_LINE:
+        yield read_capture(path, fmt, on_bad_line, source, attack_from)
+        return
+    source = source or path.name
+    kind = attack_of_folder(source) if attack_from == "folder" else attack_of_filename(path.name)
+    attack = kind if kind != BENIGN else "unknown"
+    counts = FileCounts()
+    checks = Finisher(path, on_bad_line, counts, source)
+    blocks = line_blocks(path, fmt, block_bytes)
+    for i, lines in enumerate(blocks):
+        if fmt == "candump" and i == 0 and is_screen(lines):  # its -td times are summed over the file
+            blocks.close()
+            yield read_capture(path, fmt, on_bad_line, source, attack_from)
+            return
+        before = dataclasses.replace(counts, bad_examples=list(counts.bad_examples))
+        if fmt == "candump":
+            cand = candump_candidates(lines)
+        elif fmt == "hcrl":
+            cand = hcrl_candidates(lines, attack, first=i == 0)
+        else:
+            cand = hcrl_txt_candidates(lines)
+        frames = checks.push(cand)
+        yield frames, _part_report(fmt, counts, before, first=i == 0)
+    before = dataclasses.replace(counts, bad_examples=list(counts.bad_examples))
+    frames = checks.push(candidates(pl.DataFrame(schema=CANDIDATE_SCHEMA)), last=True)
+    checks.close()
+    yield frames, _part_report(fmt, counts, before, first=False)
+
+
+def _part_report(fmt: str, now: FileCounts, before: FileCounts, first: bool) -> IngestReport:
+    """The report of one part of a file: what ``now`` counted since ``before``; the file counts in the
+    ``first`` part only."""
+    part = FileCounts(
+        frames=now.frames - before.frames,
+        bad_lines=now.bad_lines - before.bad_lines,
+        out_of_order=now.out_of_order - before.out_of_order,
+        non_data=now.non_data - before.non_data,
+        bad_examples=now.bad_examples[len(before.bad_examples) :],
+    )
+    report = IngestReport()
+    report.add(fmt, part)
+    if not first:
+        report.files = 0
+        del report.files_by_format[fmt]
+    return report
 
 
 def read_dataset(

@@ -8,8 +8,11 @@ timestamp order), raises or drops bad rows, and returns the canonical frame tabl
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import polars as pl
@@ -18,6 +21,7 @@ import pyarrow as pa
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, FrameError, conform
 
 MAX_EXAMPLES = 10
+HEAD_BYTES = 1 << 16  # a text log's first bytes, where a NUL byte makes it binary: read at once
 STD_MAX = 0x7FF
 EXT_MAX = 0x1FFFFFFF
 
@@ -64,8 +68,10 @@ def inner_suffix(path: Path) -> str:
     return Path(path.stem).suffix.lower() if suffix in COMPRESSED else suffix
 
 
-def read_bytes(path: Path, limit: int = -1) -> bytes:
-    """A capture's bytes (at most ``limit``), decompressed where its extension says so."""
+@contextmanager
+def open_capture(path: Path) -> Iterator[BinaryIO]:
+    """A capture opened for reading bytes, decompressed where its extension says so; read errors (also
+    while reading) are FrameErrors naming the file."""
     import gzip
     import lzma
 
@@ -75,9 +81,10 @@ def read_bytes(path: Path, limit: int = -1) -> bytes:
             import zstandard
 
             with zstandard.open(path, "rb") as f:
-                return f.read(limit)
-        with (gzip.open if suffix == ".gz" else lzma.open if suffix == ".xz" else open)(path, "rb") as f:
-            return f.read(limit)
+                yield f
+        else:
+            with (gzip.open if suffix == ".gz" else lzma.open if suffix == ".xz" else open)(path, "rb") as f:
+                yield f  # type: ignore[misc]
     except (OSError, EOFError, lzma.LZMAError) as err:
         raise FrameError(path, f"cannot read: {getattr(err, 'strerror', None) or err}") from None
     except Exception as err:  # zstandard.ZstdError has no common base with the others
@@ -86,19 +93,60 @@ def read_bytes(path: Path, limit: int = -1) -> bytes:
         raise
 
 
+def read_bytes(path: Path, limit: int = -1) -> bytes:
+    """A capture's bytes (at most ``limit``), decompressed where its extension says so."""
+    with open_capture(path) as f:
+        return f.read(limit)
+
+
 def read_lines(path: Path, fmt: str) -> pl.DataFrame:
     """Non-blank lines of a text log as (line, text, reason); reason marks lines that are not UTF-8.
 
     Line numbers are physical (blank lines count), built from newline positions rather than a CSV
     parser, which would merge or skip lines.
     """
-    raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
+    df = lines_of(_text_start(np.frombuffer(read_bytes(path), dtype=np.uint8), path, fmt), 1)
+    if df.height == 0:
+        raise FrameError(path, "empty file (only blank lines)")
+    return df
+
+
+def line_blocks(path: Path, fmt: str, block_bytes: int) -> Generator[pl.DataFrame]:
+    """``read_lines`` a block at a time: about ``block_bytes`` of the file each, cut after a line's end (a
+    longer line makes a longer block), numbered as in the whole file; blocks of blank lines are left out."""
+    line, pending, seen = 1, b"", False
+    with open_capture(path) as f:
+        head = f.read(max(block_bytes, HEAD_BYTES))
+        data = _text_start(np.frombuffer(head, dtype=np.uint8), path, fmt).tobytes()
+        while True:
+            buf = pending + data
+            cut = buf.rfind(b"\n") + 1 if data else len(buf)
+            block, pending = buf[:cut], buf[cut:]
+            df = lines_of(np.frombuffer(block, dtype=np.uint8), line)
+            line += block.count(b"\n")
+            if df.height:
+                seen = True
+                yield df
+            if not data:
+                break
+            data = f.read(block_bytes)
+    if not seen:
+        raise FrameError(path, "empty file (only blank lines)")
+
+
+def _text_start(raw: np.ndarray, path: Path, fmt: str) -> np.ndarray:
+    """The file's first bytes checked (not empty, not binary) and without a UTF-8 byte-order mark."""
     if raw.size == 0:
         raise FrameError(path, "empty file")
-    if (raw[: 1 << 16] == 0).any():
+    if (raw[:HEAD_BYTES] == 0).any():
         raise FrameError(path, f"binary data, not a {fmt} text log")
     if raw[:3].tobytes() == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark is not part of line 1
         raw = raw[3:]
+    return raw
+
+
+def lines_of(raw: np.ndarray, first_line: int) -> pl.DataFrame:
+    """Non-blank lines of whole lines of text as (line, text, reason), numbered from ``first_line``."""
     starts = np.concatenate([[0], np.flatnonzero(raw == 10) + 1]).astype(np.int64)
     offsets = starts if starts[-1] == raw.size else np.append(starts, raw.size)
     arr = pa.LargeStringArray.from_buffers(
@@ -109,13 +157,13 @@ def read_lines(path: Path, fmt: str) -> pl.DataFrame:
         text = pl.Series("text", arr)
     except pa.ArrowInvalid:  # not UTF-8 somewhere: decode leniently, then flag the damaged lines
         lines = raw.tobytes().decode("utf-8", errors="replace").split("\n")
-        text = pl.Series("text", lines[:-1] if lines[-1] == "" else lines)
-    df = pl.DataFrame({"line": pl.int_range(1, len(text) + 1, eager=True), "text": text})
+        text = pl.Series("text", lines[:-1] if lines[-1] == "" else lines, dtype=pl.String)
+    df = pl.DataFrame(
+        {"line": pl.int_range(first_line, first_line + len(text), eager=True, dtype=pl.Int64), "text": text}
+    )
     df = df.with_columns(pl.col("text").str.strip_chars_end("\r\n")).filter(
         pl.col("text").str.strip_chars() != ""
     )
-    if df.height == 0:
-        raise FrameError(path, "empty file (only blank lines)")
     return df.with_columns(
         pl.when(pl.col("text").str.contains("\ufffd", literal=True))
         .then(pl.lit("not valid UTF-8 text"))
@@ -267,27 +315,63 @@ def finish(
     cand: pl.DataFrame, path: Path, on_bad_line: str, counts: FileCounts, source: str, unit: str = "line"
 ) -> pl.DataFrame:
     """Check candidates, raise on (error mode) or drop and count (skip mode) bad rows; conform the rest."""
-    if cand.height and cand["non_data"].any():
-        keep = ~cand["non_data"] | cand["reason"].is_not_null()
-        counts.non_data += int((~keep).sum())
-        cand = cand.filter(keep)
-    if _any_problem(cand):
-        cand = cand.with_columns(_check_reasons())
-        bad = cand.filter(pl.col("reason").is_not_null()).sort("line")
-        if on_bad_line == "error":
-            raise _error(path, unit, bad["line"][0], bad["reason"][0])
-        for line, reason in bad.select("line", "reason").head(MAX_EXAMPLES).iter_rows():
-            counts.bad(path, *_where(unit, line, reason))
-        counts.bad_lines += bad.height - min(bad.height, MAX_EXAMPLES)
-        cand = cand.filter(pl.col("reason").is_null())
-    cand = _drop_out_of_order(cand, path, on_bad_line, counts, unit)
-    if cand.height == 0:
-        skipped = f" ({counts.bad_lines} bad lines skipped)" if counts.bad_lines else ""
-        raise FrameError(path, f"no CAN data frames{skipped}")
-    counts.frames += cand.height
-    return conform(
-        cand.with_columns((pl.col("id_max") == EXT_MAX).alias("extended"), pl.lit(source).alias("source"))
-    )
+    checks = Finisher(path, on_bad_line, counts, source, unit)
+    frames = checks.push(cand, last=True)
+    checks.close()
+    return frames
+
+
+class Finisher:
+    """``finish`` a file's candidates a part at a time (consecutive parts, in file order): each ``push``
+    returns the frames decided so far, the same rows and counts as ``finish`` of the whole file. Only the
+    timestamp rule looks across rows: the last two candidates of a part wait for the next (a spike is judged
+    by the two frames after it), and the clock so far carries over."""
+
+    def __init__(self, path: Path, on_bad_line: str, counts: FileCounts, source: str, unit: str = "line"):
+        self.path, self.on_bad_line, self.counts, self.source, self.unit = (
+            path,
+            on_bad_line,
+            counts,
+            source,
+            unit,
+        )
+        self.order = _Clock()
+        self.pending: pl.DataFrame | None = None  # candidates not decided yet
+        self.frames = 0
+
+    def push(self, cand: pl.DataFrame, last: bool = False) -> pl.DataFrame:
+        path, on_bad_line, counts, unit = self.path, self.on_bad_line, self.counts, self.unit
+        if cand.height and cand["non_data"].any():
+            keep = ~cand["non_data"] | cand["reason"].is_not_null()
+            counts.non_data += int((~keep).sum())
+            cand = cand.filter(keep)
+        if _any_problem(cand):
+            cand = cand.with_columns(_check_reasons())
+            bad = cand.filter(pl.col("reason").is_not_null()).sort("line")
+            if on_bad_line == "error":
+                raise _error(path, unit, bad["line"][0], bad["reason"][0])
+            for line, reason in bad.select("line", "reason").head(MAX_EXAMPLES).iter_rows():
+                counts.bad(path, *_where(unit, line, reason))
+            counts.bad_lines += bad.height - min(bad.height, MAX_EXAMPLES)
+            cand = cand.filter(pl.col("reason").is_null())
+        if self.pending is not None:
+            cand = pl.concat([self.pending, cand])
+        decided = cand.height if last else max(cand.height - 2, 0)
+        self.pending = None if last else cand.slice(decided)
+        cand = _drop_out_of_order(cand, path, on_bad_line, counts, unit, self.order, decided)
+        self.frames += cand.height
+        counts.frames += cand.height
+        return conform(
+            cand.with_columns(
+                (pl.col("id_max") == EXT_MAX).alias("extended"), pl.lit(self.source).alias("source")
+            )
+        )
+
+    def close(self) -> None:
+        """After the last part: a file with no frame is an error."""
+        if self.frames == 0:
+            skipped = f" ({self.counts.bad_lines} bad lines skipped)" if self.counts.bad_lines else ""
+            raise FrameError(self.path, f"no CAN data frames{skipped}")
 
 
 def _where(unit: str, line: int, reason: str) -> tuple[int | None, str]:
@@ -300,41 +384,77 @@ def _error(path: Path, unit: str, line: int, reason: str) -> FrameError:
     return FrameError(path, message, at)
 
 
-def _spikes(ts: np.ndarray) -> np.ndarray:
+@dataclass
+class _Clock:
+    """What the timestamp rule carries from one part of a file to the next."""
+
+    before: float = -np.inf  # the timestamp of the last candidate decided
+    latest: float = -np.inf  # the latest timestamp kept so far (spikes aside)
+    latest_line: int = 0  # where the clock reached it
+
+
+def _spikes(ts: np.ndarray, before: float = -np.inf) -> np.ndarray:
     """Frames stamped later than the two frames after them while the frame before is not: a lone jump
     forward (one frame far in the future), which a running-maximum rule would take as the clock and then
     drop every good frame after it. Two neighbours swapped (1.2, 1.1, 1.3) are no jump: there the
-    earlier-stamped frame is the one dropped, as before."""
+    earlier-stamped frame is the one dropped, as before. ``before``: the timestamp of the frame before
+    ``ts[0]``. The last two frames are never spikes."""
     spike = np.zeros(ts.size, dtype=bool)
     if ts.size < 3:
         return spike
-    before = np.r_[-np.inf, ts[:-3]]  # the frame before each of ts[:-2]
-    spike[:-2] = (ts[:-2] > ts[1:-1]) & (ts[:-2] > ts[2:]) & (before <= ts[1:-1])
+    prev = np.r_[before, ts[:-3]]  # the frame before each of ts[:-2]
+    spike[:-2] = (ts[:-2] > ts[1:-1]) & (ts[:-2] > ts[2:]) & (prev <= ts[1:-1])
     return spike
 
 
 def _drop_out_of_order(
-    cand: pl.DataFrame, path: Path, on_bad_line: str, counts: FileCounts, unit: str
+    cand: pl.DataFrame,
+    path: Path,
+    on_bad_line: str,
+    counts: FileCounts,
+    unit: str,
+    clock: _Clock | None = None,
+    decided: int | None = None,
 ) -> pl.DataFrame:
     """Timestamps must not go backwards within a file. The bad frames are lone jumps forward (_spikes),
     then each frame earlier than the latest one kept before it; skip mode drops them (so the result is
-    sorted and neither a glitch nor a single outlier reorders or removes real traffic)."""
+    sorted and neither a glitch nor a single outlier reorders or removes real traffic). The first
+    ``decided`` candidates are judged (all by default), the rest only looked at; ``clock`` carries the
+    file's earlier parts and is moved on past the decided ones."""
+    clock = clock or _Clock()
+    decided = cand.height if decided is None else decided
     ts = cand["timestamp"].to_numpy()
-    if ts.size < 2 or not (np.diff(ts) < 0).any():
-        return cand
     lines = cand["line"].to_numpy()
-    spike = _spikes(ts)
-    rest = np.flatnonzero(~spike)
-    latest = np.maximum.accumulate(ts[rest])
-    late = np.zeros(ts.size, dtype=bool)
-    late[rest[1:]] = ts[rest[1:]] < latest[:-1]
-    bad = spike | late
-    first = int(np.argmax(bad))
-    if spike[first]:
-        what = f"timestamp {ts[first]:.6f} is later than the next frame's, {ts[first + 1]:.6f}"
+    if not ((np.diff(ts) < 0).any() or (ts.size and ts[0] < clock.latest)):
+        bad = np.zeros(decided, dtype=bool)
+        spike = bad
     else:
-        prev = int(np.argmax(ts[:first]))  # where the clock had already reached a later time
-        what = f"timestamp {ts[first]:.6f} is earlier than {ts[prev]:.6f} at {unit} {lines[prev]}"
+        spike = _spikes(ts, clock.before)[:decided]
+        rest = np.flatnonzero(~spike)
+        latest = np.maximum.accumulate(np.r_[clock.latest, ts[rest]])
+        late = np.zeros(decided, dtype=bool)
+        late[rest] = ts[rest] < latest[:-1]
+        bad = spike | late
+    if bad.any():
+        first = int(np.argmax(bad))
+        if spike[first]:
+            what = f"timestamp {ts[first]:.6f} is later than the next frame's, {ts[first + 1]:.6f}"
+        else:  # where the clock had already reached a later time: this part, or the parts before it
+            prev = int(np.argmax(ts[:first])) if first else -1
+            at = (
+                (ts[prev], lines[prev])
+                if first and ts[prev] > clock.latest
+                else (clock.latest, clock.latest_line)
+            )
+            what = f"timestamp {ts[first]:.6f} is earlier than {at[0]:.6f} at {unit} {at[1]}"
+    kept = np.flatnonzero(~bad)
+    if decided:
+        clock.before = float(ts[decided - 1])
+    if kept.size and ts[kept].max() > clock.latest:
+        top = kept[np.argmax(ts[kept])]
+        clock.latest, clock.latest_line = float(ts[top]), int(lines[top])
+    if not bad.any():
+        return cand.head(decided)
     if on_bad_line == "error":
         raise _error(path, unit, int(lines[first]), f"{what} (timestamps must not go backwards)")
     for i in np.flatnonzero(bad)[:MAX_EXAMPLES]:
@@ -343,7 +463,7 @@ def _drop_out_of_order(
     n_bad = int(bad.sum())
     counts.bad_lines += n_bad - min(n_bad, MAX_EXAMPLES)
     counts.out_of_order += n_bad
-    return cand.filter(pl.Series(~bad))
+    return cand.head(decided).filter(pl.Series(~bad))
 
 
 def benign_labels() -> list[pl.Expr]:

@@ -82,8 +82,18 @@ def read_candump(path: Path) -> pl.DataFrame:
     frames are non-data; CAN FD (`ID##...`) is rejected. A file in candump's screen format (its first
     line says so) goes to read_candump_screen."""
     lines = read_lines(path, "candump")
-    if re.match(SCREEN_LINE, lines["text"][0]):
+    if is_screen(lines):
         return read_candump_screen(lines)
+    return candump_candidates(lines)
+
+
+def is_screen(lines: pl.DataFrame) -> bool:
+    """Whether a candump file (its first lines) is candump's screen output."""
+    return re.match(SCREEN_LINE, lines["text"][0]) is not None
+
+
+def candump_candidates(lines: pl.DataFrame) -> pl.DataFrame:
+    """Candidate frames of candump log lines (any consecutive lines of a file)."""
     df = _extract(lines, _CANDUMP)
     ts, ts_reason = float_column(pl.col("ts"), "timestamp")
     data = pl.col("data").fill_null("")
@@ -166,9 +176,13 @@ def _screen_times(ts: pl.Series, missing: pl.Series, malformed: pl.Series) -> pl
 
 def read_hcrl(path: Path, attack_type: str) -> pl.DataFrame:
     """`1478198376.389427,0316,8,05,21,68,09,21,21,00,6f,R`: DLC data fields, then the flag R or T."""
-    lines = read_lines(path, "hcrl")
-    first = lines["text"][0].strip().lower()
-    if first.startswith("timestamp,"):  # tolerate a header row, which some copies of the data add
+    return hcrl_candidates(read_lines(path, "hcrl"), attack_type)
+
+
+def hcrl_candidates(lines: pl.DataFrame, attack_type: str, first: bool = True) -> pl.DataFrame:
+    """Candidate frames of HCRL CSV lines (any consecutive lines of a file; ``first``: they begin it)."""
+    head = lines["text"][0].strip().lower()
+    if first and head.startswith("timestamp,"):  # tolerate a header row, which some copies of the data add
         lines = lines.slice(1)
     df = _extract(lines, _HCRL)
     ts, ts_reason = float_column(pl.col("ts"), "timestamp")
@@ -202,7 +216,12 @@ def read_hcrl(path: Path, attack_type: str) -> pl.DataFrame:
 
 def read_hcrl_txt(path: Path) -> pl.DataFrame:
     """`Timestamp: 1479121434.850202   ID: 0350    000    DLC: 8    05 28 84 66 6d 00 00 a2` (benign)."""
-    df = _extract(read_lines(path, "hcrl_txt"), _HCRL_TXT)
+    return hcrl_txt_candidates(read_lines(path, "hcrl_txt"))
+
+
+def hcrl_txt_candidates(lines: pl.DataFrame) -> pl.DataFrame:
+    """Candidate frames of HCRL txt lines (any consecutive lines of a file)."""
+    df = _extract(lines, _HCRL_TXT)
     ts, ts_reason = float_column(pl.col("ts"), "timestamp")
     data = pl.col("data").fill_null("")
     df = df.with_columns(

@@ -19,7 +19,6 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from kdgat.data.alignment import Alignment, Profiles, align, id_profiles
 from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
@@ -135,27 +134,22 @@ class Detector:
         batch = window_graphs(frames, starts, self.size, self.vocab, self.scalers)
         inputs = graph_inputs(batch)
         t1 = time.perf_counter()
-        key = pl.DataFrame(
-            {
-                "split": ["stream"] * len(starts),
-                "index": starts + first_row,
-                "y": batch.y,
-                "y_type": batch.y_type,
-            }
-        )
-        table = self.models.score(inputs, key, INFER_BATCH)
+        table = self.models.score(inputs, INFER_BATCH)
         t2 = time.perf_counter()
         self.seconds["features"] += t1 - t0
         self.seconds["inference"] += t2 - t1
         self.latency.extend([t2 - arrived] * len(starts))
         node_ptr = np.concatenate([[0], np.cumsum(batch.n_nodes)])
+        fused, decision = table["fused"].tolist(), table["decision"].tolist()
         if self._fused is not None:
-            self._fused.extend(table["fused"].to_list())
-        for i, row in enumerate(table.iter_rows(named=True)):
+            self._fused.extend(fused)
+        alpha, p_attack = table["alpha"].tolist(), table["p_attack"].tolist()
+        vgae_score, anomaly = table["vgae_score"].tolist(), table["vgae_anomaly"].tolist()
+        for i in range(len(starts)):
             s = int(starts[i])
             keys = np.unique(frames.key[s : s + self.size])  # node order: sorted IDs (features.py)
             cut = self.fused_threshold
-            attack = bool(row["decision"]) if cut is None else row["fused"] >= cut
+            attack = bool(decision[i]) if cut is None else fused[i] >= cut
             self.windows += 1
             self.alerts += attack
             record = {
@@ -164,11 +158,11 @@ class Detector:
                 "t_start": float(frames.ts[s]),
                 "t_end": float(frames.ts[s + self.size - 1]),
                 "attack": attack,
-                "fused": round(row["fused"], 6),
-                "alpha": row["alpha"],
-                "p_attack": round(row["p_attack"], 6),
-                "vgae_score": round(row["vgae_score"], 6),
-                "vgae_anomaly": round(row["vgae_anomaly"], 6),
+                "fused": round(fused[i], 6),
+                "alpha": alpha[i],
+                "p_attack": round(p_attack[i], 6),
+                "vgae_score": round(vgae_score[i], 6),
+                "vgae_anomaly": round(anomaly[i], 6),
                 "top_ids": _top_ids(batch.x[node_ptr[i] : node_ptr[i + 1]], keys, TOP_IDS),
             }
             if self.labelled:

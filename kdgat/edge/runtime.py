@@ -142,17 +142,16 @@ class EdgeModels:
         self.gat = session(self.folder / files[names["gat"]]["file"], threads)
         self.policy = policy_of(self.data, session(self.folder / files[names["fusion"]]["file"], threads))
 
-    def score(
-        self, inputs: dict[str, np.ndarray], key: pl.DataFrame, per_call: int | None = None
-    ) -> pl.DataFrame:
-        """Per graph: the fusion policy's table (vgae_anomaly, p_attack, action, alpha, fused, decision) plus
-        the VGAE score. The graph models run on ``per_call`` graphs at a time (all at once by default), the
-        policy once on all of them: its Python and polars cost per call is the detector's largest after
-        the models."""
+    def score(self, inputs: dict[str, np.ndarray], per_call: int | None = None) -> dict[str, np.ndarray]:
+        """Per graph, as arrays: the fusion policy's columns (vgae_anomaly, p_attack, gat_attack, action,
+        alpha, fused, decision) plus the VGAE score. The graph models run on ``per_call`` graphs at a time
+        (all at once by default), the policy once on all of them, on arrays (no table: on a live bus one
+        window's table cost more than its three models)."""
         parts = graph_slices(inputs, per_call) if per_call else [inputs]
         vgae_parts, gat_parts = [], []
         for part in parts:
             vgae_parts.append(run_rows(self.vgae, part))
             gat_parts.append(run_rows(self.gat, part))
-        joined = joined_rows(_concat(vgae_parts), _concat(gat_parts), key)
-        return self.policy.predict(joined).with_columns(joined["vgae_score"])
+        vgae, gat = _concat(vgae_parts), _concat(gat_parts)
+        columns = {f"vgae_{c}": vgae[c] for c in VGAE_COLUMNS} | {f"gat_{c}": gat[c] for c in GAT_COLUMNS}
+        return self.policy.decisions(columns) | {"vgae_score": vgae["score"]}

@@ -1,11 +1,12 @@
 """CAN frames as they come → window graphs, with the pipeline's own feature code.
 
-Sources yield ``Chunk``s of frames: a log file in any format `kdgat ingest` reads (read whole by the same
-readers, bad lines skipped and counted, then fed in chunks, optionally at the capture's pace), or a live
-python-can bus. ``Windower`` cuts the stream like the graphs stage cuts one capture (windows of ``size``
-frames every ``stride``, from the first frame), and ``window_graphs`` builds them with
-kdgat/data/features.graphs_of_windows and scales them with the graphs stage's scalers: a window's graph is
-the graphs stage's graph of the same frames, array for array (tests/test_edge_detect.py).
+Sources yield ``Chunk``s of frames: a log file in any format `kdgat ingest` reads (by the same readers, a
+block of lines at a time for the line-oriented formats, bad lines skipped and counted, fed in chunks,
+optionally at the capture's pace), or a live python-can bus. ``Windower`` cuts the stream like the graphs
+stage cuts one capture (windows of ``size`` frames every ``stride``, from the first frame), and
+``window_graphs`` builds them with kdgat/data/features.graphs_of_windows and scales them with the graphs
+stage's scalers: a window's graph is the graphs stage's graph of the same frames, array for array
+(tests/test_edge_detect.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import polars as pl
 
 from kdgat.data.alignment import Alignment
 from kdgat.data.features import Columns, GraphBatch, graphs_of_windows
-from kdgat.data.formats import IngestReport, read_capture
+from kdgat.data.formats import BLOCK_BYTES, IngestReport, read_capture, read_capture_blocks
 from kdgat.data.frames import BYTE_COLUMNS, FrameError
 
 # the graphs stage's dense ID codes (node order) and scaling, reused so the detector cannot drift from it
@@ -80,20 +81,38 @@ def file_chunks(
     chunk: int = 1 << 14,
     realtime: bool = False,
     stop: Callable[[], bool] = lambda: False,
+    block_bytes: int = BLOCK_BYTES,
 ) -> Iterator[Chunk]:
-    """A log file's frames in chunks of ``chunk`` until ``stop()``; ``realtime``: a window's stride of
-    frames at a time, none before its capture time (relative to the first frame)."""
-    frames, report = read_capture(path, fmt, on_bad_line="skip")
-    _count(counts, report)
-    whole = chunk_of_frames(frames)
-    started = time.monotonic()
-    for lo in range(0, len(whole), chunk):
-        part = whole.rows(lo, lo + chunk)
-        while realtime and not stop() and part.ts[-1] - whole.ts[0] > time.monotonic() - started:
-            time.sleep(min(0.05, part.ts[-1] - whole.ts[0] - (time.monotonic() - started)))
+    """A log file's frames in chunks of at most ``chunk`` until ``stop()``; ``realtime``: a window's stride
+    of frames at a time, none before its capture time (relative to the first frame). The file is read,
+    parsed and checked ``block_bytes`` at a time (kdgat/data/formats.read_capture_blocks: the same frames
+    and counts as reading it whole), so memory does not grow with the file."""
+    started, first_ts = time.monotonic(), None
+    for part in _rows_of(path, counts, fmt, chunk, block_bytes):
+        first_ts = float(part.ts[0]) if first_ts is None else first_ts
+        while realtime and not stop() and part.ts[-1] - first_ts > time.monotonic() - started:
+            time.sleep(min(0.05, part.ts[-1] - first_ts - (time.monotonic() - started)))
         if stop():
             return
         yield part
+
+
+def _rows_of(path: Path, counts: Counts, fmt: str, chunk: int, block_bytes: int) -> Iterator[Chunk]:
+    """The file's frames as chunks of exactly ``chunk`` rows (the last one fewer), wherever its blocks end:
+    the windows then go to the models in the same batches as from the file read whole, and the models'
+    outputs (whose last bits depend on the batch) do not change with the block size."""
+    held: Chunk | None = None
+    for frames, report in read_capture_blocks(path, fmt, on_bad_line="skip", block_bytes=block_bytes):
+        _count(counts, report)
+        if frames.height == 0:
+            continue
+        rows = chunk_of_frames(frames) if held is None else Chunk.join([held, chunk_of_frames(frames)])
+        full = len(rows) // chunk * chunk
+        for lo in range(0, full, chunk):
+            yield rows.rows(lo, lo + chunk)
+        held = rows.rows(full) if full < len(rows) else None
+    if held is not None:
+        yield held
 
 
 def follow_chunks(

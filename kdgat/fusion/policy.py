@@ -18,6 +18,7 @@ fitted on and why) lives in kdgat/fusion/train.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -30,6 +31,7 @@ from torch import Tensor
 
 from kdgat.config import DQNScale
 from kdgat.fusion.dqn import QNet
+from kdgat.fusion.signed_log import signed_log1p
 from kdgat.io import atomic_path
 from kdgat.metrics import youden_threshold
 
@@ -175,15 +177,32 @@ def join_predictions(vgae: pl.DataFrame, gat: pl.DataFrame, what: str = "predict
     return joined.drop("y_gat")
 
 
+def raw_state(columns: Mapping[str, NDArray[Any]], anomaly: NDArray[np.float64]) -> NDArray[np.float64]:
+    """[G, len(STATE_COLUMNS)] raw state, before standardisation, from the prediction columns as arrays
+    (vgae_* and gat_*, ``join_predictions`` names) and vgae_anomaly. Each column keeps its own precision
+    through the signed log (float32 as the models write it), as the polars expressions that fitted the
+    study's policies did (kdgat/fusion/signed_log.py)."""
+    cols = {c: np.asarray(columns[c]) for c in STATE_COLUMNS if c != "vgae_anomaly"}
+    by_dtype: dict[np.dtype[Any], list[str]] = {}
+    for c in _LOG_COLUMNS:
+        by_dtype.setdefault(cols[c].dtype, []).append(c)
+    for names in by_dtype.values():  # one call per precision: a call costs more than its values
+        logs = signed_log1p(np.stack([cols[c] for c in names]))
+        cols |= dict(zip(names, logs, strict=True))
+    common = np.result_type(*cols.values())  # the table's common type, as polars' to_numpy gave it
+    state = [anomaly if c == "vgae_anomaly" else cols[c].astype(common, copy=False) for c in STATE_COLUMNS]
+    raw: NDArray[np.float64] = np.stack(state, axis=1, dtype=np.float64)
+    return raw
+
+
+def columns_of(joined: pl.DataFrame) -> dict[str, NDArray[Any]]:
+    """The prediction columns a policy reads (STATE_COLUMNS but vgae_anomaly) of a joined table, as arrays."""
+    return {c: joined[c].to_numpy() for c in STATE_COLUMNS if c != "vgae_anomaly"}
+
+
 def state_matrix(joined: pl.DataFrame, anomaly: NDArray[np.float64]) -> NDArray[np.float64]:
-    """[G, len(STATE_COLUMNS)] raw state, before standardisation."""
-    cols = [
-        (pl.col(c).sign() * pl.col(c).abs().log1p()) if c in _LOG_COLUMNS else pl.col(c)
-        for c in STATE_COLUMNS
-        if c != "vgae_anomaly"
-    ]
-    raw = joined.select(cols).to_numpy().astype(np.float64)
-    return np.insert(raw, STATE_COLUMNS.index("vgae_anomaly"), anomaly, axis=1)
+    """[G, len(STATE_COLUMNS)] raw state of a joined table, before standardisation."""
+    return raw_state(columns_of(joined), anomaly)
 
 
 def standardise(raw: NDArray[np.float64], mean: NDArray[np.float64], std: NDArray[np.float64]) -> Tensor:
@@ -209,12 +228,10 @@ class FusionPolicy:
     calibration: VGAECalibration
     gat_threshold: float  # the GAT's p_attack threshold on validation (gat_attack)
 
-    def states(self, joined: pl.DataFrame) -> tuple[Tensor, NDArray[np.float64]]:
-        """(standardised state tensor, vgae_anomaly) of joined prediction rows."""
-        anomaly = vgae_anomaly(
-            joined["vgae_score"].to_numpy(), self.calibration.threshold, self.calibration.scale
-        )
-        return standardise(state_matrix(joined, anomaly), self.mean, self.std), anomaly
+    def states(self, columns: Mapping[str, NDArray[Any]]) -> tuple[Tensor, NDArray[np.float64]]:
+        """(standardised state tensor, vgae_anomaly) of prediction rows (``columns_of``)."""
+        anomaly = vgae_anomaly(columns["vgae_score"], self.calibration.threshold, self.calibration.scale)
+        return standardise(raw_state(columns, anomaly), self.mean, self.std), anomaly
 
     @torch.no_grad()
     def actions(self, states: Tensor) -> NDArray[np.int64]:
@@ -222,23 +239,31 @@ class FusionPolicy:
         out: NDArray[np.int64] = self.qnet(states).argmax(dim=1).numpy()
         return out
 
+    def decisions(self, columns: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        """THE policy on prediction rows given as arrays (``columns_of``: vgae_* and gat_* by name): per row
+        vgae_anomaly, p_attack, gat_attack, action, alpha, fused, decision. ``predict`` is this on a table;
+        the detector calls it as it is, once per window on a live bus, where a table would cost it more
+        than its three models (docs/edge.md)."""
+        states, anomaly = self.states(columns)
+        action = self.actions(states)
+        p = np.asarray(columns["gat_p_attack"]).astype(np.float64)
+        calibrated = gat_attack(p, self.gat_threshold)
+        fused = fuse(anomaly, calibrated, self.alphas[action])
+        return {
+            "vgae_anomaly": anomaly,
+            "p_attack": p,
+            "gat_attack": calibrated,
+            "action": action.astype(np.int32),
+            "alpha": self.alphas[action],
+            "fused": fused,
+            "decision": decide(fused).astype(np.int8),
+        }
+
     def predict(self, joined: pl.DataFrame) -> pl.DataFrame:
         """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, gat_attack, action, alpha, fused,
         decision."""
-        states, anomaly = self.states(joined)
-        action = self.actions(states)
-        p = joined["gat_p_attack"].to_numpy().astype(np.float64)
-        calibrated = gat_attack(p, self.gat_threshold)
-        fused = fuse(anomaly, calibrated, self.alphas[action])
-        return joined.select(*KEY, "y", "y_type").with_columns(
-            pl.Series("vgae_anomaly", anomaly),
-            pl.Series("p_attack", p),
-            pl.Series("gat_attack", calibrated),
-            pl.Series("action", action, dtype=pl.Int32),
-            pl.Series("alpha", self.alphas[action]),
-            pl.Series("fused", fused),
-            pl.Series("decision", decide(fused).astype(np.int8)),
-        )
+        out = self.decisions(columns_of(joined))
+        return joined.select(*KEY, "y", "y_type").with_columns(pl.Series(k, v) for k, v in out.items())
 
     def save(self, dest: Path, scale_name: str, extra: dict[str, Any]) -> None:
         blob = {
