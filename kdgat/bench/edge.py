@@ -59,7 +59,7 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
     frames = read_frames(frames_file).filter(pl.col("source").str.contains("test")).head(det.size)
     chunk = chunk_of_frames(frames)
     starts = np.zeros(1, dtype=np.int64)
-    inputs = graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers))
+    inputs = graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers, det.expected))
     out: dict[str, Any] = {}
     for name, info in det.models.data["models"].items():
         sess = session(bundle / info["file"], threads=1)
@@ -71,7 +71,7 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
     key = pl.DataFrame({"split": ["bench"], "index": [0], "y": [0], "y_type": [0]})
     out["detector_window"] = _timed(
         lambda: det.models.score(
-            graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers)), key
+            graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers, det.expected)), key
         ),
         calls // 4,
     )
@@ -96,9 +96,11 @@ def scatter_forms(
     frames = read_frames(frames_file).filter(pl.col("source").str.contains("test"))
     chunk = chunk_of_frames(frames.head(det.size * INFER_BATCH * 16))
     starts = np.arange(INFER_BATCH * 16, dtype=np.int64) * det.size
-    one = graph_inputs(window_graphs(chunk, starts[:1], det.size, det.vocab, det.scalers))
+    one = graph_inputs(window_graphs(chunk, starts[:1], det.size, det.vocab, det.scalers, det.expected))
     many = [
-        graph_inputs(window_graphs(chunk, starts[i : i + INFER_BATCH], det.size, det.vocab, det.scalers))
+        graph_inputs(
+            window_graphs(chunk, starts[i : i + INFER_BATCH], det.size, det.vocab, det.scalers, det.expected)
+        )
         for i in range(0, len(starts), INFER_BATCH)
     ]
     example = example_batch(graphs_dir)
