@@ -139,6 +139,8 @@ class VGAEScale(_Strict):
     layers: int = Field(ge=1)
     latent: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
+    # read (and reconstruct) the absence node features of windows.absent_ids, when the graphs hold them
+    absent_ids: bool
 
 
 class DQNScale(_Strict):

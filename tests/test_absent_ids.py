@@ -155,3 +155,29 @@ def test_off_keeps_the_graphs_as_they_were(tmp_path: Path) -> None:
         assert np.asarray(b.x).shape[1] == len(NODE_FEATURES)
         np.testing.assert_array_equal(np.asarray(a.x)[:, : len(NODE_FEATURES)], np.asarray(b.x))
         np.testing.assert_array_equal(np.asarray(a.edge_attr), np.asarray(b.edge_attr))
+
+
+def test_a_vgae_without_absent_ids_reads_none_of_them() -> None:
+    import torch
+
+    from kdgat.config import VGAEScale
+    from kdgat.models.vgae import build_vgae
+
+    meta = {
+        "vocab_size": 5,
+        "node_features": NODE_FEATURES + ABSENCE_FEATURES,
+        "absence_features": ABSENCE_FEATURES,
+        "edge_features": ["count", "dt_mean", "dt_std"],
+    }
+    sizes = {"embed_dim": 4, "hidden": 4, "heads": 1, "layers": 1, "latent": 3, "dropout": 0.0}
+    off = build_vgae(VGAEScale(**sizes, absent_ids=False), meta, seed=0).eval()
+    on = build_vgae(VGAEScale(**sizes, absent_ids=True), meta, seed=0).eval()
+    assert (off.n_inputs, on.n_inputs) == (len(NODE_FEATURES), len(NODE_FEATURES) + len(ABSENCE_FEATURES))
+    x = torch.randn(3, len(meta["node_features"]))
+    vocab, edges, attr = torch.tensor([1, 2, 0]), torch.tensor([[0, 1, 2], [1, 2, 0]]), torch.randn(3, 3)
+    other = x.clone()
+    other[:, len(NODE_FEATURES) :] += 5.0  # only the absence features differ
+    a, b = off(x, vocab, edges, attr), off(other, vocab, edges, attr)
+    assert a.x_hat.shape == (3, len(NODE_FEATURES))
+    torch.testing.assert_close(a.mu, b.mu)
+    assert not torch.allclose(on(x, vocab, edges, attr).mu, on(other, vocab, edges, attr).mu)

@@ -421,6 +421,7 @@ def build_graphs(
         "schema_version": SCHEMA_VERSION,
         "params": {"windows": windows.model_dump(), "split": split.model_dump(), "vocab": vocab.model_dump()},
         "node_features": node_features,
+        "absence_features": ABSENCE_FEATURES if windows.absent_ids else [],  # the last node features
         "edge_features": EDGE_FEATURES,
         "vocab_size": len(voc),
         "vocab": voc.to_meta(),
