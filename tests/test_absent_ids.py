@@ -4,24 +4,27 @@ through the graphs stage on periodic traffic with one ID suspended."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 import pytest
+import torch
 from support.tiny_project import study_params
 
-from kdgat.config import WindowParams
+from kdgat.config import VGAEScale, WindowParams
 from kdgat.data.features import ABSENCE_FEATURES, NODE_FEATURES, absence_features, expected_periods
 from kdgat.data.frames import conform
 from kdgat.data.graphs import build_graphs, expected_of_meta
 from kdgat.data.shards import load_meta, load_split
+from kdgat.models.vgae import build_vgae
 
 STUDY = study_params()
 
 
 def test_expected_periods_by_hand() -> None:
     e = expected_periods(
-        [(np.array([1, 3, 0, 3]), np.array([0.01, 0.5, 0.001, 0.2])), (np.array([2]), [0.02])], 5
+        [(np.array([1, 3, 0, 3]), np.array([0.01, 0.5, 0.001, 0.2])), (np.array([2]), np.array([0.02]))], 5
     )
     assert e.shape == (2, 5)
     # the unknown slot is never expected; two IDs on slot 3 keep the shorter period
@@ -56,7 +59,8 @@ def test_absence_features_by_hand() -> None:
 
 def test_profile_choice_prefers_fewest_absent_among_equal_fits() -> None:
     # slot 1 is in both profiles; the second also expects slot 2: a window of slot 1 alone is the first's
-    expected = expected_periods([(np.array([1]), [0.01]), (np.array([1, 2]), [0.01, 0.01])], 3)
+    one, two = (np.array([1]), np.array([0.01])), (np.array([1, 2]), np.array([0.01, 0.01]))
+    expected = expected_periods([one, two], 3)
     out = absence_features(np.array([1]), np.array([1]), np.array([10]), np.array([0.1]), expected)
     np.testing.assert_allclose(out[0], [0, 0, 0], atol=1e-6)
 
@@ -68,9 +72,9 @@ def periodic(seconds: float, source: str, suspend: tuple[float, float] | None = 
     """Each ID every period (phase-shifted); with ``suspend``, 0x100 is silent then and every frame of that
     interval is labelled a suspension attack (as kdgat/data/synth_attacks.py labels it)."""
     rows = []
-    for k, (can_id, period) in enumerate(PERIODS.items()):
+    for k, (key, period) in enumerate(PERIODS.items()):
         for t in np.arange(0.001 * k, seconds, period):
-            rows.append((float(t), can_id))
+            rows.append((float(t), key))
     rows.sort()
     ts = np.array([r[0] for r in rows])
     can_id = np.array([r[1] for r in rows])
@@ -158,12 +162,7 @@ def test_off_keeps_the_graphs_as_they_were(tmp_path: Path) -> None:
 
 
 def test_a_vgae_without_absent_ids_reads_none_of_them() -> None:
-    import torch
-
-    from kdgat.config import VGAEScale
-    from kdgat.models.vgae import build_vgae
-
-    meta = {
+    meta: dict[str, Any] = {
         "vocab_size": 5,
         "node_features": NODE_FEATURES + ABSENCE_FEATURES,
         "absence_features": ABSENCE_FEATURES,
