@@ -75,6 +75,9 @@ class InjectParams(_Strict):
 class WindowParams(_Strict):
     size: int = Field(ge=2)  # frames per window
     stride: int = Field(ge=1)  # frames between window starts; < size gives overlapping windows
+    # node features of the expected IDs a window lacks (kdgat/data/features.absence_features): expected
+    # from each known vehicle's training traffic, the unseen one's calibration traffic (its ID alignment)
+    absent_ids: bool
 
     @model_validator(mode="after")
     def _stride_fits(self) -> WindowParams:
@@ -136,6 +139,8 @@ class VGAEScale(_Strict):
     layers: int = Field(ge=1)
     latent: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
+    # read (and reconstruct) the absence node features of windows.absent_ids, when the graphs hold them
+    absent_ids: bool
 
 
 class DQNScale(_Strict):

@@ -25,6 +25,7 @@ from kdgat.bench.edge import candump_lines
 from kdgat.config import ExportParams
 from kdgat.data import formats_core
 from kdgat.data.formats import read_capture
+from kdgat.data.graphs import expected_of_meta
 from kdgat.data.shards import load_meta, load_split
 from kdgat.edge.build import bundle_dir, export_dataset
 from kdgat.edge.detect import Detector, run
@@ -160,7 +161,7 @@ def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, P
         if cut is None:
             continue
         part, starts, first = cut
-        b = window_graphs(part, starts, detector.size, detector.vocab, detector.scalers)
+        b = window_graphs(part, starts, detector.size, detector.vocab, detector.scalers, detector.expected)
         node_ptr, edge_ptr = np.cumsum([0, *b.n_nodes]), np.cumsum([0, *b.n_edges])
         for i, s in enumerate(starts):
             got[int(s) + first] = (
@@ -182,6 +183,29 @@ def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, P
                 np.testing.assert_array_equal(a, b_)
             compared += 1
     assert compared > 10 and len(got) == (frames.height - detector.size) // detector.stride + 1
+
+
+@pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
+def test_calibrated_detector_graphs_are_the_calibrated_splits(study: tuple[Paths, dict, Path]) -> None:
+    """After `--calibrate`, the unseen vehicle's windows are the stage's *_calibrated graphs: its ID
+    alignment and, with windows.absent_ids, its own expected IDs."""
+    paths, _, work = study
+    (calibration,) = sorted((work / "raw").glob("calibration_*/*.csv"))
+    detector = Detector(bundle_dir(paths))
+    detector.calibrate(file_chunks(calibration, detector.counts))
+    files = load_meta(work / "full")["files"]
+    s = load_split(work / "full", "test_unknown_vehicle_calibrated")
+    f = int(np.asarray(s.file_idx)[0])
+    graphs = np.flatnonzero(np.asarray(s.file_idx) == f)
+    frames = Chunk.join(list(file_chunks(work / "raw" / files[f]["source"], Counts())))
+    starts = np.asarray(s.start_row)[graphs].astype(np.int64)
+    b = window_graphs(frames, starts, detector.size, detector.vocab, detector.scalers, detector.expected)
+    node_ptr = np.cumsum([0, *b.n_nodes])
+    for i, g in enumerate(graphs):
+        theirs = s.graph(int(g))
+        np.testing.assert_array_equal(b.node_vocab[node_ptr[i] : node_ptr[i + 1]], theirs.node_vocab)
+        np.testing.assert_array_equal(b.x[node_ptr[i] : node_ptr[i + 1]], theirs.x)
+    assert len(graphs) > 5
 
 
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
@@ -449,6 +473,10 @@ def test_calibrate_sets_the_threshold_on_the_vehicles_first_seconds(study: tuple
     assert detector.counts.frames == 0  # counting starts over
     # the same ID alignment as the graphs stage made for the study's unseen vehicle, from the same frames
     assert line["alignment"] == load_meta(paths.graphs)["alignment"]["unseen_vehicle"]
+    expected = load_meta(paths.graphs)["expected_ids"]
+    if expected is not None:  # windows.absent_ids: the car's own steady IDs, as the graphs stage found them
+        car = expected_of_meta([expected["unseen_vehicle"]], len(detector.known))
+        np.testing.assert_array_equal(detector.expected, car)
     again = Detector(bundle_dir(paths))  # the calibration capture, scored through the same alignment
     again.calibrate(file_chunks(calibration[0], again.counts))
     lines: list[str] = []

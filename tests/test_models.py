@@ -241,7 +241,7 @@ def test_score_is_batch_invariant_and_ignores_kl() -> None:
 
 def test_vgae_scores_a_corrupted_graph_higher_than_the_graph_it_fit() -> None:
     torch.manual_seed(0)
-    scale = VGAEScale(embed_dim=8, hidden=16, heads=2, layers=2, latent=16, dropout=0.0)
+    scale = VGAEScale(embed_dim=8, hidden=16, heads=2, layers=2, latent=16, dropout=0.0, absent_ids=False)
     model = build_vgae(scale, META, seed=0)
     gen = torch.Generator().manual_seed(10)
     graphs = [random_graph(n, gen) for n in (12, 15, 10, 14)]

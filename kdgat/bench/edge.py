@@ -54,13 +54,13 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
     """One-window latencies on one thread (the first window of the dataset's first test capture)."""
     from kdgat.edge.detect import Detector
     from kdgat.edge.runtime import graph_inputs, run_rows, session
-    from kdgat.edge.stream import chunk_of_frames, window_graphs
+    from kdgat.edge.stream import chunk_of_frames
 
     det = Detector(bundle, threads=1)
     frames = read_frames(frames_file).filter(pl.col("source").str.contains("test")).head(det.size)
     chunk = chunk_of_frames(frames)
     starts = np.zeros(1, dtype=np.int64)
-    inputs = graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers))
+    inputs = graph_inputs(det.graphs(chunk, starts))
     out: dict[str, Any] = {}
     for name, info in det.models.data["models"].items():
         sess = session(bundle / info["file"], threads=1)
@@ -70,10 +70,9 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
         else:
             out[name] = _timed(lambda s=sess: run_rows(s, inputs), calls)
 
-    def window() -> None:
-        det.models.score(graph_inputs(window_graphs(chunk, starts, det.size, det.vocab, det.scalers)))
-
-    out["detector_window"] = _timed(window, calls // 4)
+    out["detector_window"] = _timed(
+        lambda: det.models.score(graph_inputs(det.graphs(chunk, starts))), calls // 4
+    )
     return out
 
 
@@ -112,16 +111,16 @@ def scatter_forms(
     from kdgat.edge.detect import INFER_BATCH, Detector
     from kdgat.edge.export import example_batch, export_rows
     from kdgat.edge.runtime import graph_inputs, run_rows, session
-    from kdgat.edge.stream import chunk_of_frames, window_graphs
+    from kdgat.edge.stream import chunk_of_frames
 
     det = Detector(bundle, threads=1)
     names = det.models.data["detector"]
     frames = read_frames(frames_file).filter(pl.col("source").str.contains("test"))
     chunk = chunk_of_frames(frames.head(det.size * INFER_BATCH * 16))
     starts = np.arange(INFER_BATCH * 16, dtype=np.int64) * det.size
-    one = graph_inputs(window_graphs(chunk, starts[:1], det.size, det.vocab, det.scalers))
+    one = graph_inputs(det.graphs(chunk, starts[:1]))
     many = [
-        graph_inputs(window_graphs(chunk, starts[i : i + INFER_BATCH], det.size, det.vocab, det.scalers))
+        graph_inputs(det.graphs(chunk, starts[i : i + INFER_BATCH]))
         for i in range(0, len(starts), INFER_BATCH)
     ]
     example = example_batch(graphs_dir)

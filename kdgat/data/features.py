@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from kdgat.data.splits import content_hashes
+from kdgat.data.vocab import UNKNOWN
 
 NODE_FEATURES = [
     *(f"byte{i}_mean" for i in range(8)),  # over the ID's frames in the window
@@ -31,6 +32,14 @@ NODE_FEATURES = [
     "out_degree",
     "dlc_mean",
 ]
+# With windows.absent_ids: what the window lacks of its vehicle's steady traffic (absence_features)
+ABSENCE_FEATURES = [
+    "absent_expected",  # expected IDs (period ≤ window duration / EXPECT_FRAMES) absent from the window
+    "absent_frames",  # frames those absent IDs should have sent in the window
+    "rate_vs_expected",  # log2(frames of this ID / frames its period predicts), clipped; 0 if not expected
+]
+EXPECT_FRAMES = 2.0  # an ID is expected in a window that lasts this many of its periods or more
+RATE_CLIP = 3.0  # rate_vs_expected within ±3 (an eighth .. 8 times the expected frames)
 EDGE_FEATURES = [
     "count",  # transitions u → v in the window
     "dt_mean",  # seconds from the u frame to the following v frame
@@ -178,17 +187,79 @@ def _lane(largest: int) -> type[np.unsignedinteger]:
     return next(t for t in (np.uint16, np.uint32, np.uint64) if largest <= np.iinfo(t).max)
 
 
+def expected_periods(profiles: list[tuple[np.ndarray, np.ndarray]], n_vocab: int) -> np.ndarray:
+    """[P, n_vocab] float64 period in seconds of each vocabulary slot in each vehicle profile, inf where
+    the vehicle does not send it. A profile is (slots, periods) of one vehicle's IDs: a known vehicle's
+    from its training traffic, an unseen one's from its calibration traffic through its ID alignment.
+    The unknown slot is never expected; two IDs on one slot keep the shorter period."""
+    out = np.full((len(profiles), n_vocab), np.inf)
+    for p, (slots, periods) in enumerate(profiles):
+        slots = np.asarray(slots, dtype=np.int64)
+        keep = slots != UNKNOWN
+        np.minimum.at(out[p], slots[keep], np.asarray(periods, dtype=np.float64)[keep])
+    return out
+
+
+def absence_features(
+    n_nodes: np.ndarray,
+    node_vocab: np.ndarray,
+    count: np.ndarray,
+    duration: np.ndarray,
+    expected: np.ndarray,
+) -> np.ndarray:
+    """[N, 3] ABSENCE_FEATURES of the nodes of windows with ``n_nodes`` nodes each, ``count`` frames per
+    node and ``duration`` seconds per window, given ``expected`` = expected_periods(...) [P, V].
+
+    Each window is read against the vehicle profile that best explains it: fewest of its IDs outside the
+    profile, then fewest expected IDs absent. An ID is expected when the window lasts EXPECT_FRAMES of its
+    periods or more; the first two features (the same on every node of the window: a graph-level signal
+    the pooling carries to the readout) count the expected IDs absent and the frames they should have
+    sent, whichever IDs they are; the third compares each node's frames with its period's prediction.
+    """
+    W, N = len(n_nodes), len(node_vocab)
+    out = np.zeros((N, len(ABSENCE_FEATURES)), dtype=np.float32)
+    if W == 0 or len(expected) == 0:
+        return out
+    P, V = expected.shape
+    graph = np.repeat(np.arange(W), n_nodes)
+    present = np.zeros((W, V), dtype=bool)
+    present[graph, node_vocab] = True
+    present[:, UNKNOWN] = False
+    member = np.isfinite(expected)  # [P, V]
+    outside = present.astype(np.float32) @ (~member).T.astype(np.float32)  # [W, P] IDs it cannot explain
+    due = duration[:, None, None] / expected[None]  # [W, P, V] frames each slot should send; 0 off-profile
+    absent = (due >= EXPECT_FRAMES) & ~present[:, None, :]
+    n_absent = absent.sum(axis=2)  # [W, P]
+    profile = np.lexsort((n_absent, outside), axis=-1)[:, 0] if P > 1 else np.zeros(W, dtype=np.int64)
+    rows = np.arange(W)
+    due_w = due[rows, profile]  # [W, V]
+    absent_w = absent[rows, profile]
+    out[:, 0] = np.repeat(n_absent[rows, profile], n_nodes)
+    out[:, 1] = np.repeat(np.where(absent_w, due_w, 0.0).sum(axis=1), n_nodes)
+    node_due = due_w[graph, node_vocab]
+    ok = node_due >= EXPECT_FRAMES
+    ratio = np.log2(count[ok] / node_due[ok])
+    out[ok, 2] = np.clip(ratio, -RATE_CLIP, RATE_CLIP)
+    return out
+
+
 def graphs_of_windows(
-    c: Columns, starts: np.ndarray, size: int, n_types: int, code_vocab: np.ndarray
+    c: Columns,
+    starts: np.ndarray,
+    size: int,
+    n_types: int,
+    code_vocab: np.ndarray,
+    expected: np.ndarray | None = None,
 ) -> GraphBatch:
     """The graphs of the windows of one capture beginning at rows ``starts`` (file_idx left 0).
 
     ``n_types`` is the number of attack types (benign included); ``code_vocab`` maps a dense ID code to
-    its vocabulary index.
+    its vocabulary index. With ``expected`` (expected_periods, over the same vocabulary) the nodes also
+    carry ABSENCE_FEATURES after NODE_FEATURES.
     """
     W, S = len(starts), size
     if W == 0:
-        return empty_batch()
+        return empty_batch(len(NODE_FEATURES) + (len(ABSENCE_FEATURES) if expected is not None else 0))
     w = c.windows(starts, S)
     M = W * S
     ts = w.ts.reshape(W, S)
@@ -205,7 +276,8 @@ def graphs_of_windows(
     node = np.empty(M, dtype=np.int64)
     node[order] = node_sorted  # node number of each slot, in time order
 
-    x = np.empty((N, len(NODE_FEATURES)), dtype=np.float32)
+    n_feat = len(NODE_FEATURES)
+    x = np.empty((N, n_feat + (len(ABSENCE_FEATURES) if expected is not None else 0)), dtype=np.float32)
     payload_sorted = w.payload.take(order, axis=0).reshape(W, S, 8)
     _byte_stats(payload_sorted, last, node_start, count, x[:, 0:8], x[:, 8:16])
     x[:, 16] = count / S
@@ -247,6 +319,10 @@ def graphs_of_windows(
     x[:, 20] = np.bincount(edge_index[1] + edge_win_start, minlength=N)
     x[:, 21] = np.bincount(edge_index[0] + edge_win_start, minlength=N)
 
+    node_vocab = code_vocab.take(scode.ravel().take(first))
+    if expected is not None:
+        x[:, n_feat:] = absence_features(n_nodes, node_vocab, count, ts[:, -1] - ts[:, 0], expected)
+
     y = w.label.reshape(W, S).max(axis=1).astype(np.int64)
     y_type = np.zeros(W, dtype=np.int64)
     if y.any():  # most frequent attack type among the attack frames; ties go to the lower index
@@ -260,7 +336,7 @@ def graphs_of_windows(
         n_nodes=n_nodes,
         n_edges=n_edges,
         x=x,
-        node_vocab=code_vocab.take(scode.ravel().take(first)),
+        node_vocab=node_vocab,
         edge_index=edge_index,
         edge_attr=edge_attr,
         y=y,
@@ -280,12 +356,12 @@ def _content_hashes(w: Columns, gaps: np.ndarray) -> np.ndarray:
     )
 
 
-def empty_batch() -> GraphBatch:
+def empty_batch(n_node_features: int = len(NODE_FEATURES)) -> GraphBatch:
     z = np.zeros(0, dtype=np.int64)
     return GraphBatch(
         z,
         z,
-        np.zeros((0, len(NODE_FEATURES)), np.float32),
+        np.zeros((0, n_node_features), np.float32),
         z,
         np.zeros((2, 0), np.int64),
         np.zeros((0, len(EDGE_FEATURES)), np.float32),

@@ -21,11 +21,13 @@ from tqdm import tqdm
 from kdgat.config import CalibrationParams, SplitParams, VocabParams, WindowParams
 from kdgat.data.alignment import Alignment, Profiles, align, distinct_references, id_profiles
 from kdgat.data.features import (
+    ABSENCE_FEATURES,
     EDGE_FEATURES,
     NODE_FEATURES,
     Columns,
     GraphBatch,
     empty_batch,
+    expected_periods,
     graphs_of_windows,
     window_starts,
 )
@@ -132,7 +134,7 @@ def _apply(a: np.ndarray, scaler: dict[str, Any]) -> None:
         rows *= np.tile(inv, reps)
 
 
-def _fit_scalers(train: list[GraphBatch]) -> dict[str, Any]:
+def _fit_scalers(train: list[GraphBatch], node_features: list[str]) -> dict[str, Any]:
     """Scalers from the nodes and edges of the benign train graphs only."""
     nodes, edges = [], []
     for b in train:
@@ -147,7 +149,7 @@ def _fit_scalers(train: list[GraphBatch]) -> dict[str, Any]:
         raise ValueError("no benign window in the train split: cannot fit the feature scalers")
     return {
         "fitted_on": "nodes and edges of the benign graphs of the train split",
-        "node": _fit_scaler(nodes, NODE_FEATURES),
+        "node": _fit_scaler(nodes, node_features),
         "edge": _fit_scaler(edges, EDGE_FEATURES),
     }
 
@@ -261,23 +263,44 @@ def _profiles(name: str, c: Columns) -> Profiles:
     return id_profiles(name, c.key[benign], c.ts[benign], c.dlc[benign], c.payload[benign])
 
 
-def _vehicle_alignment(
-    cols: Columns, offsets: np.ndarray, sources: list[str], roles: list[str], voc: Vocabulary, seconds: float
-) -> tuple[Alignment, list[Profiles]]:
-    """The unseen vehicle's ID alignment (kdgat/data/alignment.py) from the first ``seconds`` of its
-    calibration captures, against one reference per distinct ID set among the training captures."""
-    refs = distinct_references(
+def _references(cols: Columns, offsets: np.ndarray, sources: list[str], roles: list[str]) -> list[Profiles]:
+    """One ID profile per distinct ID set among the training captures (their benign frames)."""
+    return distinct_references(
         _profiles(s, cols.rows(int(offsets[f]), int(offsets[f + 1])))
         for f, (s, r) in enumerate(zip(sources, roles, strict=True))
         if r == TRAIN
     )
+
+
+def expected_meta(name: str, slots: np.ndarray, profile: Profiles) -> dict[str, Any]:
+    """A vehicle profile for absence_features, as meta.json and the detector's bundle keep it."""
+    return {"name": name, "slots": slots.tolist(), "periods": np.round(10 ** profile.rows[:, 0], 6).tolist()}
+
+
+def expected_of_meta(profiles: list[dict[str, Any]], n_vocab: int) -> np.ndarray:
+    """expected_periods from expected_meta entries (the graphs stage's and `kdgat detect`'s)."""
+    return expected_periods([(np.asarray(p["slots"]), np.asarray(p["periods"])) for p in profiles], n_vocab)
+
+
+def _vehicle_alignment(
+    cols: Columns,
+    offsets: np.ndarray,
+    roles: list[str],
+    voc: Vocabulary,
+    seconds: float,
+    refs: list[Profiles],
+) -> tuple[Alignment, Profiles]:
+    """The unseen vehicle's ID alignment (kdgat/data/alignment.py) from the first ``seconds`` of its
+    calibration captures, against one reference per distinct ID set among the training captures; and
+    the calibration traffic's own ID profiles."""
     parts = []
     for f in (f for f, r in enumerate(roles) if r == CALIBRATION):
         c = cols.rows(int(offsets[f]), int(offsets[f + 1]))
         parts.append(c.rows(0, int(np.searchsorted(c.ts, c.ts[0] + seconds))))
     c = Columns(*(np.concatenate([getattr(p, k) for p in parts]) for k in vars(parts[0])))
     # calibration traffic is used without its labels (all frames), training traffic's benign frames only
-    return align(voc, id_profiles(CALIBRATION, c.key, c.ts, c.dlc, c.payload), refs), refs
+    target = id_profiles(CALIBRATION, c.key, c.ts, c.dlc, c.payload)
+    return align(voc, target, refs), target
 
 
 def build_graphs(
@@ -335,9 +358,29 @@ def build_graphs(
     code_vocab = voc.lookup(uniq_keys)
     alignment: Alignment | None = None
     references: list[Profiles] = []
-    if calibration is not None and calibration.align_ids and CALIBRATION in roles:
-        alignment, references = _vehicle_alignment(cols, offsets, sources, roles, voc, calibration.seconds)
+    target: Profiles | None = None
+    with_alignment = calibration is not None and calibration.align_ids and CALIBRATION in roles
+    if with_alignment or windows.absent_ids:
+        references = _references(cols, offsets, sources, roles)
+    if with_alignment:
+        assert calibration is not None
+        alignment, target = _vehicle_alignment(cols, offsets, roles, voc, calibration.seconds, references)
     aligned_roles = (CALIBRATION, *UNSEEN_VEHICLE) if alignment else ()
+    # windows.absent_ids: each known vehicle's steady IDs from its training traffic; the unseen vehicle's
+    # (through its alignment) from its calibration traffic
+    expected_ids: dict[str, Any] | None = None
+    known_expected = vehicle_expected = None
+    node_features = list(NODE_FEATURES)
+    if windows.absent_ids:
+        node_features += ABSENCE_FEATURES
+        expected_ids = {
+            "known": [expected_meta(r.name, voc.lookup(r.keys), r) for r in references],
+            "unseen_vehicle": None,
+        }
+        known_expected = expected_of_meta(expected_ids["known"], len(voc))
+        if alignment is not None and target is not None:
+            expected_ids["unseen_vehicle"] = expected_meta(CALIBRATION, alignment.lookup(target.keys), target)
+            vehicle_expected = expected_of_meta([expected_ids["unseen_vehicle"]], len(voc))
 
     # Blocks of about CHUNK_SLOTS frames keep the temporaries small enough to stay in cache and be
     # reused by the allocator (whole-file temporaries were ~40 % slower, mostly in page faults); of
@@ -347,11 +390,13 @@ def build_graphs(
     batches, aligned = [], []
     for f, st in tqdm(blocks, desc="windows → graphs", unit="block", disable=not progress):
         rows = cols.rows(int(offsets[f]), int(offsets[f + 1]))
-        batches.append(graphs_of_windows(rows, st, S, len(types), code_vocab))
+        batches.append(graphs_of_windows(rows, st, S, len(types), code_vocab, known_expected))
         batches[-1].file_idx[:] = f
         aligned.append(batches[-1])
         if alignment is not None and roles[f] in aligned_roles:
-            aligned[-1] = graphs_of_windows(rows, st, S, len(types), alignment.lookup(uniq_keys))
+            aligned[-1] = graphs_of_windows(
+                rows, st, S, len(types), alignment.lookup(uniq_keys), vehicle_expected
+            )
             aligned[-1].file_idx[:] = f
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
     if batch_size is not None:
@@ -366,7 +411,7 @@ def build_graphs(
             elif name in {scenario_split(s) for s in UNSEEN_VEHICLE}:
                 names.append(name + CALIBRATED_SUFFIX)
                 parts.append(through[i])
-    scalers = _fit_scalers(parts[0])
+    scalers = _fit_scalers(parts[0], node_features)
     cooc = _train_cooccurrence(parts[0], len(voc))
     for batch in (b for split_parts in parts for b in split_parts):
         _apply(batch.x, scalers["node"])
@@ -375,16 +420,19 @@ def build_graphs(
     meta: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "params": {"windows": windows.model_dump(), "split": split.model_dump(), "vocab": vocab.model_dump()},
-        "node_features": NODE_FEATURES,
+        "node_features": node_features,
+        "absence_features": ABSENCE_FEATURES if windows.absent_ids else [],  # the last node features
         "edge_features": EDGE_FEATURES,
         "vocab_size": len(voc),
         "vocab": voc.to_meta(),
         "id_cooccurrence": np.round(cooc, 4).tolist(),  # [vocab, vocab], see vocab.id_cooccurrence
         # what `kdgat detect --calibrate` needs to align a new vehicle, and this dataset's own alignment
         "alignment": {
-            "references": [r.to_meta() for r in references],
+            "references": [r.to_meta() for r in references] if with_alignment else [],
             "unseen_vehicle": alignment.to_meta() if alignment else None,
         },
+        # windows.absent_ids: the vehicle profiles absence_features reads (`kdgat detect` too)
+        "expected_ids": expected_ids,
         "attack_types": types,
         "scalers": scalers,
         "counts": {},  # per split, in split order
@@ -406,7 +454,7 @@ def build_graphs(
     with atomic_path(out_dir, folder=True, force=force) as tmp:
         tmp.mkdir()
         for name, split_parts in zip(names, parts, strict=True):
-            split_parts = split_parts or [empty_batch()]
+            split_parts = split_parts or [empty_batch(len(node_features))]
             write_split(tmp / name, [vars(p) for p in split_parts])
             meta["counts"][name] = _split_counts(split_parts, types)
         write_meta(tmp, meta)

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from kdgat.data.alignment import Alignment, Profiles, align, id_profiles
+from kdgat.data.features import GraphBatch
+from kdgat.data.graphs import expected_meta, expected_of_meta
 from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
 from kdgat.edge.runtime import EdgeModels, graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
@@ -70,6 +72,11 @@ class Detector:
         self.known = Vocabulary.from_meta(data["vocab"])
         self.vocab: Vocabulary | Alignment = self.known  # an Alignment after ``calibrate`` (align_ids)
         self.scalers = data["scalers"]
+        # windows.absent_ids: the known vehicles' steady IDs; ``calibrate`` replaces them with the car's
+        expected = data.get("expected_ids")
+        self.expected: np.ndarray | None = (
+            None if expected is None else expected_of_meta(expected["known"], len(self.known))
+        )
         self.labelled = labelled  # a log with labels: each line also says whether the window held an attack
         self.fused_threshold: float | None = (
             None  # set by ``calibrate``: fused >= it alarms, not the policy's 0.5
@@ -95,10 +102,14 @@ class Detector:
             raise ValueError("the calibration log holds no frame")
         frames = Chunk.join(parts)
         out: dict[str, Any] = {"calibration": True, "seconds": cal["seconds"], "fpr": cal["fpr"]}
+        target = id_profiles("calibration", frames.key, frames.ts, frames.dlc, frames.payload)
         if cal.get("align_ids") and cal.get("references"):
-            target = id_profiles("calibration", frames.key, frames.ts, frames.dlc, frames.payload)
             self.vocab = align(self.known, target, [Profiles.from_meta(r) for r in cal["references"]])
             out["alignment"] = self.vocab.to_meta()
+        if self.expected is not None:  # the car's own steady IDs, in the slots its IDs now take
+            car = expected_meta("calibration", self.vocab.lookup(target.keys), target)
+            self.expected = expected_of_meta([car], len(self.known))
+            out["expected_ids"] = len(car["slots"])
         self._fused = []
         for _ in self.windows_of(iter([frames])):
             pass
@@ -127,11 +138,15 @@ class Detector:
             if cut is not None:
                 yield from self._score(*cut, t1)
 
+    def graphs(self, frames: Chunk, starts: np.ndarray) -> GraphBatch:
+        """The graphs of the windows of ``frames`` that begin at rows ``starts``, as the study builds them."""
+        return window_graphs(frames, starts, self.size, self.vocab, self.scalers, self.expected)
+
     def _score(
         self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float
     ) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
-        batch = window_graphs(frames, starts, self.size, self.vocab, self.scalers)
+        batch = self.graphs(frames, starts)
         inputs = graph_inputs(batch)
         t1 = time.perf_counter()
         table = self.models.score(inputs, INFER_BATCH)

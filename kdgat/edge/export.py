@@ -214,6 +214,8 @@ def bundle(
         "node_features": meta["node_features"],
         "edge_features": meta["edge_features"],
         "scalers": {k: meta["scalers"][k] for k in ("node", "edge")},
+        # windows.absent_ids: the known vehicles' expected IDs (`--calibrate` replaces them with the car's)
+        "expected_ids": meta.get("expected_ids"),
         "detector": {
             "fusion": detector.name,
             "vgae": f"vgae_{detector.variant}",

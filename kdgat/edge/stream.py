@@ -244,15 +244,20 @@ class Windower:
 
 
 def window_graphs(
-    frames: Chunk, starts: np.ndarray, size: int, vocab: Vocabulary | Alignment, scalers: dict[str, Any]
+    frames: Chunk,
+    starts: np.ndarray,
+    size: int,
+    vocab: Vocabulary | Alignment,
+    scalers: dict[str, Any],
+    expected: np.ndarray | None = None,
 ) -> GraphBatch:
     """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds
-    them."""
+    them (``expected``: the vehicle profiles of windows.absent_ids, features.expected_periods)."""
     uniq, code = _dense_codes(frames.key)
     cols = Columns(
         frames.key, code, frames.ts, frames.payload, frames.dlc, frames.label, frames.label.astype(np.int16)
     )
-    batch = graphs_of_windows(cols, starts, size, 2, vocab.lookup(uniq))
+    batch = graphs_of_windows(cols, starts, size, 2, vocab.lookup(uniq), expected)
     _apply(batch.x, scalers["node"])
     _apply(batch.edge_attr, scalers["edge"])
     return batch

@@ -38,7 +38,14 @@ class VGAEOutput(NamedTuple):
 
 
 class VGAE(nn.Module):
-    def __init__(self, scale: VGAEScale, n_vocab: int, n_node_features: int, n_edge_features: int) -> None:
+    def __init__(
+        self,
+        scale: VGAEScale,
+        n_vocab: int,
+        n_node_features: int,
+        n_edge_features: int,
+        n_inputs: int | None = None,
+    ) -> None:
         super().__init__()
         if n_vocab < 1 or n_node_features < 1 or n_edge_features < 1:
             raise ValueError(
@@ -49,6 +56,12 @@ class VGAE(nn.Module):
         self.n_vocab = n_vocab
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
+        # the node features it reads and reconstructs: the first n_inputs columns (build_vgae: all but the
+        # absence features unless the scale's absent_ids)
+        self.n_inputs = n_node_features if n_inputs is None else n_inputs
+        if not 1 <= self.n_inputs <= n_node_features:
+            raise ValueError(f"VGAE: n_inputs {self.n_inputs} outside 1..{n_node_features}")
+        n_node_features = self.n_inputs
         self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
         self.mu_head = nn.Linear(width, scale.latent)
@@ -61,7 +74,7 @@ class VGAE(nn.Module):
     def encode(
         self, x: Tensor, node_vocab: Tensor, edge_index: Tensor, edge_attr: Tensor
     ) -> tuple[Tensor, Tensor]:
-        h = self.encoder(x, node_vocab, edge_index, edge_attr)[-1]
+        h = self.encoder(x[:, : self.n_inputs], node_vocab, edge_index, edge_attr)[-1]
         logvar = self.logvar_head(h).clamp(-LOGVAR_CLAMP, LOGVAR_CLAMP)
         return self.mu_head(h), logvar
 
@@ -97,7 +110,7 @@ class VGAE(nn.Module):
             count = scatter(weight, index, dim=0, dim_size=num_graphs, reduce="sum")
             return total / count.clamp(min=1.0)
 
-        feat = F.mse_loss(out.x_hat, x, reduction="none").mean(dim=-1)
+        feat = F.mse_loss(out.x_hat, x[:, : self.n_inputs], reduction="none").mean(dim=-1)
         ident = F.cross_entropy(out.id_logits, node_vocab, reduction="none")
         kl = -0.5 * (1 + out.logvar - out.mu.pow(2) - out.logvar.exp()).sum(dim=-1)
 
@@ -173,5 +186,7 @@ def vgae_loss(errors: dict[str, Tensor], weights: VGAETrainParams) -> Tensor:
 def build_vgae(scale: VGAEScale, meta: Mapping[str, Any], seed: int | None = None) -> VGAE:
     """A VGAE sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
     n_vocab, n_feat, n_edge = meta_sizes(meta)
+    # the graphs stage's absence features (windows.absent_ids) come last; a VGAE without absent_ids skips them
+    n_inputs = n_feat if scale.absent_ids else n_feat - len(meta.get("absence_features", []))
     with seeded(seed):
-        return VGAE(scale, n_vocab, n_feat, n_edge)
+        return VGAE(scale, n_vocab, n_feat, n_edge, n_inputs)

@@ -30,6 +30,7 @@ def save_model(
         "n_node_features": model.n_node_features,
         "n_edge_features": model.n_edge_features,
         "n_classes": getattr(model, "n_classes", 0),
+        "n_inputs": getattr(model, "n_inputs", None),  # VGAE: the node feature columns it reads
         "vgae_train": vgae_train.model_dump() if vgae_train is not None else None,
         "info": info,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -51,7 +52,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     if blob["kind"] == "gat":
         model = GAT(GATScale(**blob["scale"]), *sizes, n_classes=blob["n_classes"])
     elif blob["kind"] == "vgae":
-        model = VGAE(VGAEScale(**blob["scale"]), *sizes)
+        model = VGAE(VGAEScale(**blob["scale"]), *sizes, n_inputs=blob.get("n_inputs"))
     else:
         raise ValueError(f"{path}: unknown model kind {blob['kind']!r}")
     model.load_state_dict(blob.pop("state_dict"))

@@ -26,7 +26,7 @@ from kdgat.data.synth import generate
 REPO = Path(__file__).resolve().parents[2]
 TINY_SIZES: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "dropout": 0.1}
 TINY_GAT = {**TINY_SIZES, "mlp_hidden": 16, "pooling": ["mean", "max"], "id_profile": 0}
-TINY_VGAE = {**TINY_SIZES, "latent": 8}
+TINY_VGAE = {**TINY_SIZES, "latent": 8, "absent_ids": False}
 
 
 PER_SPLIT = {"train": 48, "val": 20}  # graphs per class kept; 8 per class in the test splits
