@@ -14,8 +14,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kdgat.bench.speed import SINGLE_THREAD_ENV
+from kdgat.bench.worker import run_worker
 from kdgat.data.frames import BYTE_COLUMNS, read_frames
 
 CALLS = 2000  # timed single-window calls per model
@@ -241,13 +239,8 @@ def bench_edge(bundle: Path, frames_file: Path, n_frames: int = 1_000_000) -> di
     with tempfile.TemporaryDirectory(prefix="kdgat-edge-") as tmp:
         log = Path(tmp) / "bus.log"
         write_candump(frames_file, log, n_frames)
-        cmd = [sys.executable, "-m", "kdgat.bench.edge", "--bundle", str(bundle), "--worker", str(log)]
-        done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD_ENV}, capture_output=True, text=True)
-        if done.returncode:
-            sys.stderr.write(done.stderr)
-            raise SystemExit(f"edge benchmark worker failed with exit status {done.returncode}")
         result["detect_1_core"] = {
-            **json.loads(done.stdout.strip().splitlines()[-1]),
+            **run_worker("kdgat.bench.edge", "--bundle", str(bundle), "--worker", str(log)),
             "log_mb": round(log.stat().st_size / 2**20, 1),
         }
     return {"edge": result}

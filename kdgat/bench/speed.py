@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,19 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from kdgat.bench.repro_timer import RECORD, read_record
+from kdgat.bench.worker import SINGLE_THREAD_ENV, run_worker
 from kdgat.config import PARAMS_FILE, params_here
 from kdgat.io import write_json
 
-SINGLE_THREAD_ENV = {
-    v: "1"
-    for v in (
-        "POLARS_MAX_THREADS",
-        "OMP_NUM_THREADS",
-        "MKL_NUM_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "NUMEXPR_NUM_THREADS",
-    )
-}
 DEFAULT_GRAPHS = Path("data/graphs/synth")  # what `dvc repro` builds for the default dataset
 CSV_NAME = "dos-1.csv"  # the reader takes the attack type from the file name
 
@@ -134,21 +124,8 @@ def bench_preprocess(frames: int, repeats: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="kdgat-bench-") as tmp:
         csv = Path(tmp) / CSV_NAME
         write_cantt_csv(csv, frames)
-        cmd = [
-            sys.executable,
-            "-m",
-            "kdgat.bench.speed",
-            "--repeats",
-            str(repeats),
-            "--worker",
-            str(csv),
-            str(Path(tmp) / "graphs"),
-        ]
-        done = subprocess.run(cmd, env={**os.environ, **SINGLE_THREAD_ENV}, capture_output=True, text=True)
-        if done.returncode:
-            sys.stderr.write(done.stderr)
-            raise SystemExit(f"benchmark worker failed with exit status {done.returncode}")
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        args = ("--repeats", str(repeats), "--worker", str(csv), str(Path(tmp) / "graphs"))
+        result = run_worker("kdgat.bench.speed", *args)
         result["csv_mb"] = round(csv.stat().st_size / 2**20, 1)
     return result
 
