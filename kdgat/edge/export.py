@@ -123,11 +123,22 @@ def example_batch(graphs_dir: Path) -> Batch:
     return collate(load_graphs(graphs_dir, "val"), np.arange(EXAMPLE_GRAPHS))
 
 
+# The exporter records each node's Python stack, absolute paths included: a file would differ from one
+# checkout folder to the next and carry the builder's paths into a release.
+STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
 def _save(program: Any, dest: Path, what: str) -> None:
     if program is None:
         raise RuntimeError(f"{what}: the ONNX exporter returned nothing")
+    proto = program.model_proto
+    for graph in (proto.graph, *proto.functions):
+        for node in graph.node:
+            kept = [p for p in node.metadata_props if p.key != STACK_TRACE]
+            del node.metadata_props[:]
+            node.metadata_props.extend(kept)
     with atomic_path(dest) as tmp:
-        program.save(str(tmp), external_data=False)
+        onnx.save_model(proto, str(tmp))
     onnx.checker.check_model(str(dest))
 
 
