@@ -10,7 +10,7 @@ export PATH := $(abspath $(BIN)):$(PATH)  # DVC stage commands call `python` fro
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast test-integration test-system lint bench lock clean
+.PHONY: help venv run test test-fast test-integration test-system lint bench bench-record lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,6 +47,10 @@ lint: $(STAMP) ## ruff and mypy
 
 bench: $(STAMP) ## measure speed; prints one JSON object (also written to bench/latest.json)
 	@$(BIN)/python -m kdgat.bench.speed --out bench/latest.json
+
+bench-record: $(STAMP) ## three `make bench` runs; their median to bench/cpu.json, what docs/benchmark.md quotes
+	@for i in 1 2 3; do $(BIN)/python -m kdgat.bench.speed --out bench/run-$$i.json > /dev/null || exit 1; done
+	$(BIN)/python -m kdgat.bench.record bench/run-1.json bench/run-2.json bench/run-3.json --out bench/cpu.json
 
 # On a GPU machine, inside an environment with a CUDA torch (e.g. `apptainer exec --nv kd-gat.sif make gpu-check`);
 # on the cluster: `sbatch slurm/gpu-check.sbatch`

@@ -27,6 +27,8 @@ from kdgat.bench.models import (
     fresh_graphs,
     plan_steps,
 )
+from kdgat.bench.record import median_of
+from kdgat.bench.record import tables as cpu_tables
 from kdgat.bench.repro_timer import is_full_run, read_record
 from kdgat.config import (
     DQNScale,
@@ -229,3 +231,26 @@ def test_gpu_doc_quotes_the_last_gpu_check(repo_root: Path) -> None:
     readme = (repo_root / "README.md").read_text()
     assert f"{speedup['gat_large_default_batch']}× faster" in readme
     assert f"{speedup['gat_large_best']:.0f}× at 4,096" in readme
+
+
+def test_a_record_is_the_median_of_its_runs() -> None:
+    runs = [
+        {"rate": 1.0, "parts": {"a": 3, "b": 1}, "note": "first", "gpu": None},
+        {"rate": 3.0, "parts": {"a": 1}, "note": "second", "gpu": None},
+        {"rate": 2.5, "parts": {"a": 2}, "note": "third", "gpu": None},
+    ]
+    # "b" is in one run only: a median of fewer runs would pass for one of all three
+    assert median_of(runs) == {"rate": 2.5, "parts": {"a": 2}, "note": "first", "gpu": None}
+
+
+def test_benchmark_doc_and_readme_quote_the_cpu_record(repo_root: Path) -> None:
+    """docs/benchmark.md shows bench/cpu.json (`make bench-record`: the median of three `make bench`
+    runs), and the README's figures for the car are the same record's."""
+    record = json.loads((repo_root / "bench" / "cpu.json").read_text())
+    assert record["runs"] == 3
+    assert cpu_tables(record) in (repo_root / "docs" / "benchmark.md").read_text()
+    readme, edge = (repo_root / "README.md").read_text(), record["edge"]
+    student, live = edge["latency_1_thread"]["gat_small_kd"], edge["live_1_thread"]
+    assert f"{student['p50_ms']:.3f} ms per window (p50)" in readme
+    assert f"{edge['detect_1_core']['frames_per_cpu_s']:,.0f} frames per CPU-second" in readme
+    assert f"{live['p50_ms']:.2f} ms after the window's last frame" in readme
