@@ -194,7 +194,9 @@ def test_bandit_learns_which_model_to_trust(trained: tuple[Path, dict]) -> None:
     share = dict(sided.group_by("gat_region").agg(pl.col("right").mean()).iter_rows())
     assert disagree.height > 200 and share[True] > 0.9 and share[False] > 0.9, share
     mean_alpha = dict(test.group_by("gat_region").agg(pl.col("alpha").mean()).iter_rows())
-    assert mean_alpha[True] > mean_alpha[False] + 0.4, mean_alpha
+    # the prior (fusion.prior_cost) holds α near the best fixed α wherever moving it changes no decision,
+    # so the regions differ by less than the 0.5 their decisions alone would allow
+    assert mean_alpha[True] > mean_alpha[False] + 0.25, mean_alpha
     assert report["policy"]["chosen"] == "dqn"  # its gain shows on the held-out select half
     for split in ("test_known", "test_unknown_attack"):
         f1 = {who: m["f1"] for who, m in report["comparison"][split].items()}
