@@ -19,12 +19,12 @@ The prior. Where every α earns the same reward (both inputs right, most graphs)
 Q-values level and the argmax falls anywhere, the VGAE alone included; a test graph only one input flags then
 gets whichever input the noise chose. Validation's verdict on the weighting is the best fixed α, so the Q-net
 is fitted (and its epoch selected) on rewards less ``fusion.prior_cost``·|α − that α| (``prior_rewards``):
-it leaves the validated α only where the fitted rows show a larger gain. The report's rewards are the
-unpenalised ones. A Q-net extrapolates, though: on a test graph unlike any validation graph (an input
-alarming where it never did on validation) its argmax can still leave that α. With ``fusion.fallback`` the
-policy is therefore the fixed α itself (``constant_qnet``) unless the Q-net's greedy policy earns more on
-the select half, under the same prior, than the fixed α does there: the DQN must show a gain on rows it was
-not fitted on. The report records the choice under "policy".
+it leaves the validated α only where the fitted rows show a larger gain. A Q-net extrapolates, though: on a
+test graph unlike any validation graph (an input alarming where it never did on validation) its argmax can
+still leave that α. With ``fusion.fallback`` the policy is therefore the fixed α itself (``constant_qnet``)
+unless the Q-net's greedy policy earns more on the select half, under the same prior, than the fixed α does
+there: the DQN must show a gain on rows it was not fitted on. The report records the choice under "policy";
+the epochs CSV, "best_select_reward" and "policy" hold prior rewards, "comparison" the unpenalised ones.
 """
 
 from __future__ import annotations
