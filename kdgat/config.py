@@ -229,6 +229,11 @@ class FusionParams(_Strict):
     # full: regress Q(s,·) on every action's reward (all are computable offline); bandit: ε-greedy, only the
     # chosen action's reward (the classic DQN update, noisier)
     feedback: Literal["full", "bandit"]
+    # reward given up per unit of |α − α_val|, α_val the best fixed α on validation: the policy leaves the
+    # validated weighting only where the fitted rows promise more than this (0: no prior)
+    prior_cost: float = Field(ge=0)
+    # true: the policy is the best fixed α unless the Q-net beats it on the select half (prior rewards)
+    fallback: bool
 
 
 class ExportParams(_Strict):

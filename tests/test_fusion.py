@@ -194,7 +194,10 @@ def test_bandit_learns_which_model_to_trust(trained: tuple[Path, dict]) -> None:
     share = dict(sided.group_by("gat_region").agg(pl.col("right").mean()).iter_rows())
     assert disagree.height > 200 and share[True] > 0.9 and share[False] > 0.9, share
     mean_alpha = dict(test.group_by("gat_region").agg(pl.col("alpha").mean()).iter_rows())
-    assert mean_alpha[True] > mean_alpha[False] + 0.4, mean_alpha
+    # the prior (fusion.prior_cost) holds α near the best fixed α wherever moving it changes no decision,
+    # so the regions differ by less than the 0.5 their decisions alone would allow
+    assert mean_alpha[True] > mean_alpha[False] + 0.25, mean_alpha
+    assert report["policy"]["chosen"] == "dqn"  # its gain shows on the held-out select half
     for split in ("test_known", "test_unknown_attack"):
         f1 = {who: m["f1"] for who, m in report["comparison"][split].items()}
         assert (
@@ -281,7 +284,7 @@ def test_train_rows_are_not_fitted_unless_asked(tmp_path: Path) -> None:
 
     def run(tag: str, include_train: bool = False) -> tuple[dict, dict]:
         report = ft.train_fusion(
-            fusion_params(epochs=3),
+            fusion_params(epochs=3, fallback=False),
             tmp_path / f"v_{tag.split('+')[0]}.parquet",
             tmp_path / f"g_{tag.split('+')[0]}.parquet",
             "small",
@@ -310,7 +313,7 @@ def test_same_seed_same_policy_other_seed_other_weights(tmp_path: Path) -> None:
     gat.write_parquet(tmp_path / "g.parquet")
 
     def run(tag: str, seed: int) -> tuple[dict, pl.DataFrame]:
-        params = fusion_params(epochs=4)
+        params = fusion_params(epochs=4, fallback=False)
         params = params.model_copy(update={"train": params.train.model_copy(update={"seed": seed})})
         ft.train_fusion(
             params,
@@ -488,7 +491,7 @@ def test_calibrated_comparison_recentres_the_inputs_on_the_vehicles_calibration(
     g = car(gat, "p_attack", pl.col("p_attack") * 0.2 + 0.8)  # every window of the car above 0.8
     g.write_parquet(tmp_path / "g.parquet")
     report = ft.train_fusion(
-        fusion_params(epochs=3),
+        fusion_params(epochs=3, fallback=False),
         tmp_path / "v.parquet",
         tmp_path / "g.parquet",
         "small",

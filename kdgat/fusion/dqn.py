@@ -42,3 +42,16 @@ def build_qnet(scale: DQNScale, n_state: int, n_actions: int, seed: int | None =
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return QNet(scale, n_state, n_actions)
+
+
+def constant_qnet(scale: DQNScale, n_state: int, n_actions: int, action: int) -> QNet:
+    """A Q-net whose argmax is ``action`` for every state: a fixed α in the policy's own form, so the
+    checkpoint, the ONNX export and the detector need nothing else (head: zero weights, one-hot bias)."""
+    qnet = build_qnet(scale, n_state, n_actions, seed=0)
+    head = qnet.mlp[-1]
+    assert isinstance(head, nn.Linear)
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[action] = 1.0
+    return qnet.eval()

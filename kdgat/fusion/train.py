@@ -14,6 +14,17 @@ state statistics are fitted on the "fit" half; its epoch is chosen on the "selec
 the greedy policy; ties go to the better fit, then to the earlier epoch; all epochs run, they are cheap).
 ``include_train=True`` adds TRAIN to the fitted rows (more data, biased towards the GAT). The VGAE threshold
 and scale and the fixed-α baseline use the whole of VAL. The report records this under "fit_data".
+
+The prior. Where every α earns the same reward (both inputs right, most graphs) the regression leaves the
+Q-values level and the argmax falls anywhere, the VGAE alone included; a test graph only one input flags then
+gets whichever input the noise chose. Validation's verdict on the weighting is the best fixed α, so the Q-net
+is fitted (and its epoch selected) on rewards less ``fusion.prior_cost``·|α − that α| (``prior_rewards``):
+it leaves the validated α only where the fitted rows show a larger gain. A Q-net extrapolates, though: on a
+test graph unlike any validation graph (an input alarming where it never did on validation) its argmax can
+still leave that α. With ``fusion.fallback`` the policy is therefore the fixed α itself (``constant_qnet``)
+unless the Q-net's greedy policy earns more on the select half, under the same prior, than the fixed α does
+there: the DQN must show a gain on rows it was not fitted on. The report records the choice under "policy";
+the epochs CSV, "best_select_reward" and "policy" hold prior rewards, "comparison" the unpenalised ones.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from torch import Tensor
 
 from kdgat.config import DQNScale, FusionParams, Params, TrainParams
 from kdgat.fusion.compare import calibrated_comparison, comparison
-from kdgat.fusion.dqn import QNet, build_qnet
+from kdgat.fusion.dqn import QNet, build_qnet, constant_qnet
 from kdgat.fusion.policy import (
     GAT_COLUMNS,
     STATE_COLUMNS,
@@ -71,6 +82,13 @@ def rewards(
     out[attack & ~flagged] = -fusion.cost_fn
     out[~attack & flagged] = -fusion.cost_fp
     return out
+
+
+def prior_rewards(
+    reward: NDArray[np.float64], alphas: NDArray[np.float64], prior_alpha: float, cost: float
+) -> NDArray[np.float64]:
+    """The rewards the Q-net is fitted on: ``reward`` less ``cost`` per unit of |α − ``prior_alpha``|."""
+    return reward - cost * np.abs(alphas - prior_alpha)[None, :]
 
 
 def fit_select_split(
@@ -237,14 +255,22 @@ def train_fusion(
     states = standardise(raw, mean, std)
     alphas = alpha_grid(fusion.actions)
     reward = rewards(y, anomaly, p, alphas, fusion)
-    r = torch.from_numpy(reward.astype(np.float32))
+    fixed, fixed_f1 = tune_fixed_alpha(y[is_val], anomaly[is_val], p[is_val], alphas)
+    r = torch.from_numpy(prior_rewards(reward, alphas, fixed, fusion.prior_cost).astype(np.float32))
     fit_t, select_t = torch.from_numpy(fit_rows), torch.from_numpy(select_rows)
     qnet, history, best_epoch = fit_qnet(
         dqn, fusion, params.train, states[fit_t], r[fit_t], states[select_t], r[select_t], on_epoch
     )
+    fixed_action = int(np.argmin(np.abs(alphas - fixed)))
+    held_out = {
+        "dqn": history[best_epoch]["select_reward"],
+        "fixed_alpha": float(r[select_t][:, fixed_action].mean()),
+    }
+    chosen = "fixed_alpha" if fusion.fallback and held_out["dqn"] <= held_out["fixed_alpha"] else "dqn"
+    if chosen == "fixed_alpha":
+        qnet = constant_qnet(dqn, states.shape[1], alphas.size, fixed_action)
     policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold)
     table = policy.predict(joined)
-    fixed, fixed_f1 = tune_fixed_alpha(y[is_val], anomaly[is_val], p[is_val], alphas)
 
     alpha_of: dict[str, NDArray[np.float64] | float] = {
         "dqn": table["alpha"].to_numpy(),
@@ -267,6 +293,7 @@ def train_fusion(
         "vgae_calibration": "val",
         "gat_threshold": "val",
         "fixed_alpha": "val",
+        "prior": "fixed_alpha",
     }
     result: dict[str, Any] = {
         "scale": scale,
@@ -284,6 +311,8 @@ def train_fusion(
         "best_epoch": best_epoch,
         "best_select_reward": history[best_epoch]["select_reward"],
         "fixed_alpha": fixed,
+        # the deployed policy and the select half's mean prior reward of both candidates
+        "policy": {"chosen": chosen, "select_reward": held_out},
         "fixed_alpha_val_f1": {f"{a:g}": f for a, f in zip(alphas.tolist(), fixed_f1, strict=True)},
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
         "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas),
