@@ -75,3 +75,17 @@ def test_layout_table_names_every_folder_and_only_those() -> None:
     listed = _layout_paths()
     assert folders | (packages - {"kdgat"}) <= listed, "folders missing from README's layout table"
     assert all((REPO / p).exists() for p in listed), "README's layout table names what is not there"
+
+
+def test_parity_figures_are_the_export_report() -> None:
+    """docs/edge.md's parity table and the README's sentence are reports/export/synth.json's."""
+    from kdgat.edge.parity import table
+
+    report = json.loads((REPO / "reports" / "export" / "synth.json").read_text())
+    assert table(report) in (REPO / "docs" / "edge.md").read_text()
+    models = report["models"].values()
+    outputs = max(v for m in models for k, v in m["max_abs_diff"].items() if k != "decision")
+    metrics = max(m["metrics_max_abs_diff"] for m in models)
+    flips = sum(m["decision_flips_test"] for m in models)
+    sentence = f"{flips} decisions flip, outputs within {outputs:.1e}, metrics within {metrics:.1e}"
+    assert sentence in README.read_text().replace("\n", " ")

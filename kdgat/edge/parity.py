@@ -88,3 +88,23 @@ def parity(
         "metrics_max_abs_diff": max(deltas, default=0.0),
         "metrics_equal": recomputed == {s: metrics[s] for s in recomputed if s in metrics},
     }
+
+
+def table(report: dict[str, Any], top: int = 3) -> str:
+    """The parity table of docs/edge.md from the export stage's report (reports/export/<dataset>.json):
+    per file, decisions flipped, how far the metrics recomputed from ONNX lie from the study's, and the
+    outputs that differ most (a decision column is counted in the flips, not here)."""
+    lines = [
+        "| model | file | flips test / val | metrics vs study (max \\|Δ\\|) "
+        "| largest max \\|Δ\\| of the outputs |",
+        "| --- | ---: | ---: | --- | --- |",
+    ]
+    for name, m in report["models"].items():
+        diffs = sorted(
+            ((v, k) for k, v in m["max_abs_diff"].items() if k != "decision" and v > 0), reverse=True
+        )
+        largest = ", ".join(f"{k} {v:.1e}" for v, k in diffs[:top]) or "exact"
+        metrics = "identical" if m["metrics_max_abs_diff"] == 0 else f"{m['metrics_max_abs_diff']:.1e}"
+        flips = f"{m['decision_flips_test']} / {m['decision_flips_val']}"
+        lines.append(f"| {name} | {m['file_bytes'] / 1024:,.0f} KiB | {flips} | {metrics} | {largest} |")
+    return "\n".join(lines)
