@@ -67,7 +67,6 @@ def latency(bundle: Path, frames_file: Path, calls: int = CALLS) -> dict[str, An
             out[name] = _timed(lambda s=sess, x=state: s.run(["q"], {"state": x}), calls)
         else:
             out[name] = _timed(lambda s=sess: run_rows(s, inputs), calls)
-
     out["detector_window"] = _timed(
         lambda: det.models.score(graph_inputs(det.graphs(chunk, starts))), calls // 4
     )

@@ -328,13 +328,8 @@ class Finisher:
     by the two frames after it), and the clock so far carries over."""
 
     def __init__(self, path: Path, on_bad_line: str, counts: FileCounts, source: str, unit: str = "line"):
-        self.path, self.on_bad_line, self.counts, self.source, self.unit = (
-            path,
-            on_bad_line,
-            counts,
-            source,
-            unit,
-        )
+        self.path, self.on_bad_line, self.unit = path, on_bad_line, unit
+        self.counts, self.source = counts, source
         self.order = _Clock()
         self.pending: pl.DataFrame | None = None  # candidates not decided yet
         self.frames = 0
