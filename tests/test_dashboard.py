@@ -217,6 +217,19 @@ def test_dataset_selector_changes_what_is_drawn(site: WorkerSite, browser: Any, 
     visit.page.close()
 
 
+def test_alpha_histogram_counts_every_graph(site: WorkerSite, browser: Any, study: Path) -> None:
+    """Each bar's title says how many graphs it holds; together they are the split's graphs, α = 1 (a fusion
+    held to its fallback, the GAT alone) included."""
+    visit = Visit(browser, site.url("/dqn-policy"))
+    titles = visit.page.locator("#observablehq-main svg g[aria-label='rect'] title").all_text_contents()
+    policy = pl.read_parquet(study / "results" / "synth" / "dqn_policy.parquet")
+    model = sorted(policy["model"].unique())[0]
+    shown = policy.filter((pl.col("model") == model) & (pl.col("split") == "test_known"))
+    assert sum(int(t.split()[0]) for t in titles) == shown.height
+    assert visit.errors == []
+    visit.page.close()
+
+
 def _cli_leaderboard(study: Path, scenario: str) -> list[list[str]]:
     out = run_in(
         study,
