@@ -32,7 +32,7 @@ test: $(STAMP) ## run the whole test suite (what CI runs)
 
 # The tiers (tests/conftest.py assigns them; docs/development.md): each is one marker
 test-fast: $(STAMP) ## the unit tier: the quick loop (no training, DVC, servers)
-	$(BIN)/pytest -m unit
+	$(BIN)/pytest -m unit -n auto --maxprocesses 4  # pytest-xdist: one worker per core, at most 4
 
 test-integration: $(STAMP) ## the integration tier: training, DVC, Metaflow, GPU
 	$(BIN)/pytest -m integration

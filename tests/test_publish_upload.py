@@ -28,6 +28,8 @@ from kdgat.publish.bundle import files_of
 from kdgat.publish.registry import wandb_digest
 from kdgat.publish.release import PublishError, describe, make_plan, publish
 
+# Whole publish runs over HTTP to two servers, about a second each: the integration tier
+pytestmark = pytest.mark.slow
 REPO_ID = "kd-gat/kd-gat-synth"
 HUB_ONLY = ("hub",)
 BOTH = ("hub", "zenodo")

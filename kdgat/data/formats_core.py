@@ -122,11 +122,12 @@ def line_blocks(path: Path, fmt: str, block_bytes: int) -> Generator[pl.DataFram
             buf = pending + data
             cut = buf.rfind(b"\n") + 1 if data else len(buf)
             block, pending = buf[:cut], buf[cut:]
-            df = lines_of(np.frombuffer(block, dtype=np.uint8), line)
-            line += block.count(b"\n")
-            if df.height:
-                seen = True
-                yield df
+            if block:  # a block shorter than its line holds no line's end yet: read on
+                df = lines_of(np.frombuffer(block, dtype=np.uint8), line)
+                line += block.count(b"\n")
+                if df.height:
+                    seen = True
+                    yield df
             if not data:
                 break
             data = f.read(block_bytes)
