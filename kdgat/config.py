@@ -177,6 +177,8 @@ class TrainParams(_Strict):
     batch_size: int = Field(ge=1)
     max_epochs: int = Field(ge=1)
     patience: int = Field(ge=1)  # early stopping on the validation metric
+    # epochs before which no checkpoint is kept as the best and early stopping does not count (lit.py)
+    warmup_epochs: int = Field(ge=0)
     lr: float = Field(gt=0)
     # cosine: the learning rate falls from lr to lr·lr_min over max_epochs (per epoch), so the weights an
     # early stop keeps come from small steps, not from one noisy step of a constant rate
@@ -191,6 +193,14 @@ class TrainParams(_Strict):
     accelerator: Literal["auto", "cpu", "cuda"]
     # bf16-mixed: autocast to bfloat16 (a GPU's tensor cores); weights, optimizer and metrics stay float32
     precision: Literal["32-true", "bf16-mixed"]
+
+    @model_validator(mode="after")
+    def _warmup_fits(self) -> TrainParams:
+        if self.warmup_epochs >= self.max_epochs:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be under max_epochs ({self.max_epochs})"
+            )
+        return self
 
 
 class GATTrainParams(_Strict):

@@ -38,6 +38,7 @@ def tiny(accelerator: str, **extra: Any) -> Params:
     over: dict[str, Any] = {
         "train.accelerator": accelerator,
         "train.max_epochs": 2,
+        "train.warmup_epochs": 0,
         "train.batch_size": 16,
         "gat_train.sampling": "undersample",
         **{f"models.gat.{s}.{k}": v for s in ("large", "small") for k, v in TINY_GAT.items()},

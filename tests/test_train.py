@@ -24,6 +24,7 @@ from kdgat.models import anomaly_score
 from kdgat.train.curriculum import EpochSampler
 from kdgat.train.data import GraphLoader, collate, load_graphs
 from kdgat.train.infer import attention_samples, embeddings, predict
+from kdgat.train.lit import WarmupCheckpoint, WarmupEarlyStopping
 from kdgat.train.lit_gat import hide_ids
 from kdgat.train.run import train_gat, train_vgae
 from kdgat.train.weights import load_model
@@ -367,3 +368,34 @@ def test_weight_average_reaches_back_at_most_one_epoch(batches: int, decay: floa
     averaged = float(averaged_line.w)  # what validation and the checkpoints see
     if batches == 1:  # three steps towards 1 from 0: the average is the weights, not frozen near 0
         assert averaged == pytest.approx(float(model.w)) and averaged > 0.8
+
+
+class _Scripted(_Line):
+    """Logs a scripted validation loss per epoch: the best of all at epoch 0, inside the warm-up."""
+
+    LOSSES = (0.1, 0.5, 0.4, 0.3, 0.35, 0.36, 0.37, 0.38, 0.39, 0.4)
+
+    def training_step(self, batch: list[torch.Tensor], i: int) -> torch.Tensor:
+        self.log("val_loss", self.LOSSES[self.current_epoch], on_step=False, on_epoch=True)
+        return super().training_step(batch, i)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("warmup", "kept", "stopped_after"), [(0, 0, 4), (2, 3, 7)])
+def test_warmup_epochs_are_neither_kept_nor_counted(
+    tmp_path: Path, warmup: int, kept: int, stopped_after: int
+) -> None:
+    """train.warmup_epochs: the kept checkpoint comes from epoch ``warmup`` on, and early stopping's
+    patience counts from there (without it, epoch 0's lucky loss is kept and stops the run at epoch 4)."""
+    best = WarmupCheckpoint(warmup, dirpath=tmp_path, filename="best", monitor="val_loss", save_top_k=1)
+    stop = WarmupEarlyStopping(warmup, "val_loss", patience=4, check_on_train_epoch_end=True)
+    trainer = pl.Trainer(
+        max_epochs=len(_Scripted.LOSSES),
+        callbacks=[stop, best],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_Scripted(1))
+    assert torch.load(best.best_model_path, weights_only=False)["epoch"] == kept
+    assert trainer.current_epoch == stopped_after + 1  # the epochs run

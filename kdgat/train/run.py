@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.environments import LightningEnvironment
 from pydantic import BaseModel
@@ -46,7 +46,7 @@ from kdgat.models.vgae import VGAE, build_vgae
 from kdgat.study import TrainOutputs
 from kdgat.train.curriculum import EpochSampler, train_scores
 from kdgat.train.data import GraphSet, load_graphs
-from kdgat.train.lit import EpochBoundedEMA, EpochHistory, LitBase
+from kdgat.train.lit import EpochBoundedEMA, EpochHistory, LitBase, WarmupCheckpoint, WarmupEarlyStopping
 from kdgat.train.lit_gat import LitGAT
 from kdgat.train.lit_vgae import LitVGAE
 from kdgat.train.torch_setup import deterministic, device_of
@@ -182,7 +182,8 @@ def _fit(
     write_json({"fingerprint": fingerprint, "done": False, **info}, outs.ckpt_dir / RUN_FILE)
     p = params.train
     history = EpochHistory()
-    best = ModelCheckpoint(
+    best = WarmupCheckpoint(
+        p.warmup_epochs,
         dirpath=outs.ckpt_dir,
         filename="best",
         monitor=lit.monitor,
@@ -192,8 +193,12 @@ def _fit(
         save_on_train_epoch_end=True,  # after EpochHistory, so last.ckpt holds its own epoch's row
         enable_version_counter=False,
     )
-    stop = EarlyStopping(
-        lit.monitor, mode=lit.monitor_mode, patience=p.patience, check_on_train_epoch_end=True
+    stop = WarmupEarlyStopping(
+        p.warmup_epochs,
+        lit.monitor,
+        mode=lit.monitor_mode,
+        patience=p.patience,
+        check_on_train_epoch_end=True,
     )
     with _quiet():
         trainer = Trainer(

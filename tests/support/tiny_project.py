@@ -98,7 +98,15 @@ def study_params() -> Params:
 # Tiny models, a few epochs, one thread, offline W&B; no weight averaging or label smoothing, which a
 # two-epoch run on a few dozen graphs would only blur.
 TINY: dict[str, dict[str, Any]] = {
-    "train": {"batch_size": 16, "max_epochs": 2, "patience": 5, "seed": 3, "threads": 1, "ema_decay": 0.0},
+    "train": {
+        "batch_size": 16,
+        "max_epochs": 2,
+        "patience": 5,
+        "warmup_epochs": 0,
+        "seed": 3,
+        "threads": 1,
+        "ema_decay": 0.0,
+    },
     "gat_train": {"sampling": "undersample", "label_smoothing": 0.0},
     "models": {
         "gat": {"large": {**TINY_GAT, "hidden": 12}, "small": TINY_GAT},
