@@ -31,7 +31,7 @@ SHOTS = REPO / "dashboard" / "screenshots"
 pytestmark = [pytest.mark.system, pytest.mark.timeout(2400)]
 TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
-    "train": {"max_epochs": 1, "patience": 1},
+    "train": {"max_epochs": 1, "patience": 1, "warmup_epochs": 0},
     "fusion": {"epochs": 2},
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}

@@ -19,7 +19,7 @@ from kdgat.study import MODELS
 pytestmark = pytest.mark.slow
 TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
-    "train": {"max_epochs": 1, "patience": 1},
+    "train": {"max_epochs": 1, "patience": 1, "warmup_epochs": 0},
     "fusion": {"epochs": 2},
     # the detector's three files only: the ONNX export is the slowest stage of a tiny study
     "export": {"models": ["gat_small_kd", "vgae_small_kd", "fusion_small_kd"]},
