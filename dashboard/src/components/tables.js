@@ -1,5 +1,5 @@
-// Helpers every page shares: results rows as plain objects, the notice for a missing table, and the
-// number format of `kdgat results` (kdgat/results/views.py render: floats to 3 decimals, "—" for null).
+// Helpers every page shares: results rows as plain objects, the notice for a missing table, a chart width
+// with a floor, and the number format of `kdgat results` (kdgat/results/views.py render: floats to 3 decimals, "—" for null).
 import {html} from "npm:htl";
 
 // Arrow rows → plain objects; int64 columns arrive as BigInt, which Plot and Inputs cannot scale.
@@ -33,3 +33,7 @@ export function missing(table, dataset) {
 export function datasetsOf(records) {
   return [...new Set(records.map((d) => d.dataset))].sort();
 }
+
+// A chart's width with a floor: a render while the page is still being laid out (a transient narrow
+// width, seen in CI under load) would otherwise draw bars of negative width.
+export const chartWidth = (width, floor = 320) => Math.max(width, floor);
