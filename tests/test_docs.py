@@ -78,11 +78,12 @@ def test_layout_table_names_every_folder_and_only_those() -> None:
 
 
 def test_parity_figures_are_the_export_report() -> None:
-    """docs/edge.md's parity table and the README's sentence are reports/export/synth.json's."""
-    from kdgat.edge.parity import table
+    """docs/edge.md's parity and int8 tables and the README's sentence are reports/export/synth.json's."""
+    from kdgat.edge.parity import int8_table, table
 
     report = json.loads((REPO / "reports" / "export" / "synth.json").read_text())
-    assert table(report) in (REPO / "docs" / "edge.md").read_text()
+    edge_md = (REPO / "docs" / "edge.md").read_text()
+    assert table(report) in edge_md and int8_table(report) in edge_md
     models = report["models"].values()
     outputs = max(v for m in models for k, v in m["max_abs_diff"].items() if k != "decision")
     metrics = max(m["metrics_max_abs_diff"] for m in models)

@@ -357,7 +357,7 @@ def test_virtual_bus_matches_the_file(study: tuple[Paths, dict, Path]) -> None:
 
 
 @pytest.mark.slow  # exports a tiny study to ONNX (about a minute)
-def test_cli_exit_status_alerts_only_and_clean_sigterm(study: tuple[Paths, dict, Path]) -> None:
+def test_cli_exit_status_alerts_only_and_clean_stop_on_either_signal(study: tuple[Paths, dict, Path]) -> None:
     paths, _, work = study
     capture, _ = _capture(work)
     cmd = [sys.executable, "-m", "kdgat.cli.main", "detect"]
@@ -374,20 +374,37 @@ def test_cli_exit_status_alerts_only_and_clean_sigterm(study: tuple[Paths, dict,
         [*cmd, str(work / "nope.log"), "--bundle", str(bundle_dir(paths))], capture_output=True, text=True
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope.log" in bad.stderr
-    live = subprocess.Popen(
-        [*cmd, "--interface", "virtual", "--channel", "quiet", "--bundle", str(bundle_dir(paths))],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert live.stderr is not None
-    assert "watching virtual quiet" in live.stderr.readline()  # signals handled from here on
-    time.sleep(1)
-    live.send_signal(signal.SIGTERM)
-    stdout, stderr = live.communicate(timeout=60)
-    summary = json.loads(stdout.splitlines()[-1])
-    assert live.returncode == 0, stderr
-    assert summary["stopped_by"] == "SIGTERM" and summary["windows"] == 0 and summary["silent_s"] > 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        live = subprocess.Popen(
+            [*cmd, "--interface", "virtual", "--channel", "quiet", "--bundle", str(bundle_dir(paths))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert live.stderr is not None
+        assert "watching virtual quiet" in live.stderr.readline()  # signals handled from here on
+        time.sleep(1)
+        live.send_signal(sig)
+        stdout, stderr = live.communicate(timeout=60)
+        summary = json.loads(stdout.splitlines()[-1])
+        assert live.returncode == 0, stderr
+        assert summary["stopped_by"] == sig.name and summary["windows"] == 0 and summary["silent_s"] > 0
+
+
+def test_realtime_replays_at_the_captures_pace(tmp_path: Path) -> None:
+    """--realtime: no chunk before its frames' capture time; without it the file is read at once."""
+    log = tmp_path / "paced.log"
+    log.write_text("".join(f"({1000 + i * 0.01:.6f}) can0 123#{i % 256:02X}\n" for i in range(81)))
+
+    def replay(realtime: bool) -> tuple[float, list[float]]:
+        started, seen = time.monotonic(), []
+        for part in file_chunks(log, Counts(), chunk=20, realtime=realtime):
+            seen.append(float(part.ts[-1]) - 1000 - (time.monotonic() - started))
+        return time.monotonic() - started, seen
+
+    paced, ahead = replay(True)
+    assert paced >= 0.8 and max(ahead) <= 0.0  # the last frame is 0.8 s into the capture
+    assert replay(False)[0] < 0.5
 
 
 def test_windower_cuts_like_the_graphs_stage() -> None:

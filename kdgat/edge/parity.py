@@ -108,3 +108,24 @@ def table(report: dict[str, Any], top: int = 3) -> str:
         flips = f"{m['decision_flips_test']} / {m['decision_flips_val']}"
         lines.append(f"| {name} | {m['file_bytes'] / 1024:,.0f} KiB | {flips} | {metrics} | {largest} |")
     return "\n".join(lines)
+
+
+def int8_table(report: dict[str, Any], scenario: str = "known") -> str:
+    """The int8 table of docs/edge.md from the export stage's report: per graph model quantized, its size
+    against the float file, the single-graph latency the export measured, flips and the F1 change."""
+    graphs = max(m["graphs"]["test"] for m in report["models"].values())
+    lines = [
+        f"| model | size vs float | p50, float → int8 (one graph) | decisions flipped "
+        f"({graphs:,} test graphs) | {scenario} F1, study → int8 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, m in report["models"].items():
+        if "int8" not in m:
+            continue
+        q = m["int8"]
+        ms, f1 = q["single_graph_ms"], q["f1"][scenario]
+        lines.append(
+            f"| {name} | {q['size_ratio']:.2f} | {ms['float']:.2f} → {ms['int8']:.2f} ms "
+            f"| {q['decision_flips_test']} | {f1['study']:.4f} → {f1['int8']:.4f} |"
+        )
+    return "\n".join(lines)
