@@ -234,8 +234,9 @@ def test_tokens_come_from_the_environment_or_dotenv(tmp_path: Path, monkeypatch:
     assert redact("401 for from-env at z-secret", ["from-env", None, "z-secret"]) == "401 for *** at ***"
 
 
+@pytest.mark.parametrize("flags", [[], ["--dry-run"]], ids=["default", "explicit"])
 def test_dry_run_writes_the_bundle_and_makes_no_network_call(
-    release_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    release_study: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: list[str]
 ) -> None:
     root = tmp_path / "study"
     shutil.copytree(release_study, root)
@@ -251,7 +252,7 @@ def test_dry_run_writes_the_bundle_and_makes_no_network_call(
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     for name in ("HF_TOKEN", "ZENODO_TOKEN", "WANDB_API_KEY"):
         monkeypatch.setenv(name, f"secret-{name}")
-    result = CliRunner().invoke(app, ["publish", "--root", str(root)])
+    result = CliRunner().invoke(app, ["publish", *flags, "--root", str(root)])
     assert result.exit_code == 0, result.output
     assert calls == []
     out = result.output
@@ -259,6 +260,15 @@ def test_dry_run_writes_the_bundle_and_makes_no_network_call(
     assert "kd-gat-0.1.0-models-synth.zip" in out and "wandb-registry-model/gat_small_kd-synth" in out
     assert "dry run: nothing was sent" in out and "secret-" not in out
     assert (root / "release" / DATASET / "gat_small_kd" / "model.safetensors").is_file()
+
+
+def test_dry_run_and_yes_together_are_refused_before_anything_is_built(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["publish", "--dry-run", "--yes", "--root", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "error: --dry-run and --yes contradict each other: give one"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no params read, no bundle written
 
 
 def test_card_limitations_come_from_the_metrics() -> None:

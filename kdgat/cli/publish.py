@@ -9,6 +9,10 @@ import typer
 
 
 def publish(
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Only write the bundle and print the plan (the default, said outright)."),
+    ] = False,
     yes: Annotated[
         bool,
         typer.Option("--yes", help="Upload (tokens from the environment or .env); without it: a dry run."),
@@ -35,6 +39,10 @@ def publish(
     from kdgat.publish.release import SERVICES, TOKENS, PublishError, describe, make_plan, redact, secret
     from kdgat.publish.release import publish as upload
 
+    if dry_run and yes:
+        # both given is a mistake either way round: refuse rather than guess which the caller meant
+        typer.secho("error: --dry-run and --yes contradict each other: give one", fg="red", err=True)
+        raise typer.Exit(2)
     services = only or list(SERVICES)
     bad = [s for s in services if s not in SERVICES]
     if bad:
