@@ -16,6 +16,7 @@ from typing import Any
 import huggingface_hub.constants
 import pytest
 import torch
+import yaml
 from support.fake_hub import FakeHub
 from support.fake_zenodo import FakeZenodo
 from support.release_study import git
@@ -214,6 +215,25 @@ def test_a_failed_new_version_keeps_the_published_one_alone(
     assert list(zen.deps) == [first.id] and first.files == published_files
     publish(params, study, services=("zenodo",))  # a rerun makes the new version
     assert len(zen.published()) == 2
+
+
+def test_sandbox_sends_to_the_sandbox_url_and_never_to_zenodo_org(
+    study: Path, services: tuple[FakeHub, FakeZenodo]
+) -> None:
+    _, zen = services
+    # the CLI reads params.yaml: the stand-in is the sandbox, and the real URL a port that refuses at once
+    raw = yaml.safe_load((study / "params.yaml").read_text())
+    raw["publish"]["zenodo"] |= {"url": "http://127.0.0.1:9", "sandbox_url": zen.url}
+    (study / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    git(study, "commit", "-qam", "the Zenodo stand-in as sandbox")  # --yes wants a clean tree
+    args = ["publish", "--sandbox", "--only", "zenodo", "--root", str(study)]
+    plan = CliRunner().invoke(app, args)
+    assert plan.exit_code == 0, plan.output
+    assert f"Zenodo {zen.url} ←" in plan.output and "127.0.0.1:9" not in plan.output
+    result = CliRunner().invoke(app, [*args, "--yes"])
+    assert result.exit_code == 0, result.output
+    (dep,) = zen.published()
+    assert f"Zenodo: published 10.5072/zenodo.{dep.id}" in result.output
 
 
 def test_registry_links_each_released_checkpoint_with_its_aliases(
