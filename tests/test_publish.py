@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 from kdgat.cli.main import app
 from kdgat.config import ParamsError, load_params, parse_params
 from kdgat.fusion.policy import FusionPolicy, join_predictions, load_policy
-from kdgat.publish import card, from_pretrained
+from kdgat.publish import from_pretrained, limits
 from kdgat.publish.bundle import ReleaseError, build_release, files_of
+from kdgat.publish.limits import FusionChoice
 from kdgat.publish.pretrained import checkpoint_of
 from kdgat.publish.registry import RegistryError, link_models, link_plan, wandb_digest
 from kdgat.publish.release import redact, secret
@@ -94,6 +95,23 @@ def test_model_card_carries_the_study(built: tuple[Path, Any]) -> None:
     text = readme.read_text()
     assert release.git_commit in text and release.params_hash in text
     assert "## Limitations" in text and "@software{kdgat" in text and "not real traffic" in text
+    assert "| unknown_attack | an attack kind held out of training; unseen attack: masquerade |" in text
+    assert "`kdgat detect --calibrate LOG`" in text and "needs retraining" not in text
+    # each fusion's fallback comes from its stage report, as the fusion stage decided it
+    for m in ("fusion_large", "fusion_small", "fusion_small_kd"):
+        report = json.loads(Paths(DATASET, root).outputs(Model.parse(m)).report.read_text())
+        alone = {0.0: "VGAE alone", 1.0: "GAT alone"}.get(report["fixed_alpha"], "a fixed α")
+        line = next(
+            (
+                x
+                for x in text.splitlines()
+                if "(`fusion.fallback`)" in x
+                and (re.search(rf"\b{m}\b", x) or x.startswith("- Every released fusion"))
+            ),
+            None,
+        )
+        fell_back = report["policy"]["chosen"] == "fixed_alpha"
+        assert (line is not None) == fell_back and (not fell_back or alone in str(line))
 
 
 def test_bundle_is_byte_for_byte_reproducible(built: tuple[Path, Any]) -> None:
@@ -281,24 +299,70 @@ def test_card_limitations_come_from_the_metrics() -> None:
         },
         "gat_small": {"known": row, "unknown_vehicle": {**row, "fpr": 1.0}, "unknown_attack": row},
     }
-    lines = card.limitations(metrics, ["gat_small_kd", "gat_small"])
+    lines = limits.limitations(metrics, ["gat_small_kd", "gat_small"])
     assert lines == [
         "**unknown_vehicle** (a vehicle held out of training): every released model flags nearly every "
         "benign window (FPR ≥ 0.99).",
         "**unknown_attack** (an attack kind held out of training): gat_small_kd misses nearly every attack "
         "(recall ≤ 0.01).",
     ]
-    assert card.limitations({"gat_small": {"known": row}}, ["gat_small"]) == []
+    assert limits.limitations({"gat_small": {"known": row}}, ["gat_small"]) == []
 
 
-def test_a_missing_study_output_is_named_and_the_old_bundle_kept(release_study: Path, tmp_path: Path) -> None:
+def test_card_limitations_carry_what_the_study_did_not_meet() -> None:
+    # the default study's findings in miniature (README: results, generalisation): the unseen attack
+    # missed by the GAT and the fusion, the new vehicle alarming until calibrated, the fusion's fallback
+    ok = {"fpr": 0.0, "recall": 1.0, "n_benign": 10}
+    models = ["gat_small_kd", "vgae_small_kd", "fusion_small_kd"]
+    metrics = {
+        m: {
+            "known": ok,
+            "unknown_vehicle": {**ok, "fpr": 1.0},
+            "unknown_vehicle_calibrated": {**ok, "fpr": fpr},
+            "unknown_attack": {**ok, "recall": 0.06 if m.startswith("vgae") else 0.0},
+        }
+        for m, fpr in zip(models, [0.004, 0.0, 0.015], strict=True)
+    }
+    counts = {
+        "train": {"attack_types": {"dos": 5, "fuzzy": 4}},
+        "test_known": {"attack_types": {"dos": 2}},
+        "test_unknown_attack": {"attack_types": {"masquerade": 3}},
+    }
+    unseen = limits.unseen_attacks(counts)
+    assert unseen == {"unknown_attack": ["masquerade"]}
+    fusions = {"fusion_small_kd": FusionChoice("fixed_alpha", 1.0)}
+    lines = limits.limitations(metrics, models, unseen, fusions)
+    assert lines == [
+        "**unknown_vehicle** (a vehicle held out of training): every released model flags nearly every "
+        "benign window (FPR ≥ 0.99). A new vehicle needs calibration on its own benign traffic first "
+        "(`kdgat detect --calibrate LOG`): then the FPR is 0.000–0.015 (**unknown_vehicle_calibrated**).",
+        "**unknown_attack** (an attack kind held out of training; unseen attack: masquerade): every "
+        "released GAT and fusion misses nearly every attack (recall ≤ 0.01).",
+        "Every released fusion deploys its GAT alone (α = 1, the weighting validation chose), not the "
+        "DQN: the DQN showed no gain over that α on held-out validation windows (`fusion.fallback`).",
+    ]
+    # a fusion that deploys its DQN has nothing to confess
+    assert (
+        limits.limitations(metrics, models, unseen, {"fusion_small_kd": FusionChoice("dqn", 1.0)})
+        == lines[:2]
+    )
+    assert limits.describe("unknown_both_calibrated", {}) != "unknown_both_calibrated"
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["models/synth/fusion_small.ckpt", "reports/train/synth/fusion_small.json", "reports/graphs/synth.json"],
+)
+def test_a_missing_study_output_is_named_and_the_old_bundle_kept(
+    release_study: Path, tmp_path: Path, output: str
+) -> None:
     root = tmp_path / "study"
     shutil.copytree(release_study, root)
     params = load_params(root / "params.yaml")
     build_release(params, root)
     before = files_of(root / "release" / DATASET)
-    Paths(DATASET, root).weights(Model.parse("fusion_small")).unlink()
-    with pytest.raises(ReleaseError, match=r"models/synth/fusion_small.ckpt: missing; run the study first"):
+    (root / output).unlink()
+    with pytest.raises(ReleaseError, match=re.escape(f"{output}: missing; run the study first")):
         build_release(params, root)
     assert files_of(root / "release" / DATASET) == before
 

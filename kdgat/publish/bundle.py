@@ -30,6 +30,7 @@ from kdgat.config import Params, sections
 from kdgat.edge.build import bundle_dir
 from kdgat.io import atomic_path
 from kdgat.publish import card
+from kdgat.publish.limits import FusionChoice, fusion_choice, unseen_attacks
 from kdgat.publish.pretrained import WEIGHTS, write_pretrained
 from kdgat.study import Model, Paths
 from kdgat.track.tracker import git_commit, params_hash
@@ -113,12 +114,31 @@ def _numel(shape: list[int]) -> int:
     return n
 
 
+def _study_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ReleaseError(f"{path}: missing; run the study first (`make run`)")
+    return json.loads(path.read_text())
+
+
+def _records(paths: Paths, models: list[str]) -> tuple[dict[str, list[str]], dict[str, FusionChoice]]:
+    """What the card's limitations read besides the metrics: the attack kinds no train window holds, per
+    scenario (the graphs stage's report), and each released fusion's deployed policy (its stage report)."""
+    counts = _study_json(paths.report("graphs"))["counts"]
+    fusions = {
+        name: fusion_choice(_study_json(paths.outputs(Model.parse(name)).report))
+        for name in models
+        if Model.parse(name).family == "fusion"
+    }
+    return unseen_attacks(counts), fusions
+
+
 def build_dataset(dataset: str, params: Params, release: Release, root: Path, dest: Path) -> None:
     """One dataset's folder of the bundle at ``dest`` (replaced whole, atomically)."""
     paths, publish = Paths(dataset, root), params.publish
     if not paths.metrics.is_file():
         raise ReleaseError(f"{paths.metrics}: missing; run the study first (`make run`)")
     metrics = json.loads(paths.metrics.read_text())
+    unseen, fusions = _records(paths, publish.models)
     repo_id = publish.hub.repo.format(dataset=dataset)
     stamp = {"dataset": dataset, "version": release.version, "git_commit": release.git_commit or "unknown"}
     onnx_src = bundle_dir(paths)
@@ -159,6 +179,8 @@ def build_dataset(dataset: str, params: Params, release: Release, root: Path, de
                 training=sections(params, TRAINING_KEYS),
                 citation=release.citation,
                 license_id=publish.license,
+                unseen=unseen,
+                fusions=fusions,
             )
         )
         hashes = {p: i.sha256 for p, i in files_of(out).items()}

@@ -3,8 +3,9 @@ datasets, `model-index` with every released model's results per test scenario fr
 what each model is, how to load it, how it was trained, its limitations, provenance and citation.
 
 Every number comes from the study's files; the limitations that depend on results (a scenario a model
-cannot handle) are derived from the same metrics, so the card cannot praise a model the study found
-wanting. Everything here is deterministic: the same study and commit give the same card, byte for byte.
+cannot handle, a fusion that fell back to a fixed weighting) are derived from the study's records
+(kdgat/publish/limits.py), so the card cannot praise a model the study found wanting. Everything here
+is deterministic: the same study and commit give the same card, byte for byte.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from kdgat.publish.limits import FusionChoice, describe, limitations, ordered
 from kdgat.results.tables import metrics_table
 from kdgat.study import Model
 
@@ -42,12 +44,6 @@ CARD_METRICS = {
     "pr_auc": "PR-AUC",
     "mcc": "MCC",
     "dr_at_fpr_1pct": "Detection rate at 1% FPR",
-}
-SCENARIOS = {
-    "known": "vehicles and attacks seen in training",
-    "unknown_vehicle": "a vehicle held out of training",
-    "unknown_attack": "an attack kind held out of training",
-    "unknown_both": "held-out vehicle and held-out attack",
 }
 TAGS = [
     "kd-gat",
@@ -91,28 +87,6 @@ def model_index(dataset: str, metrics: Mapping[str, Any], models: Sequence[str])
     return index
 
 
-def limitations(metrics: Mapping[str, Any], models: Sequence[str]) -> list[str]:
-    """What the released models cannot do, read from their metrics: scenarios where a model flags
-    nearly every benign window (FPR ≥ 0.99) or misses nearly every attack (recall ≤ 0.01)."""
-    out = []
-    present = {s for m in models for s in metrics.get(m, {})}
-    scenarios = [s for s in SCENARIOS if s in present] + sorted(present - set(SCENARIOS))
-    for scenario in scenarios:
-        rows = {m: metrics[m][scenario] for m in models if scenario in metrics.get(m, {})}
-        alarmed = [m for m, v in rows.items() if (v.get("fpr") or 0) >= 0.99 and v.get("n_benign")]
-        blind = [m for m, v in rows.items() if v.get("recall") is not None and v["recall"] <= 0.01]
-        what = SCENARIOS.get(scenario, scenario)
-        if alarmed:
-            who = "every released model" if len(alarmed) == len(rows) else ", ".join(alarmed)
-            verb = "flags" if len(alarmed) == 1 or len(alarmed) == len(rows) else "flag"
-            out.append(f"**{scenario}** ({what}): {who} {verb} nearly every benign window (FPR ≥ 0.99).")
-        if blind:
-            who = "every released model" if len(blind) == len(rows) else ", ".join(blind)
-            verb = "misses" if len(blind) == 1 or len(blind) == len(rows) else "miss"
-            out.append(f"**{scenario}** ({what}): {who} {verb} nearly every attack (recall ≤ 0.01).")
-    return out
-
-
 def bibtex(citation: Mapping[str, Any], version: str, url: str) -> str:
     """A BibTeX @software entry from CITATION.cff's fields."""
     authors = " and ".join(
@@ -143,6 +117,8 @@ def render(
     training: Mapping[str, Any],
     citation: Mapping[str, Any],
     license_id: str,
+    unseen: Mapping[str, Sequence[str]] | None = None,
+    fusions: Mapping[str, FusionChoice] | None = None,
 ) -> str:
     """README.md of the release of ``dataset``: YAML front matter for the Hub, then the card."""
     meta = {
@@ -157,7 +133,9 @@ def render(
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     rows = [f"| `{m}/` | {FAMILIES[Model.parse(m).family]} | {role(m)} | {parameters[m]:,} |" for m in models]
     released = {m: metrics[m] for m in models if m in metrics}
-    limits = limitations(metrics, models) or ["None of the released models fails a whole test scenario."]
+    limits = limitations(metrics, models, unseen, fusions) or [
+        "None of the released models fails a whole test scenario."
+    ]
     version = provenance["version"]
     lines = [
         "---",
@@ -210,12 +188,20 @@ def render(
         "",
         metrics_table(released, "f1"),
         "",
+        "| scenario | what it tests |",
+        "| --- | --- |",
+        *(
+            f"| {s} | {describe(s, unseen or {})} |"
+            for s in ordered({s for by in released.values() for s in by})
+        ),
+        "",
         "## Limitations",
         "",
         *(f"- {line}" for line in limits),
         "- Results hold for the dataset they were measured on; the synthetic default dataset is",
-        "  calibrated against real traffic but is not real traffic. A new vehicle needs retraining (its",
-        "  CAN IDs are outside the vocabulary), and a detector must be validated on its own bus.",
+        "  calibrated against real traffic but is not real traffic. A new vehicle's CAN IDs are outside",
+        "  the vocabulary: learn its benign traffic first (`kdgat detect --calibrate LOG` pairs its IDs",
+        "  with known ones and sets the thresholds), and validate the detector on its own bus.",
         "",
         "## Training",
         "",
