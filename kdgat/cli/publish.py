@@ -11,7 +11,9 @@ import typer
 def publish(
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Only write the bundle and print the plan (the default, said outright)."),
+        typer.Option(
+            "--dry-run", help="Only write the bundle and print the plan (the default, said outright)."
+        ),
     ] = False,
     yes: Annotated[
         bool,
