@@ -1,6 +1,6 @@
 """The release bundle (kdgat/publish/): its files, model card and archives from a tiny study, models loaded
-back with the pipeline's predictions, CITATION.cff and .zenodo.json, the publish params, the W&B alias
-plan, and a dry run that makes no network call. Uploads: tests/test_publish_upload.py."""
+back with the pipeline's predictions, CITATION.cff and .zenodo.json, the publish params, and a dry run
+that makes no network call. Uploads: tests/test_publish_upload.py; W&B: tests/test_publish_registry.py."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,6 @@ from kdgat.publish import from_pretrained, limits
 from kdgat.publish.bundle import ReleaseError, build_release, files_of
 from kdgat.publish.limits import FusionChoice
 from kdgat.publish.pretrained import checkpoint_of
-from kdgat.publish.registry import RegistryError, link_models, link_plan, wandb_digest
 from kdgat.publish.release import redact, secret
 from kdgat.study import MODELS, Model, Paths
 from kdgat.train.data import collate, load_graphs
@@ -189,57 +187,6 @@ def test_publish_params_refuse_incomplete_releases(change: dict[str, Any], messa
     raw["publish"].update(change)
     with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_params(raw)
-
-
-def test_alias_plan_promotes_the_paper_models() -> None:
-    params = load_params(REPO / "params.yaml")
-    links = {link.target: link for link in link_plan(params)}
-    assert len(links) == len(params.publish.models) * len(params.publish.datasets)
-    kd = links["wandb-registry-model/gat_small_kd-synth"]
-    assert kd.aliases == ("staging", "production", "paper-v1")
-    assert kd.source == "kd-gat/gat_small_kd-synth" and kd.file == "gat_small_kd.ckpt"
-    assert links["wandb-registry-model/gat_large-synth"].aliases == ("staging",)
-
-
-class _Artifact:
-    def __init__(self, version: str, file: str, digest: str) -> None:
-        self.version = version
-        self.manifest = SimpleNamespace(entries={file: SimpleNamespace(digest=digest)})
-        self.linked: list[tuple[str, list[str]]] = []
-
-    def link(self, target: str, aliases: list[str]) -> None:
-        self.linked.append((target, aliases))
-
-
-def test_link_models_links_the_version_holding_the_released_checkpoint(built: tuple[Path, Any]) -> None:
-    root, _ = built
-    params = load_params(root / "params.yaml")
-    links = [
-        link
-        for link in link_plan(params, root)
-        if link.target.endswith(("gat_small_kd-synth", "gat_large-synth"))
-    ]
-    versions = {
-        link.source: [
-            _Artifact("v0", link.file, "other"),
-            _Artifact("v1", link.file, wandb_digest(link.checkpoint)),
-        ]
-        for link in links
-    }
-    api = SimpleNamespace(artifacts=lambda type_name, name: versions[name])
-    done = link_models(api, links)
-    assert len(done) == 2
-    for link in links:
-        old, released = versions[link.source]
-        assert old.linked == [] and released.linked == [(link.target, list(link.aliases))]
-    # one artifact without the released file: nothing is linked at all
-    versions[links[1].source] = [_Artifact("v0", links[1].file, "other")]
-    for arts in versions.values():
-        for a in arts:
-            a.linked.clear()
-    with pytest.raises(RegistryError, match="none of its 1 version"):
-        link_models(api, links)
-    assert all(a.linked == [] for arts in versions.values() for a in arts)
 
 
 def test_tokens_come_from_the_environment_or_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

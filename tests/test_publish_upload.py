@@ -10,7 +10,6 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import huggingface_hub.constants
@@ -18,6 +17,7 @@ import pytest
 import torch
 import yaml
 from support.fake_hub import FakeHub
+from support.fake_wandb import FakeArtifact, fake_api
 from support.fake_zenodo import FakeZenodo
 from support.release_study import git
 from typer.testing import CliRunner
@@ -26,7 +26,7 @@ from kdgat.cli.main import app
 from kdgat.config import Params, load_params, with_overrides
 from kdgat.publish import from_pretrained
 from kdgat.publish.bundle import files_of
-from kdgat.publish.registry import wandb_digest
+from kdgat.publish.registry import link_plan, wandb_digest
 from kdgat.publish.release import PublishError, describe, make_plan, publish
 
 # Whole publish runs over HTTP to two servers, about a second each: the integration tier
@@ -236,40 +236,48 @@ def test_sandbox_sends_to_the_sandbox_url_and_never_to_zenodo_org(
     assert f"Zenodo: published 10.5072/zenodo.{dep.id}" in result.output
 
 
+def _wandb(study: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, list[FakeArtifact]], list[str]]:
+    """The stand-in of wandb.Api in place of the real one: each released model's artifact holds its
+    checkpoint; returns the versions per source and the keys the API was built with."""
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret")
+    versions = {
+        link.source: [FakeArtifact("v0", link.file, wandb_digest(link.checkpoint))]
+        for link in link_plan(load_params(study / "params.yaml"), study)
+    }
+    keys: list[str] = []
+
+    def api(key: str, root: Path) -> Any:
+        keys.append(key)
+        return fake_api(versions)
+
+    monkeypatch.setattr("kdgat.publish.release.wandb_api", api)
+    return versions, keys
+
+
 def test_registry_links_each_released_checkpoint_with_its_aliases(
     study: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret")
-    linked: list[tuple[str, str, list[str]]] = []
-
-    class Art:
-        def __init__(self, name: str, file: str, digest: str) -> None:
-            self.name, self.version = name, "v0"
-            self.manifest = SimpleNamespace(entries={file: SimpleNamespace(digest=digest)})
-
-        def link(self, target: str, aliases: list[str]) -> None:
-            linked.append((self.name, target, aliases))
-
-    ckpts = {p.stem: p for p in (study / "models" / "synth").glob("*.ckpt")}
-
-    def artifacts(type_name: str, name: str) -> list[Any]:
-        model = name.split("/")[-1].removesuffix("-synth")
-        return [Art(name, f"{model}.ckpt", wandb_digest(ckpts[model]))]
-
-    seen: list[str] = []
-
-    def api(key: str, root: Path) -> Any:
-        seen.append(key)
-        return SimpleNamespace(artifacts=artifacts)
-
-    monkeypatch.setattr("kdgat.publish.release.wandb_api", api)
+    versions, keys = _wandb(study, monkeypatch)
     done = publish(load_params(study / "params.yaml"), study, services=("wandb",))
-    assert seen == ["wandb-secret"] and len(done) == len(linked) == 9
-    assert (
-        "kd-gat/fusion_small_kd-synth",
-        "wandb-registry-model/fusion_small_kd-synth",
-        ["staging", "production", "paper-v1"],
-    ) in linked
+    assert keys == ["wandb-secret"] and len(done) == len(versions) == 9
+    (kd,) = versions["kd-gat/fusion_small_kd-synth"]
+    assert kd.linked() == [
+        ("wandb-registry-model/fusion_small_kd-synth", ["staging", "production", "paper-v1"])
+    ]
+
+
+def test_a_registry_link_failing_names_w_and_b_and_the_model_and_leaves_none_linked(
+    study: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions, _ = _wandb(study, monkeypatch)
+    first, second = list(versions)[:2]
+    versions[second][0].fail = RuntimeError("HTTP 500 wandb-secret")
+    with pytest.raises(PublishError) as err:
+        publish(load_params(study / "params.yaml"), study, services=("wandb",))
+    name, before = second.rsplit("/", 1)[-1], first.rsplit("/", 1)[-1]
+    assert str(err.value).startswith(f"W&B registry: {name}: linking {second}:v0 to ")
+    assert str(err.value).endswith(f"HTTP 500 ***; undone: {before}")  # the key never shows
+    assert all(a.linked() == [] for arts in versions.values() for a in arts)
 
 
 def test_cli_upload_errors_never_show_the_token(
