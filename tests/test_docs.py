@@ -99,3 +99,17 @@ def test_worked_example_selects_a_dataset_before_running_its_stages() -> None:
         name = m.group(1)
         edit = re.compile(rf"^datasets: \[{name}\]$|datasets=\[{name}\]", re.M)  # the edit, not a mention
         assert edit.search(text[: m.start()]), f"data.md: select {name} before `{m.group(0)}`"
+
+
+def test_the_readme_says_how_to_bring_your_own_data() -> None:
+    """The front door names the three steps and links the step-by-step page (issue 16, done means)."""
+    section = README.read_text().split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    for step in (
+        "kdgat datasets add",
+        "datasets: [",
+        "synthetic: []",
+        "dvc repro",
+        "(docs/data.md#step-by-step)",
+    ):
+        assert step in section, step
+    assert "## Step by step" in (REPO / "docs" / "data.md").read_text()  # the anchor the link names
