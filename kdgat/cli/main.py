@@ -7,7 +7,7 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -30,6 +30,9 @@ from kdgat.config import (
 )
 from kdgat.data.format_names import format_help
 from kdgat.data.layout import LAYOUT_RULES
+
+if TYPE_CHECKING:
+    import polars as pl
 
 M = TypeVar("M", bound=BaseModel)
 FORMAT_HELP = format_help()
@@ -237,15 +240,14 @@ def graphs(
     force: ForceOpt = False,
 ) -> None:
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
-    from kdgat.data.frames import read_frames
     from kdgat.data.graphs import build_graphs
-    from kdgat.data.splits import SplitError
+    from kdgat.data.splits import SplitError, split_warnings
     from kdgat.io import OutputError, check_output
 
     p = load_params(params)
     try:
         check_output(out_dir, folder=True, force=force, inputs=[frames_path])
-        frames = read_frames(frames_path)
+        frames = _frame_table(frames_path)
         meta = build_graphs(
             frames,
             p.windows,
@@ -258,7 +260,25 @@ def graphs(
         )
     except (OutputError, SplitError) as err:
         _fail(str(err))
+    for warning in split_warnings(meta["counts"], p.train.batch_size):  # what the graphs stage warns
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(meta["counts"], indent=1))
+
+
+def _frame_table(path: Path) -> pl.DataFrame:
+    """The frame table `kdgat ingest` wrote at ``path``, or one line saying why it cannot be read."""
+    import polars as pl
+
+    from kdgat.data.frames import read_frames
+
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        _fail(f"{path}: {what}; `kdgat ingest CAPTURES -o {path}` writes the frame table")
+    try:
+        return read_frames(path)
+    except (OSError, pl.exceptions.PolarsError, ValueError) as err:  # not Parquet, or not kdgat's columns
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        _fail(f"{path}: not a frame table of `kdgat ingest` ({first})")
 
 
 @app.command()
