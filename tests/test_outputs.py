@@ -130,3 +130,15 @@ def test_an_unreadable_capture_is_one_clear_error(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(core, "open", guarded_open, raising=False)
     with pytest.raises(FrameError, match=r"ds/b\.log: cannot read: Permission denied$"):
         read_dataset(tmp_path / "ds")
+
+
+def test_paper_bundle_keeps_files_and_folders(tmp_path: Path) -> None:
+    """`kdgat paper bundle --out` naming a file, or a folder where a page goes, is one line (exit 2)
+    before Node.js is looked for, and leaves both as they were."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    _one_line_error(kdgat("paper", "bundle", "--out", notes), str(notes), "is a file, not a folder")
+    assert notes.read_text() == "mine"
+    page = precious(tmp_path / "html" / "kd-transfer.html")
+    _one_line_error(kdgat("paper", "bundle", "--out", page.parent), str(page), "is a folder")
+    assert (page / "sub" / "thesis.tex").exists()
