@@ -53,10 +53,26 @@ def test_datasets_add_declares_checks_and_links(project: Path) -> None:
     assert (project / "data/raw/mine/train_01_attack_free/drive.log").read_text() == screen(LOG)
     listed = kdgat("datasets", cwd=project).stdout
     assert "mine" in listed and "my car" in listed and "synth" in listed
+    assert re.search(r"^ +layout=cantt format=auto scenarios=known$", listed, re.M)  # its test_01 folder
     again = kdgat("datasets", "add", "mine", "--path", "../caps", cwd=project)
     assert again.returncode == 2 and "declared already" in again.stderr
     clash = kdgat("datasets", "add", "synth", "--path", "../caps", cwd=project)
     assert clash.returncode == 2 and "kd-gat's own datasets" in clash.stderr
+
+
+def test_datasets_lists_the_scenarios_a_user_folder_holds(tmp_path: Path) -> None:
+    """Issue 16 audit: a user's entry names no scenarios; the listing reads them off its folders."""
+    from kdgat.cli.datasets import _scenarios_found
+
+    for folder in ("train_01_x", "test_03_known_vehicle_unknown_attack", "test_01_a", "test_04_b"):
+        (tmp_path / "ds" / folder).mkdir(parents=True)
+        (tmp_path / "ds" / folder / "a.log").write_text(LOG)
+    (tmp_path / "ds" / "test_02_empty").mkdir()  # holds nothing: no scenario
+    assert _scenarios_found(tmp_path / "ds") == "known,unknown_attack,unknown_both"
+    (tmp_path / "bag").mkdir()
+    (tmp_path / "bag" / "a.log").write_text(LOG)
+    assert _scenarios_found(tmp_path / "bag") == "known (cut from the training captures)"
+    assert _scenarios_found(tmp_path / "gone") == f"? ({tmp_path / 'gone'} is missing)"
 
 
 def test_params_check_the_dataset_when_they_load(project: Path) -> None:

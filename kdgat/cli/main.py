@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from kdgat.cli.datasets import datasets_app
 from kdgat.cli.detect import detect
+from kdgat.cli.errors import fail as _fail
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
 from kdgat.cli.paper import paper_app
@@ -29,7 +30,6 @@ from kdgat.config import (
     params_here,
 )
 from kdgat.data.format_names import format_help
-from kdgat.data.layout import LAYOUT_RULES
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,6 +47,7 @@ app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
 app.add_typer(remote_app, name="remote")
 app.add_typer(paper_app, name="paper")
+app.add_typer(datasets_app, name="datasets")
 app.command()(hpo)
 app.command()(detect)
 app.command()(launch)
@@ -61,82 +62,12 @@ ForceOpt = Annotated[
 _REPLACES = "replaced atomically if kdgat wrote it; any other non-empty folder or file needs --force"
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
 def _validated(model: type[M], base: M, overrides: Mapping[str, object]) -> M:
     """``base`` with command-line overrides, validated like params.yaml (model_copy would not check)."""
     try:
         return model.model_validate({**base.model_dump(), **overrides})
     except ValidationError as err:
         _fail(format_validation_error(err, "options"))
-
-
-datasets_app = typer.Typer(
-    help=f"""The dataset catalogue: kd-gat's datasets and the project's own (datasets.yaml).
-
-`kdgat datasets` lists them; `kdgat datasets add NAME --path FOLDER` declares one of yours.
-
-{LAYOUT_RULES}""",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
-app.add_typer(datasets_app, name="datasets")
-
-
-@datasets_app.callback()
-def datasets(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is not None:
-        return
-    from kdgat.data.catalog import catalogue
-
-    for e in catalogue().values():
-        typer.echo(f"{e.name:<8} {e.title}")
-        typer.echo(f"{'':<8} layout={e.layout} format={e.format} scenarios={','.join(e.scenarios) or '-'}")
-        typer.echo(f"{'':<8} attacks={','.join(e.attacks) or '-'}")
-        typer.echo(f"{'':<8} source: {e.source}")
-
-
-@datasets_app.command("add")
-def datasets_add(
-    name: Annotated[str, typer.Argument(help="Dataset name (lower-case letters, digits, _).")],
-    path: Annotated[Path, typer.Option("--path", help="Folder holding the captures (see the layout above).")],
-    fmt: Annotated[str, typer.Option("--format", help="auto or a format of `kdgat ingest --help`.")] = "auto",
-    attack_from: Annotated[
-        str, typer.Option(help="Attack type of a capture from its file name or the folder holding it.")
-    ] = "filename",
-    title: Annotated[str | None, typer.Option(help="One line saying what the dataset is.")] = None,
-) -> None:
-    """Check a folder of captures against the layout, declare it in datasets.yaml and link data/raw/NAME."""
-    from kdgat.data.catalog import add_dataset
-    from kdgat.data.formats import FrameError, detect_format, scan_dataset
-    from kdgat.data.layout import role_of, unplaced
-
-    if attack_from not in ("filename", "folder"):
-        _fail(f"--attack-from must be filename or folder, got {attack_from!r}")
-    try:
-        files, ignored = scan_dataset(path)
-        rel = [f.relative_to(path).as_posix() for f in files]
-        if not files:
-            raise FrameError(
-                path, "no capture files in this folder (`kdgat ingest --help` lists the formats)"
-            )
-        stray = unplaced(rel)
-        if stray:
-            raise FrameError(path, f"captures outside the layout folders: {', '.join(stray[:5])}")
-        formats = [detect_format(f) if fmt == "auto" else fmt for f in files]
-        entry = add_dataset(name, path, fmt, attack_from, title)
-    except (FrameError, ParamsError) as err:
-        _fail(str(err))
-    roles = Counter(role_of(r) for r in rel)
-    typer.echo(f"{entry.name}: {len(files)} captures ({', '.join(f'{n} {r}' for r, n in roles.items())})")
-    typer.echo(f"formats: {', '.join(f'{n} {f}' for f, n in Counter(formats).items())}")
-    for f in ignored[:10]:
-        typer.echo(f"warning: {f}: not a capture (extension); ingest leaves it out", err=True)
-    typer.echo(f"declared in datasets.yaml; data/raw/{name} → {path}")
-    typer.echo(f"next: set `datasets: [{name}]` (and `synthetic: []`) in params.yaml, then `dvc repro`")
 
 
 @app.command()
