@@ -16,6 +16,7 @@ from kdgat.cli.detect import detect
 from kdgat.cli.errors import fail as _fail
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
+from kdgat.cli.outputs import refuse_inside_inputs
 from kdgat.cli.paper import paper_app
 from kdgat.cli.publish import publish
 from kdgat.cli.remote import remote_app
@@ -55,7 +56,11 @@ app.command()(publish)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Replace an existing output even where kdgat did not write it.")
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing output even where kdgat did not write it; write inside an input folder.",
+    ),
 ]
 
 
@@ -108,6 +113,7 @@ def inject(
     from kdgat.io import OutputError
 
     base = params_here(params).inject
+    refuse_inside_inputs(out_dir, [src_dir], force)
     try:
         overrides = {} if seed is None else {"seed": seed}
         manifest = build_injected(src_dir, out_dir, _validated(InjectParams, base, overrides), force=force)
@@ -148,6 +154,8 @@ def ingest(
     outputs = [out] if report is None else [out, report]
     if report is not None and report.resolve() == out.resolve():
         _fail(f"{report}: --report and -o name the same file")
+    for dest in outputs:
+        refuse_inside_inputs(dest, [src], force)
     try:
         for dest in outputs:  # before reading: a bad destination fails in a second, not after the read
             check_output(dest, force=force, inputs=[src])
