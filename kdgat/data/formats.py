@@ -9,7 +9,8 @@ BLF signature, the first non-blank line, and the extension.
 
 Bad input: with on_bad_line="error" the first bad line raises FrameError naming file and physical
 line; with "skip" bad lines are dropped and counted in the IngestReport. Timestamps must not go
-backwards within a file (skip mode drops each frame earlier than one before it). Remote and error
+backwards within a file (skip mode drops, of two frames out of order, the one out of order with more of
+its neighbours: formats_order). Remote and error
 frames carry no payload: they are dropped in both modes and counted as non_data. A file with no
 frame left, an empty file, or a file whose header or format cannot be read is an error in both modes.
 """
