@@ -73,3 +73,33 @@ def test_metrics_table(tmp_path: Path) -> None:
     assert picked[0] == "| model | unknown_attack | known |" and picked[2] == "| gat_large | — | 0.991 |"
     wrong = kdgat("metrics", "synth", "--scenarios", "known,elsewhere", cwd=tmp_path)
     assert wrong.returncode != 0 and "no scenario elsewhere" in wrong.stderr
+
+
+def test_graphs_of_a_missing_or_foreign_file_is_one_line(tmp_path: Path) -> None:
+    """A frame table that is not there, a folder or not Parquet: exit 2 and one line naming it."""
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    for path, what in [
+        (tmp_path / "missing.parquet", "no such file"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "notes.parquet", "not a frame table"),
+    ]:
+        res = kdgat("graphs", path, "-o", tmp_path / "g")
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.startswith(f"error: {path}: {what}") and len(res.stderr.splitlines()) == 1
+    assert not (tmp_path / "g").exists()
+
+
+def test_graphs_prints_the_split_warnings_of_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kdgat graphs` warns as the graphs stage does (splits.split_warnings), before its counts."""
+    import kdgat.data.graphs as graphs
+    from kdgat.data.frames import empty_frames, write_frames
+
+    write_frames(empty_frames(), tmp_path / "f.parquet")
+    counts = {"train": {"benign": 40, "attack": 3}, "val": {"benign": 9, "attack": 2}}
+    monkeypatch.setattr(graphs, "build_graphs", lambda *a, **k: {"counts": counts})
+    res = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.startswith("warning: train has 3 attack windows, under 10 batches of")
+    assert json.loads(res.stdout) == counts

@@ -53,10 +53,59 @@ def test_datasets_add_declares_checks_and_links(project: Path) -> None:
     assert (project / "data/raw/mine/train_01_attack_free/drive.log").read_text() == screen(LOG)
     listed = kdgat("datasets", cwd=project).stdout
     assert "mine" in listed and "my car" in listed and "synth" in listed
+    assert re.search(r"^ +layout=cantt format=auto scenarios=known$", listed, re.M)  # its test_01 folder
     again = kdgat("datasets", "add", "mine", "--path", "../caps", cwd=project)
     assert again.returncode == 2 and "declared already" in again.stderr
     clash = kdgat("datasets", "add", "synth", "--path", "../caps", cwd=project)
     assert clash.returncode == 2 and "kd-gat's own datasets" in clash.stderr
+
+
+def test_datasets_lists_the_scenarios_a_user_folder_holds(tmp_path: Path) -> None:
+    """Issue 16 audit: a user's entry names no scenarios; the listing reads them off its folders."""
+    from kdgat.cli.datasets import _scenarios_found
+
+    for folder in ("train_01_x", "test_03_known_vehicle_unknown_attack", "test_01_a", "test_04_b"):
+        (tmp_path / "ds" / folder).mkdir(parents=True)
+        (tmp_path / "ds" / folder / "a.log").write_text(LOG)
+    (tmp_path / "ds" / "test_02_empty").mkdir()  # holds nothing: no scenario
+    assert _scenarios_found(tmp_path / "ds") == "known,unknown_attack,unknown_both"
+    (tmp_path / "bag").mkdir()
+    (tmp_path / "bag" / "a.log").write_text(LOG)
+    assert _scenarios_found(tmp_path / "bag") == "known (cut from the training captures)"
+    assert _scenarios_found(tmp_path / "gone") == f"? ({tmp_path / 'gone'} is missing)"
+
+
+def test_linked_folders_are_read_and_broken_links_named(tmp_path: Path) -> None:
+    """Issue 16 audit: a linked test folder was skipped whole (22,498 frames) and a broken link without a
+    word. Links to folders are followed, each real folder once; a loop or a dead link names itself."""
+    ds, elsewhere = tmp_path / "ds", tmp_path / "elsewhere"
+    (ds / "train_01_attack_free").mkdir(parents=True)
+    (ds / "train_01_attack_free" / "a.log").write_text(LOG)
+    (elsewhere / "caps").mkdir(parents=True)
+    (elsewhere / "caps" / "b.log").write_text(LOG)
+    (ds / "test_01_known_vehicle_known_attack").symlink_to(elsewhere)
+    frames, report = read_dataset(ds)
+    assert frames["source"].unique().sort().to_list() == [
+        "test_01_known_vehicle_known_attack/caps/b.log",
+        "train_01_attack_free/a.log",
+    ]
+    assert report.files == 2
+    up = ds / "train_01_attack_free" / "up"
+    up.symlink_to(ds)  # a loop
+    with pytest.raises(FrameError, match=re.escape(f"{up}: links to {ds.resolve()}, a folder read already")):
+        read_dataset(ds)
+    up.unlink()
+    twice = ds / "test_03_known_vehicle_unknown_attack"
+    twice.symlink_to(elsewhere / "caps")  # a second path to test_01's captures
+    with pytest.raises(FrameError, match=re.escape(f"{twice}: links to {(elsewhere / 'caps').resolve()}")):
+        read_dataset(ds)
+    twice.unlink()
+    dead = ds / "train_01_attack_free" / "c.log"
+    dead.symlink_to(tmp_path / "gone.log")
+    with pytest.raises(FrameError, match=re.escape(f"{dead}: a broken link (to {tmp_path / 'gone.log'})")):
+        read_dataset(ds)
+    r = kdgat("datasets", "add", "mine", "--path", ds, cwd=tmp_path)
+    assert r.returncode == 2 and f"{dead}: a broken link" in r.stderr
 
 
 def test_params_check_the_dataset_when_they_load(project: Path) -> None:

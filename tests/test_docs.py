@@ -90,3 +90,27 @@ def test_parity_figures_are_the_export_report() -> None:
     flips = sum(m["decision_flips_test"] for m in models)
     sentence = f"{flips} decisions flip, outputs within {outputs:.1e}, metrics within {metrics:.1e}"
     assert sentence in README.read_text().replace("\n", " ")
+
+
+def test_worked_example_selects_a_dataset_before_running_its_stages() -> None:
+    """A `dvc repro STAGE@NAME` of docs/data.md exists only once params.yaml lists NAME: the page must
+    say so above it, or a reader copying the commands meets DVC's 'Stage not found'."""
+    text = (REPO / "docs" / "data.md").read_text()
+    for m in re.finditer(r"dvc repro \w+@(\w+)", text):
+        name = m.group(1)
+        edit = re.compile(rf"^datasets: \[{name}\]$|datasets=\[{name}\]", re.M)  # the edit, not a mention
+        assert edit.search(text[: m.start()]), f"data.md: select {name} before `{m.group(0)}`"
+
+
+def test_the_readme_says_how_to_bring_your_own_data() -> None:
+    """The front door names the three steps and links the step-by-step page (issue 16, done means)."""
+    section = README.read_text().split("## Your own data", 1)[1].split("\n## ", 1)[0]
+    for step in (
+        "kdgat datasets add",
+        "datasets: [",
+        "synthetic: []",
+        "dvc repro",
+        "(docs/data.md#step-by-step)",
+    ):
+        assert step in section, step
+    assert "## Step by step" in (REPO / "docs" / "data.md").read_text()  # the anchor the link names

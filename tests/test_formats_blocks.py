@@ -1,6 +1,7 @@
 """``read_capture_blocks``: a log read a block of lines at a time gives ``read_capture``'s frames and counts,
-wherever the blocks end — bad lines, remote and error frames, timestamps going backwards and lone jumps
-forward among them, right at the blocks' edges — and the same error in error mode."""
+wherever the blocks end — bad lines, remote and error frames, timestamps going backwards and bursts of
+frames far in the future or the past among them, right at the blocks' edges — and the same error in
+error mode."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import kdgat.data.formats_core as fc
 from kdgat.data.formats import IngestReport, read_capture, read_capture_blocks
 from kdgat.data.formats_core import FileCounts, Finisher, _drop_out_of_order, candidates
+from kdgat.data.formats_order import HOLD
 from kdgat.data.frames import FrameError
 
 
@@ -28,11 +30,18 @@ def _messy_lines(n: int, seed: int) -> list[tuple[float, str]]:
     """(timestamp, kind) of ``n`` frames with every kind of trouble mixed in, ~1 in 15 lines."""
     rng = random.Random(seed)
     out, t = [], 1000.0
+    burst: list[str] = []  # the kinds of the next few frames, already chosen
     for _ in range(n):
         t += 0.001
         r = rng.random()
         kind = "ok"
-        if r < 0.01:
+        if burst:
+            kind = burst.pop()
+        elif r < 0.005:
+            kind, burst = "spike", ["spike"] * rng.choice((1, 2))  # two or three frames in the future
+        elif r < 0.008:
+            kind, burst = "back", ["back"] * rng.choice((1, 2))  # two or three in the past
+        elif r < 0.01:
             kind = "bad"
         elif r < 0.02:
             kind = "blank"
@@ -159,30 +168,36 @@ def test_empty_and_blank_files_fail_as_when_read_whole(tmp_path: Path) -> None:
         assert str(blocks.value) == str(whole.value)
 
 
-def test_finisher_holds_back_two_candidates_for_the_spike_rule(tmp_path: Path) -> None:
-    """A frame is judged a lone jump by the two after it: with parts of one candidate each, every part
-    waits for the two that follow."""
-    ts = [1.0, 2.0, 9.0, 3.0, 4.0, 3.5, 5.0]  # 9.0 a spike, 3.5 goes backwards
+def test_finisher_holds_back_a_frames_neighbours(tmp_path: Path) -> None:
+    """A frame is judged by the frames on either side of it: with parts of one candidate each, a frame
+    comes out once HOLD more have come in, and the parts drop what the whole file drops."""
+    ts = [1.0 + i * 0.01 for i in range(200)]
+    ts[50:53] = [99.0, 99.5, 99.7]  # three frames in the future
+    ts[120] = 0.5  # one in the past
+    ts[150], ts[151] = ts[151], ts[150]  # a swap: the later frame goes
+    n = len(ts)
     cand = candidates(
         pl.DataFrame(
             {
-                "line": range(1, 8),
-                "reason": [None] * 7,
+                "line": range(1, n + 1),
+                "reason": [None] * n,
                 "timestamp": ts,
-                "can_id": [0x100] * 7,
-                "id_max": [0x7FF] * 7,
-                "dlc": [0] * 7,
-                "nbytes": [0] * 7,
-                **{f"b{i}": [0] * 7 for i in range(8)},
-                "label": [0] * 7,
-                "attack_type": ["benign"] * 7,
+                "can_id": [0x100] * n,
+                "id_max": [0x7FF] * n,
+                "dlc": [0] * n,
+                "nbytes": [0] * n,
+                **{f"b{i}": [0] * n for i in range(8)},
+                "label": [0] * n,
+                "attack_type": ["benign"] * n,
             }
         )
     )
     counts = FileCounts()
     want = _drop_out_of_order(cand, tmp_path, "skip", counts, "line")
+    assert sorted(set(cand["line"]) - set(want["line"])) == [51, 52, 53, 121, 152]
     checks = Finisher(tmp_path, "skip", FileCounts(), "s")
-    got = [checks.push(cand.slice(i, 1)).height for i in range(7)]
-    got.append(checks.push(cand.slice(7, 0), last=True).height)
-    assert got == [0, 0, 1, 1, 0, 1, 1, 1]
-    assert sum(got) == want.height == 5 and checks.counts.out_of_order == counts.out_of_order == 2
+    got = [checks.push(cand.slice(i, 1)) for i in range(n)]
+    got.append(checks.push(cand.slice(n, 0), last=True))
+    assert [g.height for g in got[:HOLD]] == [0] * HOLD and got[HOLD].height == 1
+    assert pl.concat(got)["timestamp"].to_list() == want["timestamp"].to_list()
+    assert checks.counts.out_of_order == counts.out_of_order == 5

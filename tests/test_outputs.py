@@ -130,3 +130,32 @@ def test_an_unreadable_capture_is_one_clear_error(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(core, "open", guarded_open, raising=False)
     with pytest.raises(FrameError, match=r"ds/b\.log: cannot read: Permission denied$"):
         read_dataset(tmp_path / "ds")
+
+
+def test_paper_bundle_keeps_files_and_folders(tmp_path: Path) -> None:
+    """`kdgat paper bundle --out` naming a file, or a folder where a page goes, is one line (exit 2)
+    before Node.js is looked for, and leaves both as they were."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    _one_line_error(kdgat("paper", "bundle", "--out", notes), str(notes), "is a file, not a folder")
+    assert notes.read_text() == "mine"
+    page = precious(tmp_path / "html" / "kd-transfer.html")
+    _one_line_error(kdgat("paper", "bundle", "--out", page.parent), str(page), "is a folder")
+    assert (page / "sub" / "thesis.tex").exists()
+
+
+def test_no_output_inside_an_input_folder_without_force(tmp_path: Path, log: Path) -> None:
+    """An output inside the folder a command reads lands among the user's captures (inject once wrote 66
+    CSVs into a dataset): one line, exit 2, nothing written; --force writes it. Links are followed."""
+    inside = log.parent / "sub" / "f.parquet"
+    _one_line_error(kdgat("ingest", log.parent, "-o", inside), f"{inside}: is inside the input folder")
+    report = log.parent / "r.json"
+    _one_line_error(kdgat("ingest", log.parent, "-o", tmp_path / "f.parquet", "--report", report), "inside")
+    (tmp_path / "link").symlink_to(log.parent)
+    _one_line_error(kdgat("ingest", tmp_path / "link", "-o", inside), "is inside the input folder")
+    _one_line_error(kdgat("inject", log.parent, log.parent / "sub"), "is inside the input folder")
+    assert sorted(p.name for p in log.parent.iterdir()) == ["drive.log"]
+    ok = kdgat("ingest", log.parent, "-o", inside, "--force")
+    assert ok.returncode == 0 and inside.is_file(), ok.stderr
+    ok = kdgat("ingest", log, "-o", log.parent / "beside.parquet")  # a file's folder is not an input
+    assert ok.returncode == 0, ok.stderr

@@ -315,12 +315,14 @@ def test_ctrl_c_in_training_says_rerun_to_resume(graphs_dir: Path, tmp_path: Pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("train", [train_gat, train_vgae], ids=["gat", "vgae"])
-def test_same_bits_on_one_or_two_threads(graphs_dir: Path, tmp_path: Path, train: Any) -> None:
+def test_same_bits_when_rerun_on_the_same_threads(graphs_dir: Path, tmp_path: Path, train: Any) -> None:
     """Issue 16, item 12: what docs/study.md claims about reproducibility on one machine type — the
-    same weights bit for bit, again and whatever the thread count (here on the tiny study)."""
+    same weights bit for bit when rerun with the same train.threads (the study's two). Not across thread
+    counts: the tiny study's tensors (at most about 56,000 elements) are too small for torch to split
+    most operations between threads, so the same bits on 1 and 2 threads here would not show it."""
     weights = []
-    for i, threads in enumerate((1, 2, 1)):
-        params = tiny_params(train={"max_epochs": 2, "threads": threads})
+    for i in range(2):
+        params = tiny_params(train={"max_epochs": 2, "threads": 2})
         train(params, graphs_dir, "small", tmp_path / str(i), progress=False)
         weights.append(_weights(tmp_path / str(i) / "model.ckpt"))
     for other in weights[1:]:

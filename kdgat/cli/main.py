@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from kdgat.cli.datasets import datasets_app
 from kdgat.cli.detect import detect
+from kdgat.cli.errors import fail as _fail
 from kdgat.cli.hpo import hpo
 from kdgat.cli.launch import launch
+from kdgat.cli.outputs import refuse_inside_inputs
 from kdgat.cli.paper import paper_app
 from kdgat.cli.publish import publish
 from kdgat.cli.remote import remote_app
@@ -29,7 +31,9 @@ from kdgat.config import (
     params_here,
 )
 from kdgat.data.format_names import format_help
-from kdgat.data.layout import LAYOUT_RULES
+
+if TYPE_CHECKING:
+    import polars as pl
 
 M = TypeVar("M", bound=BaseModel)
 FORMAT_HELP = format_help()
@@ -44,6 +48,7 @@ app.add_typer(results_app, name="results")
 app.add_typer(track_app, name="track")
 app.add_typer(remote_app, name="remote")
 app.add_typer(paper_app, name="paper")
+app.add_typer(datasets_app, name="datasets")
 app.command()(hpo)
 app.command()(detect)
 app.command()(launch)
@@ -51,16 +56,15 @@ app.command()(publish)
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameters file.")]
 ForceOpt = Annotated[
-    bool, typer.Option("--force", help="Replace an existing output even where kdgat did not write it.")
+    bool,
+    typer.Option(
+        "--force",
+        help="Replace an existing output even where kdgat did not write it; write inside an input folder.",
+    ),
 ]
 
 
 _REPLACES = "replaced atomically if kdgat wrote it; any other non-empty folder or file needs --force"
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _validated(model: type[M], base: M, overrides: Mapping[str, object]) -> M:
@@ -69,71 +73,6 @@ def _validated(model: type[M], base: M, overrides: Mapping[str, object]) -> M:
         return model.model_validate({**base.model_dump(), **overrides})
     except ValidationError as err:
         _fail(format_validation_error(err, "options"))
-
-
-datasets_app = typer.Typer(
-    help=f"""The dataset catalogue: kd-gat's datasets and the project's own (datasets.yaml).
-
-`kdgat datasets` lists them; `kdgat datasets add NAME --path FOLDER` declares one of yours.
-
-{LAYOUT_RULES}""",
-    invoke_without_command=True,
-    no_args_is_help=False,
-)
-app.add_typer(datasets_app, name="datasets")
-
-
-@datasets_app.callback()
-def datasets(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is not None:
-        return
-    from kdgat.data.catalog import catalogue
-
-    for e in catalogue().values():
-        typer.echo(f"{e.name:<8} {e.title}")
-        typer.echo(f"{'':<8} layout={e.layout} format={e.format} scenarios={','.join(e.scenarios) or '-'}")
-        typer.echo(f"{'':<8} attacks={','.join(e.attacks) or '-'}")
-        typer.echo(f"{'':<8} source: {e.source}")
-
-
-@datasets_app.command("add")
-def datasets_add(
-    name: Annotated[str, typer.Argument(help="Dataset name (lower-case letters, digits, _).")],
-    path: Annotated[Path, typer.Option("--path", help="Folder holding the captures (see the layout above).")],
-    fmt: Annotated[str, typer.Option("--format", help="auto or a format of `kdgat ingest --help`.")] = "auto",
-    attack_from: Annotated[
-        str, typer.Option(help="Attack type of a capture from its file name or the folder holding it.")
-    ] = "filename",
-    title: Annotated[str | None, typer.Option(help="One line saying what the dataset is.")] = None,
-) -> None:
-    """Check a folder of captures against the layout, declare it in datasets.yaml and link data/raw/NAME."""
-    from kdgat.data.catalog import add_dataset
-    from kdgat.data.formats import FrameError, detect_format, scan_dataset
-    from kdgat.data.layout import role_of, unplaced
-
-    if attack_from not in ("filename", "folder"):
-        _fail(f"--attack-from must be filename or folder, got {attack_from!r}")
-    try:
-        files, ignored = scan_dataset(path)
-        rel = [f.relative_to(path).as_posix() for f in files]
-        if not files:
-            raise FrameError(
-                path, "no capture files in this folder (`kdgat ingest --help` lists the formats)"
-            )
-        stray = unplaced(rel)
-        if stray:
-            raise FrameError(path, f"captures outside the layout folders: {', '.join(stray[:5])}")
-        formats = [detect_format(f) if fmt == "auto" else fmt for f in files]
-        entry = add_dataset(name, path, fmt, attack_from, title)
-    except (FrameError, ParamsError) as err:
-        _fail(str(err))
-    roles = Counter(role_of(r) for r in rel)
-    typer.echo(f"{entry.name}: {len(files)} captures ({', '.join(f'{n} {r}' for r, n in roles.items())})")
-    typer.echo(f"formats: {', '.join(f'{n} {f}' for f, n in Counter(formats).items())}")
-    for f in ignored[:10]:
-        typer.echo(f"warning: {f}: not a capture (extension); ingest leaves it out", err=True)
-    typer.echo(f"declared in datasets.yaml; data/raw/{name} → {path}")
-    typer.echo(f"next: set `datasets: [{name}]` (and `synthetic: []`) in params.yaml, then `dvc repro`")
 
 
 @app.command()
@@ -174,6 +113,7 @@ def inject(
     from kdgat.io import OutputError
 
     base = params_here(params).inject
+    refuse_inside_inputs(out_dir, [src_dir], force)
     try:
         overrides = {} if seed is None else {"seed": seed}
         manifest = build_injected(src_dir, out_dir, _validated(InjectParams, base, overrides), force=force)
@@ -214,6 +154,8 @@ def ingest(
     outputs = [out] if report is None else [out, report]
     if report is not None and report.resolve() == out.resolve():
         _fail(f"{report}: --report and -o name the same file")
+    for dest in outputs:
+        refuse_inside_inputs(dest, [src], force)
     try:
         for dest in outputs:  # before reading: a bad destination fails in a second, not after the read
             check_output(dest, force=force, inputs=[src])
@@ -237,15 +179,14 @@ def graphs(
     force: ForceOpt = False,
 ) -> None:
     """Cut frames into windows and build graph shards (windows, splits, vocabulary from params.yaml)."""
-    from kdgat.data.frames import read_frames
     from kdgat.data.graphs import build_graphs
-    from kdgat.data.splits import SplitError
+    from kdgat.data.splits import SplitError, split_warnings
     from kdgat.io import OutputError, check_output
 
     p = load_params(params)
     try:
         check_output(out_dir, folder=True, force=force, inputs=[frames_path])
-        frames = read_frames(frames_path)
+        frames = _frame_table(frames_path)
         meta = build_graphs(
             frames,
             p.windows,
@@ -258,7 +199,25 @@ def graphs(
         )
     except (OutputError, SplitError) as err:
         _fail(str(err))
+    for warning in split_warnings(meta["counts"], p.train.batch_size):  # what the graphs stage warns
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(meta["counts"], indent=1))
+
+
+def _frame_table(path: Path) -> pl.DataFrame:
+    """The frame table `kdgat ingest` wrote at ``path``, or one line saying why it cannot be read."""
+    import polars as pl
+
+    from kdgat.data.frames import read_frames
+
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        _fail(f"{path}: {what}; `kdgat ingest CAPTURES -o {path}` writes the frame table")
+    try:
+        return read_frames(path)
+    except (OSError, pl.exceptions.PolarsError, ValueError) as err:  # not Parquet, or not kdgat's columns
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        _fail(f"{path}: not a frame table of `kdgat ingest` ({first})")
 
 
 @app.command()

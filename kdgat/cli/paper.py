@@ -35,11 +35,12 @@ def bundle(
     out: Annotated[Path | None, typer.Option("--out", help="Folder of the HTML files.")] = None,
 ) -> None:
     """Each interactive figure as one HTML file (default paper/assets/html/) that opens offline."""
-    from kdgat.paper.bundle import BundleError, bundle_figures
+    from kdgat.io import DataError
+    from kdgat.paper.bundle import bundle_figures
 
     try:
         written = bundle_figures(paper, out)
-    except BundleError as err:
+    except DataError as err:  # BundleError, or kdgat.io's OutputError for a bad --out
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     for path in written:

@@ -9,7 +9,8 @@ BLF signature, the first non-blank line, and the extension.
 
 Bad input: with on_bad_line="error" the first bad line raises FrameError naming file and physical
 line; with "skip" bad lines are dropped and counted in the IngestReport. Timestamps must not go
-backwards within a file (skip mode drops each frame earlier than one before it). Remote and error
+backwards within a file (skip mode drops, of two frames out of order, the one out of order with more of
+its neighbours: formats_order). Remote and error
 frames carry no payload: they are dropped in both modes and counted as non_data. A file with no
 frame left, an empty file, or a file whose header or format cannot be read is an error in both modes.
 """
@@ -17,6 +18,7 @@ frame left, an empty file, or a file whose header or format cannot be read is an
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -314,14 +316,47 @@ def scan_dataset(root: str | Path) -> tuple[list[Path], list[Path]]:
     if not root.is_dir():
         raise FrameError(root, "not a folder")
     found: tuple[list[Path], list[Path]] = ([], [])
-    for p in root.rglob("*"):
+    for p in _files_under(root):
         rel = p.relative_to(root)
-        if not p.is_file() or any(part.startswith(".") for part in rel.parts):
-            continue
         if p.stem.lower().startswith(_DOC_STEMS) or rel.as_posix() == "manifest.json":
             continue
         found[inner_suffix(p) not in CAPTURE_SUFFIXES].append(p)
     return tuple(sorted(ps, key=lambda p: p.relative_to(root).as_posix()) for ps in found)  # type: ignore[return-value]
+
+
+def _files_under(root: Path) -> Iterator[Path]:
+    """The files under ``root`` (any depth, hidden entries left out), through links to folders too:
+    Path.rglob does not follow them, and a linked test folder was once dropped whole without a word.
+    Each real folder is read once, so a link back up the tree or a second link to a folder (which would
+    read its captures twice, maybe as training and as test) is an error naming the link; so is a link to
+    nothing, which is a capture the user meant to be there."""
+    seen, stack = {root.resolve(): root}, [root]  # real folder → the path it was first reached by
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as err:
+            raise FrameError(folder, f"cannot read: {err.strerror or err}") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():  # follows a link
+                real = entry.resolve()
+                if real in seen:
+                    link = entry if entry.is_symlink() else seen[real]  # the real folder is not to blame
+                    raise FrameError(
+                        link,
+                        f"links to {real}, a folder read already (a link back up the tree, or two paths "
+                        "to one folder): remove the link",
+                    )
+                seen[real] = entry
+                stack.append(entry)
+            elif entry.is_file():
+                yield entry
+            elif entry.is_symlink():
+                raise FrameError(
+                    entry, f"a broken link (to {os.readlink(entry)}): restore its target or remove it"
+                )
 
 
 def _check_options(fmt: str, on_bad_line: str) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from kdgat.data.formats_order import HOLD, Clock, judge
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, FrameError, conform
 
 MAX_EXAMPLES = 10
@@ -325,13 +326,13 @@ def finish(
 class Finisher:
     """``finish`` a file's candidates a part at a time (consecutive parts, in file order): each ``push``
     returns the frames decided so far, the same rows and counts as ``finish`` of the whole file. Only the
-    timestamp rule looks across rows: the last two candidates of a part wait for the next (a spike is judged
-    by the two frames after it), and the clock so far carries over."""
+    timestamp rule looks across rows: the last HOLD candidates of a part wait for the next (a frame is
+    judged by the frames on either side of it, formats_order), and the clock so far carries over."""
 
     def __init__(self, path: Path, on_bad_line: str, counts: FileCounts, source: str, unit: str = "line"):
         self.path, self.on_bad_line, self.unit = path, on_bad_line, unit
         self.counts, self.source = counts, source
-        self.order = _Clock()
+        self.order = Clock()
         self.pending: pl.DataFrame | None = None  # candidates not decided yet
         self.frames = 0
 
@@ -352,7 +353,7 @@ class Finisher:
             cand = cand.filter(pl.col("reason").is_null())
         if self.pending is not None:
             cand = pl.concat([self.pending, cand])
-        decided = cand.height if last else max(cand.height - 2, 0)
+        decided = cand.height if last else max(cand.height - HOLD, 0)
         self.pending = None if last else cand.slice(decided)
         cand = _drop_out_of_order(cand, path, on_bad_line, counts, unit, self.order, decided)
         self.frames += cand.height
@@ -380,82 +381,32 @@ def _error(path: Path, unit: str, line: int, reason: str) -> FrameError:
     return FrameError(path, message, at)
 
 
-@dataclass
-class _Clock:
-    """What the timestamp rule carries from one part of a file to the next."""
-
-    before: float = -np.inf  # the timestamp of the last candidate decided
-    latest: float = -np.inf  # the latest timestamp kept so far (spikes aside)
-    latest_line: int = 0  # where the clock reached it
-
-
-def _spikes(ts: np.ndarray, before: float = -np.inf) -> np.ndarray:
-    """Frames stamped later than the two frames after them while the frame before is not: a lone jump
-    forward (one frame far in the future), which a running-maximum rule would take as the clock and then
-    drop every good frame after it. Two neighbours swapped (1.2, 1.1, 1.3) are no jump: there the
-    earlier-stamped frame is the one dropped, as before. ``before``: the timestamp of the frame before
-    ``ts[0]``. The last two frames are never spikes."""
-    spike = np.zeros(ts.size, dtype=bool)
-    if ts.size < 3:
-        return spike
-    prev = np.r_[before, ts[:-3]]  # the frame before each of ts[:-2]
-    spike[:-2] = (ts[:-2] > ts[1:-1]) & (ts[:-2] > ts[2:]) & (prev <= ts[1:-1])
-    return spike
-
-
 def _drop_out_of_order(
     cand: pl.DataFrame,
     path: Path,
     on_bad_line: str,
     counts: FileCounts,
     unit: str,
-    clock: _Clock | None = None,
+    clock: Clock | None = None,
     decided: int | None = None,
 ) -> pl.DataFrame:
-    """Timestamps must not go backwards within a file. The bad frames are lone jumps forward (_spikes),
-    then each frame earlier than the latest one kept before it; skip mode drops them (so the result is
-    sorted and neither a glitch nor a single outlier reorders or removes real traffic). The first
-    ``decided`` candidates are judged (all by default), the rest only looked at; ``clock`` carries the
-    file's earlier parts and is moved on past the decided ones."""
-    clock = clock or _Clock()
+    """Timestamps must not go backwards within a file: the frames to blame (formats_order: a burst far in
+    the future or the past, not the good frames around it; then any frame earlier than one kept before
+    it) raise in error mode and are dropped in skip mode, so the result is sorted. The first ``decided``
+    candidates are judged (all by default), the rest only looked at; ``clock`` carries the file's earlier
+    parts and is moved on past the decided ones."""
+    clock = clock or Clock()
     decided = cand.height if decided is None else decided
     ts = cand["timestamp"].to_numpy()
     lines = cand["line"].to_numpy()
-    if not ((np.diff(ts) < 0).any() or (ts.size and ts[0] < clock.latest)):
-        bad = np.zeros(decided, dtype=bool)
-        spike = bad
-    else:
-        spike = _spikes(ts, clock.before)[:decided]
-        rest = np.flatnonzero(~spike)
-        latest = np.maximum.accumulate(np.r_[clock.latest, ts[rest]])
-        late = np.zeros(decided, dtype=bool)
-        late[rest] = ts[rest] < latest[:-1]
-        bad = spike | late
-    if bad.any():
-        first = int(np.argmax(bad))
-        if spike[first]:
-            what = f"timestamp {ts[first]:.6f} is later than the next frame's, {ts[first + 1]:.6f}"
-        else:  # where the clock had already reached a later time: this part, or the parts before it
-            prev = int(np.argmax(ts[:first])) if first else -1
-            at = (
-                (ts[prev], lines[prev])
-                if first and ts[prev] > clock.latest
-                else (clock.latest, clock.latest_line)
-            )
-            what = f"timestamp {ts[first]:.6f} is earlier than {at[0]:.6f} at {unit} {at[1]}"
-    kept = np.flatnonzero(~bad)
-    if decided:
-        clock.before = float(ts[decided - 1])
-    if kept.size and ts[kept].max() > clock.latest:
-        top = kept[np.argmax(ts[kept])]
-        clock.latest, clock.latest_line = float(ts[top]), int(lines[top])
+    bad, ahead, why = judge(ts, lines, clock, decided, unit)
     if not bad.any():
         return cand.head(decided)
     if on_bad_line == "error":
-        raise _error(path, unit, int(lines[first]), f"{what} (timestamps must not go backwards)")
+        raise _error(path, unit, int(lines[np.argmax(bad)]), f"{why} (timestamps must not go backwards)")
     for i in np.flatnonzero(bad)[:MAX_EXAMPLES]:
-        why = "jumps ahead of the frames after it" if spike[i] else "goes backwards"
-        counts.bad(path, *_where(unit, int(lines[i]), f"timestamp {ts[i]:.6f} {why}"))
+        what = "jumps ahead of the frames after it" if ahead[i] else "goes backwards"
+        counts.bad(path, *_where(unit, int(lines[i]), f"timestamp {ts[i]:.6f} {what}"))
     n_bad = int(bad.sum())
     counts.bad_lines += n_bad - min(n_bad, MAX_EXAMPLES)
     counts.out_of_order += n_bad

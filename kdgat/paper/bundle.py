@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from kdgat.dashboard import install
-from kdgat.io import DataError
+from kdgat.io import DataError, check_output
 
 
 @dataclass(frozen=True)
@@ -83,10 +83,12 @@ def bundle_figures(
 ) -> list[Path]:
     """One HTML file per figure of FIGURES in ``out`` (default paper/assets/html) from the tables in
     ``data`` (default paper/data, as the paper stage writes them)."""
+    out = out if out is not None else paper / "assets" / "html"
+    for fig in FIGURES:  # a bad --out (a file, or a folder where a page goes) fails before Node is asked
+        check_output(out / fig.module.replace(".js", ".html"))
     node = shutil.which("node")
     if node is None:
         raise BundleError("node not found: the figure bundles need Node.js 20 or later (docs/paper.md)")
-    out = out if out is not None else paper / "assets" / "html"
     data = data if data is not None else paper / "data"
     out.mkdir(parents=True, exist_ok=True)
     install(paper.resolve().parent / "dashboard")  # esbuild and Plot, from the dashboard's lock file
