@@ -29,11 +29,6 @@ export function missing(table, dataset) {
   </div>`;
 }
 
-// Datasets present in a table, sorted; the selector every page starts with.
-export function datasetsOf(records) {
-  return [...new Set(records.map((d) => d.dataset))].sort();
-}
-
 // A chart's width with a floor: a render while the page is still being laid out (a transient narrow
 // width, seen in CI under load) would otherwise draw bars of negative width.
 export const chartWidth = (width, floor = 320) => Math.max(width, floor);
