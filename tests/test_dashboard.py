@@ -23,7 +23,7 @@ from support.apt import ensure_packages
 from support.dashboard_site import CHROMIUM_PACKAGES, WorkerSite, missing_chromium
 from support.tiny_project import copy_dashboard, run_in, study_repo
 
-from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES
+from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES, visit
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "dashboard" / "screenshots"
@@ -242,6 +242,14 @@ def test_a_dataset_lacking_a_table_gets_its_notice(site: WorkerSite, browser: An
     SHOTS.mkdir(parents=True, exist_ok=True)
     visit.page.screenshot(path=str(SHOTS / f"{path.strip('/')}-missing.png"), full_page=True)
     visit.page.close()
+
+
+def test_bench_counts_what_duckdbs_worker_downloads(site: WorkerSite, browser: Any) -> None:
+    """`make bench-dashboard`'s bytes include the wasm DuckDB's web worker fetches, on DuckDB's pages only."""
+    _, total, wasm = visit(browser, site.url("/leaderboard"))
+    assert wasm > 1_000_000 and total > wasm  # the compressed duckdb-eh.wasm, and the page's own files
+    _, total, wasm = visit(browser, site.url("/"))
+    assert wasm == 0 and total > 0
 
 
 def test_alpha_histogram_counts_every_graph(site: WorkerSite, browser: Any, study: Path) -> None:
