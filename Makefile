@@ -112,7 +112,8 @@ $(NODE_MODULES): dashboard/package-lock.json
 dashboard: $(STAMP) ## build the dashboard (dvc repro dashboard): dashboard/dist from results/
 	$(BIN)/dvc repro dashboard
 
-preview: dashboard ## serve the built dashboard locally through its Worker and a local R2 bucket (port 8787)
+# node_modules too: `dvc repro dashboard` installs them only when it rebuilds, and wrangler comes from there
+preview: $(NODE_MODULES) dashboard ## serve the built dashboard locally through its Worker and a local R2 bucket (port 8787)
 	cd dashboard && node scripts/local-r2.js ../results
 	$(WRANGLER) dev --port $(or $(PORT),8787) --persist-to .wrangler/state
 
@@ -147,7 +148,7 @@ paper: $(STAMP) $(NODE_MODULES) ## the paper: dvc repro paper, kdgat paper check
 	@command -v quarto >/dev/null || { echo "make paper: $(QUARTO_HELP)" >&2; exit 2; }
 	quarto render paper
 
-bench-dashboard: ## time to first chart and bytes per page of the served dashboard (URL=..., default make preview's)
+bench-dashboard: $(STAMP) ## time to first chart and bytes per page of the served dashboard (URL=..., default make preview's)
 	$(BIN)/python -m kdgat.bench.dashboard --url $(or $(URL),http://localhost:8787) --out bench/dashboard.json
 
 clean: ## remove the environment and caches (keeps data/ and the DVC cache)

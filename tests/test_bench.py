@@ -17,6 +17,9 @@ import torch
 import yaml
 from support.tiny_project import TINY_GAT, TINY_VGAE, study_params
 
+from kdgat.bench.dashboard import PAGES as DASHBOARD_PAGES
+from kdgat.bench.dashboard import TITLES as DASHBOARD_TITLES
+from kdgat.bench.dashboard import table as dashboard_table
 from kdgat.bench.gpu import table as gpu_table
 from kdgat.bench.models import (
     INFER_MODELS,
@@ -254,3 +257,25 @@ def test_benchmark_doc_and_readme_quote_the_cpu_record(repo_root: Path) -> None:
     assert f"{student['p50_ms']:.3f} ms per window (p50)" in readme
     assert f"{edge['detect_1_core']['frames_per_cpu_s']:,.0f} frames per CPU-second" in readme
     assert f"{live['p50_ms']:.2f} ms after the window's last frame" in readme
+
+
+def test_dashboard_doc_and_readme_quote_the_dashboard_record(repo_root: Path) -> None:
+    """docs/dashboard.md shows bench/dashboard.json (`make bench-dashboard`) as its table, with the date,
+    repeats and load average of that measurement, and the README's Dashboard table has each page's figures
+    from the same record."""
+    record = json.loads((repo_root / "bench" / "dashboard.json").read_text())
+    assert list(record["pages"]) == DASHBOARD_PAGES
+    doc = (repo_root / "docs" / "dashboard.md").read_text()
+    assert dashboard_table(record) in doc
+    before, after = record["load_average"]
+    assert f"Measured on {record['date']} (median of {record['repeats']} visits" in doc
+    assert f"load average {before} before, {after} after" in doc
+    readme = (repo_root / "README.md").read_text()
+    assert f"`make bench-dashboard` on {record['date']}, median of {record['repeats']}" in readme
+    assert f"at load {before}–{after}" in readme
+    wasm = {round(r["mb_duckdb_wasm"], 1) for r in record["pages"].values() if r["mb_duckdb_wasm"]}
+    assert len(wasm) == 1 and f"include its {wasm.pop():.1f} MB wasm" in readme
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in readme.splitlines() if line.startswith("| ")}
+    for path, r in record["pages"].items():
+        row = rows[DASHBOARD_TITLES[path]]
+        assert row.endswith(f"| {r['first_chart_s']:.1f} s | {r['mb_transferred']:.1f} MB |"), row

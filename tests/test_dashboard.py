@@ -23,7 +23,7 @@ from support.apt import ensure_packages
 from support.dashboard_site import CHROMIUM_PACKAGES, WorkerSite, missing_chromium
 from support.tiny_project import copy_dashboard, run_in, study_repo
 
-from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES
+from kdgat.bench.dashboard import CHROMIUM, CHROMIUM_FLAGS, PAGES, visit
 
 REPO = Path(__file__).resolve().parents[1]
 SHOTS = REPO / "dashboard" / "screenshots"
@@ -36,6 +36,7 @@ TINY: dict[str, dict] = {
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 LITE = "synth_lite"  # the second dataset (lite_dataset)
+LITE_LACKS = "attention"  # a table lite_dataset leaves out: the pages reading it must say so for LITE
 # Per page, the selectors besides the dataset (by label): each must change what is drawn. The Leaderboard's
 # scenario has its own test; the Overview and KD transfer pages have only the dataset selector.
 SELECTORS = {
@@ -73,9 +74,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def lite_dataset(results: Path) -> None:
     """results/LITE: synth's tables without the plain students (`*_small`), a second dataset whose pages
-    differ from synth's, for the dataset selectors."""
+    differ from synth's, for the dataset selectors; and without the LITE_LACKS table, as results from
+    before that table was written are."""
     (results / LITE).mkdir(exist_ok=True)
     for table in (results / "synth").glob("*.parquet"):
+        if table.stem == LITE_LACKS:
+            continue
         df = pl.read_parquet(table).with_columns(pl.lit(LITE).alias("dataset"))
         if "model" in df.columns:
             df = df.filter(~pl.col("model").str.ends_with("_small"))
@@ -215,6 +219,37 @@ def test_dataset_selector_changes_what_is_drawn(site: WorkerSite, browser: Any, 
     visit.settle()
     assert _drawn(visit) != before and visit.errors == []
     visit.page.close()
+
+
+@pytest.mark.parametrize("path", ["/attention", "/can-bus-graph"])
+def test_a_dataset_lacking_a_table_gets_its_notice(site: WorkerSite, browser: Any, path: str) -> None:
+    """LITE has no attention table: the page still lists it and, chosen, says which table is missing
+    instead of drawing an empty frame."""
+    visit = Visit(browser, site.url(path))
+    select = (
+        visit.page.locator("#observablehq-main form")
+        .filter(has=visit.page.get_by_text("Dataset", exact=True))
+        .locator("select")
+    )
+    assert select.locator("option").all_inner_texts() == ["synth", LITE]
+    assert visit.page.locator("[data-missing]").count() == 0
+    select.select_option(label=LITE)
+    visit.settle()
+    notice = visit.page.locator(f"[data-missing='{LITE_LACKS}']")
+    assert notice.count() == 1 and LITE in notice.inner_text()
+    assert visit.marks() == [] and visit.errors == []  # no chart left from synth
+    assert visit.page.locator(".observablehq--error").count() == 0
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    visit.page.screenshot(path=str(SHOTS / f"{path.strip('/')}-missing.png"), full_page=True)
+    visit.page.close()
+
+
+def test_bench_counts_what_duckdbs_worker_downloads(site: WorkerSite, browser: Any) -> None:
+    """`make bench-dashboard`'s bytes include the wasm DuckDB's web worker fetches, on DuckDB's pages only."""
+    _, total, wasm = visit(browser, site.url("/leaderboard"))
+    assert wasm > 1_000_000 and total > wasm  # the compressed duckdb-eh.wasm, and the page's own files
+    _, total, wasm = visit(browser, site.url("/"))
+    assert wasm == 0 and total > 0
 
 
 def test_alpha_histogram_counts_every_graph(site: WorkerSite, browser: Any, study: Path) -> None:

@@ -25,6 +25,10 @@ export function typeColors(points) {
   return {domain: ["none", ...types], range: ["#8a8a8a", ...types.map((_, i) => TABLEAU[i % TABLEAU.length])]};
 }
 
+// One colour per model family wherever a chart shows families (the paper's figures and every dashboard
+// page), so a family reads the same from one chart to the next.
+export const FAMILY_COLORS = {domain: ["vgae", "gat", "fusion"], range: ["#6cc5b0", "#4e79a7", "#efb118"]};
+
 // The teacher and its two students, named as the text names them.
 export const VARIANT_NAMES = {large: "teacher", small_kd: "student (KD)", small: "student alone"};
 export const VARIANT_COLORS = {domain: Object.values(VARIANT_NAMES), range: ["#e15759", "#4e79a7", "#59a14f"]};

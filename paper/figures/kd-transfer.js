@@ -1,6 +1,6 @@
 // KD transfer: per model family and test scenario, a student's F1 against its teacher's (rows of the
 // kd_transfer view, kdgat/results/views.py). On the diagonal the student matches its teacher.
-import {choice, unique} from "./common.js";
+import {FAMILY_COLORS, choice, unique} from "./common.js";
 
 const STUDENTS = {"distilled (small_kd)": "f1_small_kd", "trained alone (small)": "f1_small"};
 
@@ -23,7 +23,7 @@ export const figure = {
       width: Math.min(width, 720), height: Math.min(width, 720) * 0.8, grid: true, inset: 10,
       x: {domain: [0, 1], label: "teacher F1 (large)"},
       y: {domain: [0, 1], label: `student F1, ${student}`},
-      color: {legend: true, label: "family", domain: ["vgae", "gat", "fusion"]},
+      color: {legend: true, label: "family", ...FAMILY_COLORS},
       symbol: {legend: true, label: "scenario", domain: scenarios},
       marks: [
         Plot.line([[0, 0], [1, 1]], {stroke: "currentColor", strokeOpacity: 0.3, strokeDasharray: "4,4"}),

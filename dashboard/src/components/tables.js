@@ -1,6 +1,8 @@
 // Helpers every page shares: results rows as plain objects, the notice for a missing table, a chart width
-// with a floor, and the number format of `kdgat results` (kdgat/results/views.py render: floats to 3 decimals, "—" for null).
+// with a floor, room for axis labels, the family colours, and the number format of `kdgat results` (kdgat/results/views.py render: floats to 3 decimals, "—" for null).
 import {html} from "npm:htl";
+
+export {FAMILY_COLORS} from "../figures/common.js";
 
 // Arrow rows → plain objects; int64 columns arrive as BigInt, which Plot and Inputs cannot scale.
 export function rows(table) {
@@ -29,11 +31,29 @@ export function missing(table, dataset) {
   </div>`;
 }
 
-// Datasets present in a table, sorted; the selector every page starts with.
-export function datasetsOf(records) {
-  return [...new Set(records.map((d) => d.dataset))].sort();
-}
-
 // A chart's width with a floor: a render while the page is still being laid out (a transient narrow
 // width, seen in CI under load) would otherwise draw bars of negative width.
 export const chartWidth = (width, floor = 320) => Math.max(width, floor);
+
+// Plot writes tick labels in a 10 px sans-serif; these names (lowercase, digits, "_") run under 6.2 px a
+// character. Margins sized from the labels keep the longest one inside the chart, where Plot's fixed
+// defaults cut names such as "test_unknown_both_calibrated".
+const CHAR_PX = 6.2;
+const longest = (labels) => Math.max(0, ...[...labels].map((l) => String(l).length));
+
+// A margin that holds the longest of `labels` beside a vertical axis (or under one turned 90°), plus the tick.
+export const labelRoom = (labels, pad = 14) => Math.ceil(pad + CHAR_PX * longest(labels));
+
+// Tick labels of a horizontal band axis (one band per label over `span` px) that never overlap: level
+// where the longest fits its band, broken after each "_" where the longest part does, else turned 90°.
+// Returns the axis options and the bottom margin they need.
+export function bandAxis(labels, span) {
+  const band = span / Math.max(1, labels.length);
+  const parts = labels.map((l) => String(l).split("_").map((p, i, all) => (i < all.length - 1 ? `${p}_` : p)));
+  if (band >= CHAR_PX * longest(labels) + 8) return {axis: {}, marginBottom: 30};
+  if (band >= CHAR_PX * longest(parts.flat()) + 8) {
+    const lines = Math.max(...parts.map((p) => p.length));
+    return {axis: {tickFormat: (l) => String(l).replaceAll("_", "_\n")}, marginBottom: 18 + 12 * lines};
+  }
+  return {axis: {tickRotate: -90}, marginBottom: labelRoom(labels, 16)};
+}
