@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from kdgat.cli.errors import fail
+
 
 def hpo(
     model: Annotated[
@@ -63,8 +65,7 @@ def hpo(
             worker_offset=offset,
         )
     except (HPOError, KeyError, FileNotFoundError) as err:
-        typer.secho(f"error: {err.args[0] if err.args else err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(err.args[0] if err.args else str(err))
     states = ", ".join(f"{n} {s}" for s, n in summary["states"].items() if n)
     typer.echo(f"study {name}: {states}; storage {job.storage}")
     typer.echo(f"best: trial {summary['best_trial']}, {chosen} = {summary['best_value']:.6g}")

@@ -10,6 +10,7 @@ import typer
 import yaml
 from pydantic import ValidationError
 
+from kdgat.cli.errors import fail
 from kdgat.config import (
     CHECKOUT_PARAMS,
     LaunchParams,
@@ -77,8 +78,7 @@ def launch(
     try:
         status = launch_dag(Path.cwd(), name, settings, targets or [], dry_run=dry_run, jobs=jobs)
     except DvcException as err:  # no DVC project here, unknown target, another dvc holding the lock
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(str(err))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     raise typer.Exit(status)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from kdgat.cli.errors import fail
+
 paper_app = typer.Typer(
     help="The paper (paper/): check its sources, build its figures as self-contained HTML.",
     no_args_is_help=True,
@@ -41,7 +43,6 @@ def bundle(
     try:
         written = bundle_figures(paper, out)
     except DataError as err:  # BundleError, or kdgat.io's OutputError for a bad --out
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(str(err))
     for path in written:
         typer.echo(f"{path} ({path.stat().st_size / 1024:.0f} KiB)")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from kdgat.cli.errors import fail
+
 
 def publish(
     dry_run: Annotated[
@@ -43,13 +45,11 @@ def publish(
 
     if dry_run and yes:
         # both given is a mistake either way round: refuse rather than guess which the caller meant
-        typer.secho("error: --dry-run and --yes contradict each other: give one", fg="red", err=True)
-        raise typer.Exit(2)
+        fail("--dry-run and --yes contradict each other: give one")
     services = only or list(SERVICES)
     bad = [s for s in services if s not in SERVICES]
     if bad:
-        typer.secho(f"error: --only {bad[0]!r}: expected one of {', '.join(SERVICES)}", fg="red", err=True)
-        raise typer.Exit(2)
+        fail(f"--only {bad[0]!r}: expected one of {', '.join(SERVICES)}")
     services = [s for s in SERVICES if s in services]
     params = load_params(root / "params.yaml")
     secrets = [secret(t, root) for t in TOKENS.values()]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal
 
 import typer
+
+from kdgat.cli.errors import fail
 
 remote_app = typer.Typer(
     help="The DVC remote (Cloudflare R2, S3 API): configure it in .dvc/config.local, check it answers.",
@@ -14,11 +16,6 @@ remote_app = typer.Typer(
 
 RootOpt = Annotated[Path, typer.Option("--root", help="Project folder holding .dvc/.")]
 JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", help="Parallel transfers (default: DVC's).")]
-
-
-def _error(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @remote_app.command()
@@ -37,7 +34,7 @@ def setup(
     try:
         path = configure(root, bucket=bucket, account=account, endpoint=endpoint)
     except RemoteError as err:
-        _error(str(err))
+        fail(str(err))
     typer.echo(f"wrote {path}")
 
 
@@ -50,7 +47,7 @@ def check(root: RootOpt = Path(".")) -> None:
     try:
         remote = check_remote(root)
     except RemoteError as err:
-        _error(str(err))
+        fail(str(err))
     typer.echo(f"remote {remote.name!r}: {remote.url} at {remote.endpoint} answers")
 
 
@@ -72,4 +69,4 @@ def _transfer(root: Path, direction: Literal["push", "pull"], jobs: int | None) 
     try:
         transfer(root, direction, jobs)
     except RemoteError as err:
-        _error(str(err))
+        fail(str(err))

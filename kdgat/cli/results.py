@@ -9,6 +9,8 @@ from typing import Annotated
 import polars as pl
 import typer
 
+from kdgat.cli.errors import fail
+
 results_app = typer.Typer(
     help="Query the results tables in results/ (Parquet, via DuckDB); schema in docs/results.md.",
     no_args_is_help=True,
@@ -26,8 +28,7 @@ def _print(build: Callable[[], pl.DataFrame]) -> None:
         df = build()
     except (ResultsMissingError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) else str(err)
-        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(message)
     typer.echo(render(df))
 
 

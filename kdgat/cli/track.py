@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from kdgat.cli.errors import fail
 
 track_app = typer.Typer(
     help="W&B runs of the pipeline stages, kept in wandb/: list them, upload the offline ones.",
@@ -13,11 +15,6 @@ track_app = typer.Typer(
 )
 
 RootOpt = Annotated[Path, typer.Option("--root", help="Project folder holding wandb/ and params.yaml.")]
-
-
-def _error(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @track_app.command("list")
@@ -29,7 +26,7 @@ def list_runs(root: RootOpt = Path(".")) -> None:
     try:
         runs = local_runs(root)
     except TrackingError as err:
-        _error(str(err))
+        fail(str(err))
     if not runs:
         typer.echo(f"no W&B runs in {root / 'wandb'}")
     for r in runs:
@@ -51,7 +48,7 @@ def sync(
     try:
         done, output = sync_runs(root, tracking, dry_run=dry_run)
     except TrackingError as err:
-        _error(str(err))
+        fail(str(err))
     if output:
         typer.echo(output)
     typer.echo(f"{'would upload' if dry_run else 'uploaded'} {len(done)} offline run(s)")
