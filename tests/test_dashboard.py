@@ -31,17 +31,19 @@ SHOTS = REPO / "dashboard" / "screenshots"
 pytestmark = [pytest.mark.system, pytest.mark.timeout(2400)]
 TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
-    "train": {"max_epochs": 1, "patience": 1, "warmup_epochs": 0},
+    # two epochs, so the Training curves' "Up to epoch" slider has two values to choose between
+    "train": {"max_epochs": 2, "patience": 2, "warmup_epochs": 0},
     "fusion": {"epochs": 2},
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 LITE = "synth_lite"  # the second dataset (lite_dataset)
 LITE_LACKS = "attention"  # a table lite_dataset leaves out: the pages reading it must say so for LITE
-# Per page, the selectors besides the dataset (by label): each must change what is drawn. The Leaderboard's
-# scenario has its own test; the Overview and KD transfer pages have only the dataset selector.
+# Per page, every selector besides the dataset (by label): each must change what is drawn. The Overview and
+# KD transfer pages have only the dataset selector; the Dataset comparison page shows every dataset.
 SELECTORS = {
+    "/leaderboard": ["Scenario"],
     "/dataset-comparison": ["Scenario"],
-    "/training-curves": ["Model", "Quantities"],
+    "/training-curves": ["Model", "Quantities", "Family", "Quantity", "Up to epoch"],
     "/timeline": ["Families"],
     "/dqn-policy": ["Fusion model", "Split"],
     "/vgae-latent": ["Model", "Colour by"],
@@ -174,7 +176,7 @@ def _drawn(visit: Visit) -> str:
 
 def _change(visit: Visit, label: str) -> None:
     """Pick another value of the input labelled ``label``: the next option of a select, an unchosen radio
-    button, the first checkbox ticked (unticked)."""
+    button, the first checkbox ticked (unticked), a slider's other end."""
     form = visit.page.locator("#observablehq-main form").filter(has=visit.page.get_by_text(label, exact=True))
     assert form.count() == 1, f"no single input labelled {label!r}"
     select = form.locator("select")
@@ -184,6 +186,16 @@ def _change(visit: Visit, label: str) -> None:
         select.select_option(index=(now + 1) % n)
     elif form.locator("input[type=radio]").count():
         form.locator("input[type=radio]:not(:checked)").first.check()
+    elif form.locator("input[type=range]").count():
+        moved = form.locator("input[type=range]").evaluate(
+            """(r) => {
+                const was = r.value;
+                r.value = r.value === r.min ? r.max : r.min;
+                r.dispatchEvent(new Event("input", {bubbles: true}));
+                return r.value !== was;
+            }"""
+        )
+        assert moved, f"{label}: one value only"
     else:
         form.locator("input[type=checkbox]:checked").first.uncheck()
     visit.settle()
