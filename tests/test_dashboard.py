@@ -173,6 +173,10 @@ def test_page_loads_clean_and_draws(site: WorkerSite, browser: Any, path: str) -
     assert visit.errors == [] and visit.failed == []
     assert visit.page.locator(".observablehq--error").count() == 0
     assert visit.page.locator("[data-missing]").count() == 0  # every table this page reads is there
+    # every selector on the page is one the selector tests below change
+    labels = visit.page.locator("#observablehq-main form > label").all_inner_texts()
+    tested = (["Dataset"] if path in DATASET_PAGES else []) + SELECTORS.get(path, [])
+    assert sorted(labels) == sorted(tested), f"{path}: selectors {labels}, tested {tested}"
     marks = visit.marks()
     assert marks and all(n > 0 for n in marks), f"charts with no marks: {marks}"
     # Only pages that query with DuckDB download its wasm
