@@ -31,17 +31,19 @@ SHOTS = REPO / "dashboard" / "screenshots"
 pytestmark = [pytest.mark.system, pytest.mark.timeout(2400)]
 TINY: dict[str, dict] = {
     "synth": {"minutes": 0.5, "vehicles": 2},
-    "train": {"max_epochs": 1, "patience": 1, "warmup_epochs": 0},
+    # two epochs, so the Training curves' "Up to epoch" slider has two values to choose between
+    "train": {"max_epochs": 2, "patience": 2, "warmup_epochs": 0},
     "fusion": {"epochs": 2},
 }
 DUCKDB_PAGES = {"/leaderboard", "/kd-transfer"}
 LITE = "synth_lite"  # the second dataset (lite_dataset)
 LITE_LACKS = "attention"  # a table lite_dataset leaves out: the pages reading it must say so for LITE
-# Per page, the selectors besides the dataset (by label): each must change what is drawn. The Leaderboard's
-# scenario has its own test; the Overview and KD transfer pages have only the dataset selector.
+# Per page, every selector besides the dataset (by label): each must change what is drawn. The Overview and
+# KD transfer pages have only the dataset selector; the Dataset comparison page shows every dataset.
 SELECTORS = {
+    "/leaderboard": ["Scenario"],
     "/dataset-comparison": ["Scenario"],
-    "/training-curves": ["Model", "Quantities"],
+    "/training-curves": ["Model", "Quantities", "Family", "Quantity", "Up to epoch"],
     "/timeline": ["Families"],
     "/dqn-policy": ["Fusion model", "Split"],
     "/vgae-latent": ["Model", "Colour by"],
@@ -49,8 +51,20 @@ SELECTORS = {
     "/attention": ["Model", "Graph", "Layer", "Head"],
     "/can-bus-graph": ["Window"],
 }
-# Pages whose drawing the second dataset changes (it lacks three models)
-DATASET_PAGES = ["/", "/leaderboard", "/kd-transfer", "/training-curves", "/timeline"]
+# The pages with a dataset selector: choosing LITE must change what is drawn, or, where LITE lacks the
+# page's table (the value), draw that table's notice instead
+DATASET_PAGES: dict[str, str | None] = {
+    "/": None,
+    "/leaderboard": None,
+    "/kd-transfer": None,
+    "/training-curves": None,
+    "/timeline": None,
+    "/dqn-policy": None,
+    "/vgae-latent": None,
+    "/gat-state-space": None,
+    "/attention": LITE_LACKS,
+    "/can-bus-graph": LITE_LACKS,
+}
 # Plot's mark groups that are scaffolding, not data
 CHART = "#observablehq-main svg g[aria-label]"
 SCAFFOLD = re.compile(r"axis|grid|frame|rule|tick")
@@ -73,9 +87,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def lite_dataset(results: Path) -> None:
-    """results/LITE: synth's tables without the plain students (`*_small`), a second dataset whose pages
-    differ from synth's, for the dataset selectors; and without the LITE_LACKS table, as results from
-    before that table was written are."""
+    """results/LITE: synth's tables without the plain students (`*_small`) and, per graph, only the even
+    graphs (`index`), a second dataset whose every page differs from synth's, for the dataset selectors;
+    and without the LITE_LACKS table, as results from before that table was written are."""
     (results / LITE).mkdir(exist_ok=True)
     for table in (results / "synth").glob("*.parquet"):
         if table.stem == LITE_LACKS:
@@ -83,6 +97,8 @@ def lite_dataset(results: Path) -> None:
         df = pl.read_parquet(table).with_columns(pl.lit(LITE).alias("dataset"))
         if "model" in df.columns:
             df = df.filter(~pl.col("model").str.ends_with("_small"))
+        if "index" in df.columns:
+            df = df.filter(pl.col("index") % 2 == 0)
         df.write_parquet(results / LITE / table.name)
 
 
@@ -157,6 +173,10 @@ def test_page_loads_clean_and_draws(site: WorkerSite, browser: Any, path: str) -
     assert visit.errors == [] and visit.failed == []
     assert visit.page.locator(".observablehq--error").count() == 0
     assert visit.page.locator("[data-missing]").count() == 0  # every table this page reads is there
+    # every selector on the page is one the selector tests below change
+    labels = visit.page.locator("#observablehq-main form > label").all_inner_texts()
+    tested = (["Dataset"] if path in DATASET_PAGES else []) + SELECTORS.get(path, [])
+    assert sorted(labels) == sorted(tested), f"{path}: selectors {labels}, tested {tested}"
     marks = visit.marks()
     assert marks and all(n > 0 for n in marks), f"charts with no marks: {marks}"
     # Only pages that query with DuckDB download its wasm
@@ -174,7 +194,7 @@ def _drawn(visit: Visit) -> str:
 
 def _change(visit: Visit, label: str) -> None:
     """Pick another value of the input labelled ``label``: the next option of a select, an unchosen radio
-    button, the first checkbox ticked (unticked)."""
+    button, the first checkbox ticked (unticked), a slider's other end."""
     form = visit.page.locator("#observablehq-main form").filter(has=visit.page.get_by_text(label, exact=True))
     assert form.count() == 1, f"no single input labelled {label!r}"
     select = form.locator("select")
@@ -184,6 +204,16 @@ def _change(visit: Visit, label: str) -> None:
         select.select_option(index=(now + 1) % n)
     elif form.locator("input[type=radio]").count():
         form.locator("input[type=radio]:not(:checked)").first.check()
+    elif form.locator("input[type=range]").count():
+        moved = form.locator("input[type=range]").evaluate(
+            """(r) => {
+                const was = r.value;
+                r.value = r.value === r.min ? r.max : r.min;
+                r.dispatchEvent(new Event("input", {bubbles: true}));
+                return r.value !== was;
+            }"""
+        )
+        assert moved, f"{label}: one value only"
     else:
         form.locator("input[type=checkbox]:checked").first.uncheck()
     visit.settle()
@@ -205,37 +235,36 @@ def test_selectors_change_what_is_drawn(site: WorkerSite, browser: Any, path: st
     visit.page.close()
 
 
-@pytest.mark.parametrize("path", DATASET_PAGES)
-def test_dataset_selector_changes_what_is_drawn(site: WorkerSite, browser: Any, path: str) -> None:
-    visit = Visit(browser, site.url(path))
+def _choose_lite(visit: Visit) -> None:
     select = (
         visit.page.locator("#observablehq-main form")
         .filter(has=visit.page.get_by_text("Dataset", exact=True))
         .locator("select")
     )
     assert select.locator("option").all_inner_texts() == ["synth", LITE]
-    before = _drawn(visit)
     select.select_option(label=LITE)
     visit.settle()
-    assert _drawn(visit) != before and visit.errors == []
+
+
+@pytest.mark.parametrize("path", [p for p, lacks in DATASET_PAGES.items() if lacks is None])
+def test_dataset_selector_changes_what_is_drawn(site: WorkerSite, browser: Any, path: str) -> None:
+    visit = Visit(browser, site.url(path))
+    before = _drawn(visit)
+    _choose_lite(visit)
+    assert visit.page.locator("[data-missing]").count() == 0
+    assert _drawn(visit) != before, f"{path}: choosing {LITE} drew the same"
+    assert visit.errors == [] and visit.page.locator(".observablehq--error").count() == 0
     visit.page.close()
 
 
-@pytest.mark.parametrize("path", ["/attention", "/can-bus-graph"])
+@pytest.mark.parametrize("path", [p for p, lacks in DATASET_PAGES.items() if lacks is not None])
 def test_a_dataset_lacking_a_table_gets_its_notice(site: WorkerSite, browser: Any, path: str) -> None:
     """LITE has no attention table: the page still lists it and, chosen, says which table is missing
     instead of drawing an empty frame."""
     visit = Visit(browser, site.url(path))
-    select = (
-        visit.page.locator("#observablehq-main form")
-        .filter(has=visit.page.get_by_text("Dataset", exact=True))
-        .locator("select")
-    )
-    assert select.locator("option").all_inner_texts() == ["synth", LITE]
     assert visit.page.locator("[data-missing]").count() == 0
-    select.select_option(label=LITE)
-    visit.settle()
-    notice = visit.page.locator(f"[data-missing='{LITE_LACKS}']")
+    _choose_lite(visit)
+    notice = visit.page.locator(f"[data-missing='{DATASET_PAGES[path]}']")
     assert notice.count() == 1 and LITE in notice.inner_text()
     assert visit.marks() == [] and visit.errors == []  # no chart left from synth
     assert visit.page.locator(".observablehq--error").count() == 0
