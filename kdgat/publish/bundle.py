@@ -135,9 +135,7 @@ def _records(paths: Paths, models: list[str]) -> tuple[dict[str, list[str]], dic
 def build_dataset(dataset: str, params: Params, release: Release, root: Path, dest: Path) -> None:
     """One dataset's folder of the bundle at ``dest`` (replaced whole, atomically)."""
     paths, publish = Paths(dataset, root), params.publish
-    if not paths.metrics.is_file():
-        raise ReleaseError(f"{paths.metrics}: missing; run the study first (`make run`)")
-    metrics = json.loads(paths.metrics.read_text())
+    metrics = _study_json(paths.metrics)
     unseen, fusions = _records(paths, publish.models)
     repo_id = publish.hub.repo.format(dataset=dataset)
     stamp = {"dataset": dataset, "version": release.version, "git_commit": release.git_commit or "unknown"}
