@@ -78,11 +78,16 @@ class WindowParams(_Strict):
     # node features of the expected IDs a window lacks (kdgat/data/features.absence_features): expected
     # from each known vehicle's training traffic, the unseen one's calibration traffic (its ID alignment)
     absent_ids: bool
+    # node feature of how far an ID's bytes lie outside their levels in the vehicle's other training
+    # captures (kdgat/data/ranges.py); it reads the vehicle profiles of absent_ids
+    byte_ranges: bool
 
     @model_validator(mode="after")
     def _stride_fits(self) -> WindowParams:
         if self.stride > self.size:
             raise ValueError(f"stride ({self.stride}) must not exceed size ({self.size})")
+        if self.byte_ranges and not self.absent_ids:
+            raise ValueError("byte_ranges needs absent_ids: true (it reads the same vehicle profiles)")
         return self
 
 

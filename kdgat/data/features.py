@@ -32,6 +32,10 @@ NODE_FEATURES = [
     "out_degree",
     "dlc_mean",
 ]
+# With windows.byte_ranges: how far the node's bytes lie outside its ID's levels in reference traffic
+RANGE_FEATURES = [
+    "range_excess",  # the largest distance (byte values) of a byte mean outside the ID's reference range
+]
 # With windows.absent_ids: what the window lacks of its vehicle's steady traffic (absence_features)
 ABSENCE_FEATURES = [
     "absent_expected",  # expected IDs (period ≤ window duration / EXPECT_FRAMES) absent from the window
@@ -200,6 +204,50 @@ def expected_periods(profiles: list[tuple[np.ndarray, np.ndarray]], n_vocab: int
     return out
 
 
+def range_features(
+    n_nodes: np.ndarray,
+    node_vocab: np.ndarray,
+    byte_mean: np.ndarray,
+    ranges: np.ndarray,
+    profile: np.ndarray,
+) -> np.ndarray:
+    """[N, 1] RANGE_FEATURES: how far each node's byte means [N, 8] lie outside its slot's ranges in the
+    window's vehicle profile (``profile`` [W], window_profiles); ``ranges`` [P, V, 2, 8] holds each
+    profile's lowest and highest value of every byte per vocabulary slot (kdgat/data/ranges.py)."""
+    graph = np.repeat(np.arange(len(n_nodes)), n_nodes)
+    bounds = ranges[profile[graph], node_vocab]  # [N, 2, 8]
+    excess = np.maximum(bounds[:, 0] - byte_mean, byte_mean - bounds[:, 1])
+    return np.maximum(excess.max(axis=1), 0.0)[:, None].astype(np.float32)
+
+
+def window_profiles(
+    n_nodes: np.ndarray, node_vocab: np.ndarray, duration: np.ndarray, expected: np.ndarray
+) -> np.ndarray:
+    """[W] the vehicle profile that best explains each window: fewest of its IDs outside the profile, then
+    fewest expected IDs absent (``expected`` = expected_periods(...) [P, V])."""
+    return _profile_fit(n_nodes, node_vocab, duration, expected)[0]
+
+
+def _profile_fit(
+    n_nodes: np.ndarray, node_vocab: np.ndarray, duration: np.ndarray, expected: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """window_profiles, and per window and profile the frames each slot should send [W, P, V], which
+    expected slots are absent [W, P, V] and how many [W, P]."""
+    W = len(n_nodes)
+    P, V = expected.shape
+    graph = np.repeat(np.arange(W), n_nodes)
+    present = np.zeros((W, V), dtype=bool)
+    present[graph, node_vocab] = True
+    present[:, UNKNOWN] = False
+    member = np.isfinite(expected)  # [P, V]
+    outside = present.astype(np.float32) @ (~member).T.astype(np.float32)  # [W, P] IDs it cannot explain
+    due = duration[:, None, None] / expected[None]  # [W, P, V] frames each slot should send; 0 off-profile
+    absent = (due >= EXPECT_FRAMES) & ~present[:, None, :]
+    n_absent = absent.sum(axis=2)  # [W, P]
+    profile = np.lexsort((n_absent, outside), axis=-1)[:, 0] if P > 1 else np.zeros(W, dtype=np.int64)
+    return profile, due, absent, n_absent
+
+
 def absence_features(
     n_nodes: np.ndarray,
     node_vocab: np.ndarray,
@@ -220,17 +268,8 @@ def absence_features(
     out = np.zeros((N, len(ABSENCE_FEATURES)), dtype=np.float32)
     if W == 0 or len(expected) == 0:
         return out
-    P, V = expected.shape
+    profile, due, absent, n_absent = _profile_fit(n_nodes, node_vocab, duration, expected)
     graph = np.repeat(np.arange(W), n_nodes)
-    present = np.zeros((W, V), dtype=bool)
-    present[graph, node_vocab] = True
-    present[:, UNKNOWN] = False
-    member = np.isfinite(expected)  # [P, V]
-    outside = present.astype(np.float32) @ (~member).T.astype(np.float32)  # [W, P] IDs it cannot explain
-    due = duration[:, None, None] / expected[None]  # [W, P, V] frames each slot should send; 0 off-profile
-    absent = (due >= EXPECT_FRAMES) & ~present[:, None, :]
-    n_absent = absent.sum(axis=2)  # [W, P]
-    profile = np.lexsort((n_absent, outside), axis=-1)[:, 0] if P > 1 else np.zeros(W, dtype=np.int64)
     rows = np.arange(W)
     due_w = due[rows, profile]  # [W, V]
     absent_w = absent[rows, profile]
@@ -250,16 +289,22 @@ def graphs_of_windows(
     n_types: int,
     code_vocab: np.ndarray,
     expected: np.ndarray | None = None,
+    ranges: np.ndarray | None = None,
 ) -> GraphBatch:
     """The graphs of the windows of one capture beginning at rows ``starts`` (file_idx left 0).
 
     ``n_types`` is the number of attack types (benign included); ``code_vocab`` maps a dense ID code to
-    its vocabulary index. With ``expected`` (expected_periods, over the same vocabulary) the nodes also
-    carry ABSENCE_FEATURES after NODE_FEATURES.
+    its vocabulary index. With ``ranges`` (kdgat/data/ranges.py, for the profiles of ``expected``)
+    the nodes carry RANGE_FEATURES after NODE_FEATURES; with ``expected`` (expected_periods, over the same
+    vocabulary) ABSENCE_FEATURES last.
     """
     W, S = len(starts), size
+    if ranges is not None and (expected is None or ranges.shape[:2] != expected.shape):
+        raise ValueError("byte ranges need the expected periods of the same vehicle profiles")
+    n_range = len(RANGE_FEATURES) if ranges is not None else 0
+    n_absence = len(ABSENCE_FEATURES) if expected is not None else 0
     if W == 0:
-        return empty_batch(len(NODE_FEATURES) + (len(ABSENCE_FEATURES) if expected is not None else 0))
+        return empty_batch(len(NODE_FEATURES) + n_range + n_absence)
     w = c.windows(starts, S)
     M = W * S
     ts = w.ts.reshape(W, S)
@@ -277,7 +322,7 @@ def graphs_of_windows(
     node[order] = node_sorted  # node number of each slot, in time order
 
     n_feat = len(NODE_FEATURES)
-    x = np.empty((N, n_feat + (len(ABSENCE_FEATURES) if expected is not None else 0)), dtype=np.float32)
+    x = np.empty((N, n_feat + n_range + n_absence), dtype=np.float32)
     payload_sorted = w.payload.take(order, axis=0).reshape(W, S, 8)
     _byte_stats(payload_sorted, last, node_start, count, x[:, 0:8], x[:, 8:16])
     x[:, 16] = count / S
@@ -320,8 +365,13 @@ def graphs_of_windows(
     x[:, 21] = np.bincount(edge_index[0] + edge_win_start, minlength=N)
 
     node_vocab = code_vocab.take(scode.ravel().take(first))
+    duration = ts[:, -1] - ts[:, 0]
+    if ranges is not None:
+        assert expected is not None
+        profile = window_profiles(n_nodes, node_vocab, duration, expected)
+        x[:, n_feat : n_feat + n_range] = range_features(n_nodes, node_vocab, x[:, 0:8], ranges, profile)
     if expected is not None:
-        x[:, n_feat:] = absence_features(n_nodes, node_vocab, count, ts[:, -1] - ts[:, 0], expected)
+        x[:, n_feat + n_range :] = absence_features(n_nodes, node_vocab, count, duration, expected)
 
     y = w.label.reshape(W, S).max(axis=1).astype(np.int64)
     y_type = np.zeros(W, dtype=np.int64)

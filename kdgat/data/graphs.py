@@ -24,6 +24,7 @@ from kdgat.data.features import (
     ABSENCE_FEATURES,
     EDGE_FEATURES,
     NODE_FEATURES,
+    RANGE_FEATURES,
     Columns,
     GraphBatch,
     empty_batch,
@@ -33,6 +34,7 @@ from kdgat.data.features import (
 )
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import CALIBRATION, TRAIN, role_of
+from kdgat.data.ranges import capture_ranges, no_ranges, vehicle_ranges
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import (
     CALIBRATION_SPLIT,
@@ -267,14 +269,38 @@ def _profiles(name: str, c: Columns) -> Profiles:
     return id_profiles(name, c.key[benign], c.ts[benign], c.dlc[benign], c.payload[benign])
 
 
-def _references(cols: Columns, offsets: np.ndarray, sources: list[str], roles: list[str]) -> list[Profiles]:
+def _references(
+    cols: Columns, offsets: np.ndarray, sources: list[str], roles: list[str]
+) -> tuple[list[Profiles], dict[int, int]]:
     """One ID profile per distinct ID set among the training captures, from the benign frames of the
-    first REFERENCE_SECONDS of each."""
-    return distinct_references(
-        _profiles(s, _leading(cols.rows(int(offsets[f]), int(offsets[f + 1])), REFERENCE_SECONDS))
+    first REFERENCE_SECONDS of each; and the reference (vehicle) of each training capture."""
+    own = {
+        f: _profiles(s, _leading(cols.rows(int(offsets[f]), int(offsets[f + 1])), REFERENCE_SECONDS))
         for f, (s, r) in enumerate(zip(sources, roles, strict=True))
         if r == TRAIN
-    )
+    }
+    refs = distinct_references(own.values())
+    index = {r.keys.tobytes(): i for i, r in enumerate(refs)}
+    return refs, {f: index[p.keys.tobytes()] for f, p in own.items()}
+
+
+def _training_ranges(
+    cols: Columns,
+    offsets: np.ndarray,
+    vehicle_of: dict[int, int],
+    n_profiles: int,
+    code_vocab: np.ndarray,
+    n_vocab: int,
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """windows.byte_ranges (kdgat/data/ranges.py): each vehicle's byte ranges over all its training
+    captures, for test windows, and per training capture those of its vehicle's other captures."""
+    per: dict[int, np.ndarray] = {}
+    for f in vehicle_of:
+        c = cols.rows(int(offsets[f]), int(offsets[f + 1]))
+        benign = c.label == 0
+        per[f] = capture_ranges(c.key[benign], c.payload[benign], code_vocab[c.code[benign]], n_vocab)
+    known = vehicle_ranges(per, vehicle_of, n_profiles, n_vocab)
+    return known, {f: vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, leave_out=f) for f in vehicle_of}
 
 
 def _leading(c: Columns, seconds: float) -> Columns:
@@ -368,10 +394,11 @@ def build_graphs(
     code_vocab = voc.lookup(uniq_keys)
     alignment: Alignment | None = None
     references: list[Profiles] = []
+    vehicle_of: dict[int, int] = {}
     target: Profiles | None = None
     with_alignment = calibration is not None and calibration.align_ids and CALIBRATION in roles
     if with_alignment or windows.absent_ids:
-        references = _references(cols, offsets, sources, roles)
+        references, vehicle_of = _references(cols, offsets, sources, roles)
     if with_alignment:
         assert calibration is not None
         alignment, target = _vehicle_alignment(cols, offsets, roles, voc, calibration.seconds, references)
@@ -381,6 +408,14 @@ def build_graphs(
     expected_ids: dict[str, Any] | None = None
     known_expected = vehicle_expected = None
     node_features = list(NODE_FEATURES)
+    # windows.byte_ranges: each training capture reads its vehicle's other captures' ranges, others all
+    known_ranges: np.ndarray | None = None
+    loco_ranges: dict[int, np.ndarray] = {}
+    if windows.byte_ranges:
+        node_features += RANGE_FEATURES
+        known_ranges, loco_ranges = _training_ranges(
+            cols, offsets, vehicle_of, len(references), code_vocab, len(voc)
+        )
     if windows.absent_ids:
         node_features += ABSENCE_FEATURES
         expected_ids = {
@@ -400,12 +435,19 @@ def build_graphs(
     batches, aligned = [], []
     for f, st in tqdm(blocks, desc="windows → graphs", unit="block", disable=not progress):
         rows = cols.rows(int(offsets[f]), int(offsets[f + 1]))
-        batches.append(graphs_of_windows(rows, st, S, len(types), code_vocab, known_expected))
+        ranges = loco_ranges.get(f, known_ranges)
+        batches.append(graphs_of_windows(rows, st, S, len(types), code_vocab, known_expected, ranges))
         batches[-1].file_idx[:] = f
         aligned.append(batches[-1])
         if alignment is not None and roles[f] in aligned_roles:
             aligned[-1] = graphs_of_windows(
-                rows, st, S, len(types), alignment.lookup(uniq_keys), vehicle_expected
+                rows,
+                st,
+                S,
+                len(types),
+                alignment.lookup(uniq_keys),
+                vehicle_expected,
+                None if known_ranges is None else no_ranges(1, len(voc)),
             )
             aligned[-1].file_idx[:] = f
     dropped = drop_duplicates(np.concatenate([b.hashes for b in batches]), plan)
@@ -432,6 +474,9 @@ def build_graphs(
         "params": {"windows": windows.model_dump(), "split": split.model_dump(), "vocab": vocab.model_dump()},
         "node_features": node_features,
         "absence_features": ABSENCE_FEATURES if windows.absent_ids else [],  # the last node features
+        "range_features": RANGE_FEATURES if windows.byte_ranges else [],  # just before them
+        # windows.byte_ranges: each known vehicle's byte ranges [P, V, 2, 8], profiles as expected_ids'
+        "byte_ranges": None if known_ranges is None else known_ranges.astype(int).tolist(),
         "edge_features": EDGE_FEATURES,
         "vocab_size": len(voc),
         "vocab": voc.to_meta(),

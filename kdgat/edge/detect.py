@@ -23,6 +23,7 @@ import numpy as np
 from kdgat.data.alignment import Alignment, Profiles, align, id_profiles
 from kdgat.data.features import GraphBatch
 from kdgat.data.graphs import expected_meta, expected_of_meta
+from kdgat.data.ranges import no_ranges
 from kdgat.data.vocab import UNKNOWN, Vocabulary, format_id
 from kdgat.edge.runtime import EdgeModels, graph_inputs
 from kdgat.edge.stream import Chunk, Counts, Windower, window_graphs
@@ -77,6 +78,9 @@ class Detector:
         self.expected: np.ndarray | None = (
             None if expected is None else expected_of_meta(expected["known"], len(self.known))
         )
+        # windows.byte_ranges: the known vehicles' byte levels; a calibrated car's one drive bounds none
+        ranges = data.get("byte_ranges")
+        self.ranges: np.ndarray | None = None if ranges is None else np.asarray(ranges, dtype=np.float32)
         self.labelled = labelled  # a log with labels: each line also says whether the window held an attack
         self.fused_threshold: float | None = (
             None  # set by ``calibrate``: fused >= it alarms, not the policy's 0.5
@@ -110,6 +114,8 @@ class Detector:
             car = expected_meta("calibration", self.vocab.lookup(target.keys), target)
             self.expected = expected_of_meta([car], len(self.known))
             out["expected_ids"] = len(car["slots"])
+        if self.ranges is not None:
+            self.ranges = no_ranges(1, len(self.known))
         self._fused = []
         for _ in self.windows_of(iter([frames])):
             pass
@@ -140,7 +146,7 @@ class Detector:
 
     def graphs(self, frames: Chunk, starts: np.ndarray) -> GraphBatch:
         """The graphs of the windows of ``frames`` that begin at rows ``starts``, as the study builds them."""
-        return window_graphs(frames, starts, self.size, self.vocab, self.scalers, self.expected)
+        return window_graphs(frames, starts, self.size, self.vocab, self.scalers, self.expected, self.ranges)
 
     def _score(
         self, frames: Chunk, starts: np.ndarray, first_row: int, arrived: float

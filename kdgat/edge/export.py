@@ -227,6 +227,7 @@ def bundle(
         "scalers": {k: meta["scalers"][k] for k in ("node", "edge")},
         # windows.absent_ids: the known vehicles' expected IDs (`--calibrate` replaces them with the car's)
         "expected_ids": meta.get("expected_ids"),
+        "byte_ranges": meta.get("byte_ranges"),  # windows.byte_ranges (`--calibrate`: none on the car)
         "detector": {
             "fusion": detector.name,
             "vgae": f"vgae_{detector.variant}",

@@ -250,14 +250,16 @@ def window_graphs(
     vocab: Vocabulary | Alignment,
     scalers: dict[str, Any],
     expected: np.ndarray | None = None,
+    ranges: np.ndarray | None = None,
 ) -> GraphBatch:
     """The scaled graphs of the windows of ``frames`` beginning at ``starts``, as the graphs stage builds
-    them (``expected``: the vehicle profiles of windows.absent_ids, features.expected_periods)."""
+    them (``expected``: the vehicle profiles of windows.absent_ids, features.expected_periods; ``ranges``:
+    their byte ranges of windows.byte_ranges, kdgat/data/ranges.py)."""
     uniq, code = _dense_codes(frames.key)
     cols = Columns(
         frames.key, code, frames.ts, frames.payload, frames.dlc, frames.label, frames.label.astype(np.int16)
     )
-    batch = graphs_of_windows(cols, starts, size, 2, vocab.lookup(uniq), expected)
+    batch = graphs_of_windows(cols, starts, size, 2, vocab.lookup(uniq), expected, ranges)
     _apply(batch.x, scalers["node"])
     _apply(batch.edge_attr, scalers["edge"])
     return batch
