@@ -35,6 +35,7 @@ NODE_FEATURES = [
 # With windows.byte_ranges: how far the node's bytes lie outside its ID's levels in reference traffic
 RANGE_FEATURES = [
     "range_excess",  # the largest distance (byte values) of a byte mean outside the ID's reference range
+    "window_range_excess",  # the largest range_excess in the window (the same on every node of it)
 ]
 # With windows.absent_ids: what the window lacks of its vehicle's steady traffic (absence_features)
 ABSENCE_FEATURES = [
@@ -211,13 +212,21 @@ def range_features(
     ranges: np.ndarray,
     profile: np.ndarray,
 ) -> np.ndarray:
-    """[N, 1] RANGE_FEATURES: how far each node's byte means [N, 8] lie outside its slot's ranges in the
-    window's vehicle profile (``profile`` [W], window_profiles); ``ranges`` [P, V, 2, 8] holds each
-    profile's lowest and highest value of every byte per vocabulary slot (kdgat/data/ranges.py)."""
+    """[N, 2] RANGE_FEATURES: how far each node's byte means [N, 8] lie outside its slot's ranges in the
+    window's vehicle profile (``profile`` [W], window_profiles), and the window's largest such distance on
+    every node (as the absence counts: one forged ID then weighs on the whole graph, not on one node of
+    thirty); ``ranges`` [P, V, 2, 8] holds each profile's lowest and highest value of every byte per
+    vocabulary slot (kdgat/data/ranges.py)."""
+    out = np.zeros((len(node_vocab), len(RANGE_FEATURES)), dtype=np.float32)
+    if not len(node_vocab):
+        return out
     graph = np.repeat(np.arange(len(n_nodes)), n_nodes)
     bounds = ranges[profile[graph], node_vocab]  # [N, 2, 8]
     excess = np.maximum(bounds[:, 0] - byte_mean, byte_mean - bounds[:, 1])
-    return np.maximum(excess.max(axis=1), 0.0)[:, None].astype(np.float32)
+    out[:, 0] = np.maximum(excess.max(axis=1), 0.0)
+    starts = np.cumsum(n_nodes) - n_nodes
+    out[:, 1] = np.repeat(np.maximum.reduceat(out[:, 0], starts), n_nodes)
+    return out
 
 
 def window_profiles(
