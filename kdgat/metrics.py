@@ -92,8 +92,11 @@ def tpr_at_fpr(y: ArrayLike, score: ArrayLike, max_fpr: float) -> float | None:
 
 
 def youden_threshold(y: ArrayLike, score: ArrayLike) -> tuple[float, float] | None:
-    """(threshold, J) maximising Youden's J = TPR − FPR; ties go to the highest threshold (fewest alarms).
-    None if one class is missing or no threshold beats chance (J <= 0)."""
+    """(threshold, J) maximising Youden's J = TPR − FPR; ties go to the highest cut (fewest alarms). The
+    cut sits halfway between the lowest score it keeps and the highest score below that: every cut in
+    that gap gives the same J on these scores, and its middle leaves the most room on both sides for
+    scores these did not show (an attack type validation lacks scores between the two classes). None if
+    one class is missing or no threshold beats chance (J <= 0)."""
     c = roc_curve(y, score, drop_intermediate=False)
     if c is None:
         return None
@@ -101,7 +104,10 @@ def youden_threshold(y: ArrayLike, score: ArrayLike) -> tuple[float, float] | No
     best = int(np.argmax(j >= j.max() - 1e-12))  # float ties (2/3 vs 1 − 1/3) count as ties
     if j[best] <= 0:
         return None
-    return float(c.threshold[best]), float(j[best])
+    lowest_kept = float(c.threshold[best])
+    s = np.asarray(score, dtype=np.float64)
+    below = s[s < lowest_kept]
+    return (lowest_kept + float(below.max())) / 2 if below.size else lowest_kept, float(j[best])
 
 
 def _ratio(num: float, den: float) -> float | None:

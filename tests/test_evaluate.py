@@ -125,8 +125,10 @@ def test_average_precision_by_hand() -> None:
 
 def test_youden_threshold_by_hand() -> None:
     y, s = np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
-    # thresholds: 0.7 → J = 2/3; 0.4 → 1 − 1/3 = 2/3 as well; the higher one wins the tie
-    assert em.youden_threshold(y, s) == (0.7, pytest.approx(2 / 3))
+    # cuts keeping ≥ 0.7 → J = 2/3; ≥ 0.4 → 1 − 1/3 = 2/3 as well; the higher one wins the tie, and the
+    # cut sits halfway between 0.7 and the next score below it, 0.6
+    assert em.youden_threshold(y, s) == (pytest.approx(0.65), pytest.approx(2 / 3))
+    assert em.youden_threshold(np.array([0, 1]), np.array([0.2, 0.8])) == (pytest.approx(0.5), 1.0)
     assert em.youden_threshold(np.array([0, 1]), np.array([0.9, 0.1])) is None  # J <= 0
     assert em.youden_threshold(np.zeros(3, int), np.ones(3)) is None
 
@@ -216,7 +218,7 @@ def test_evaluate_models_by_scenario() -> None:
         assert per_model["known"]["n"] == 300 and per_model["unknown_both"]["roc_auc"] is None
     known = t["gat_small"].filter(pl.col("split") == "test_known")
     gat_val = t["gat_small"].filter(pl.col("split") == "val")
-    gat_thr, _ = em.youden_threshold(gat_val["y"].to_numpy(), gat_val["p_attack"].to_numpy())  # type: ignore[misc]
+    gat_thr = fu.gat_calibration(gat_val["p_attack"].to_numpy(), gat_val["y"].to_numpy())
     assert (  # the GAT too is judged at its Youden threshold from val, not at 0.5
         metrics["gat_small"]["known"]["tp"]
         == known.filter((pl.col("y") == 1) & (pl.col("p_attack") >= gat_thr)).height
@@ -438,7 +440,8 @@ def test_attention_attack_flags_are_null_when_the_frames_do_not_match(
 def test_gat_threshold_is_chosen_on_validation_like_the_vgae() -> None:
     """Issue 16, item 7: a GAT that ranks well but puts every benign window above 0.5 (what a real
     capture of another vehicle did: FPR 1.000 at ROC-AUC 0.93+) is judged at its validation threshold,
-    found by the same rule as the VGAE's."""
+    found by the same rule as the VGAE's (Youden's J, on the logit of p_attack: the same windows kept on
+    validation, the cut in the middle of the gap in evidence)."""
     rng = np.random.default_rng(0)
     rows = []
     for split, n in (("val", 400), ("test_known", 400)):
@@ -448,8 +451,11 @@ def test_gat_threshold_is_chosen_on_validation_like_the_vgae() -> None:
     table = pl.concat(rows)
     view = ev.scored_view("gat_small", table)
     val = table.filter(pl.col("split") == "val")
-    threshold = fu.calibrate(val["p_attack"].to_numpy(), val["y"].to_numpy()).threshold
+    p_val, y_val = val["p_attack"].to_numpy(), val["y"].to_numpy()
+    threshold = fu.gat_calibration(p_val, y_val)
     assert view["threshold"][0] == threshold and 0.8 < threshold < 0.95
+    on_p = fu.calibrate(p_val, y_val).threshold  # the rule on p itself keeps the same validation windows
+    assert ((p_val >= threshold) == (p_val >= on_p)).all() and threshold != on_p
     m = ev.evaluate({"gat_small": table})["gat_small"]["known"]
     fpr, f1, roc, pr = (float(m[k] or 0) for k in ("fpr", "f1", "roc_auc", "pr_auc"))
     assert fpr < 0.2 and f1 > 0.8 and roc > 0.9 and pr > 0.8, m
