@@ -30,7 +30,7 @@ from kdgat.data.shards import load_meta, load_split
 from kdgat.edge.build import bundle_dir, export_dataset
 from kdgat.edge.detect import Detector, run
 from kdgat.edge.runtime import graph_inputs
-from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, follow_chunks, window_graphs
+from kdgat.edge.stream import Chunk, Counts, Windower, bus_chunks, file_chunks, follow_chunks
 from kdgat.evaluate.report import evaluate
 from kdgat.fusion.policy import vehicle_threshold
 from kdgat.fusion.train import train_fusion
@@ -161,7 +161,7 @@ def test_detector_graphs_are_the_graphs_stage_graphs(study: tuple[Paths, dict, P
         if cut is None:
             continue
         part, starts, first = cut
-        b = window_graphs(part, starts, detector.size, detector.vocab, detector.scalers, detector.expected)
+        b = detector.graphs(part, starts)
         node_ptr, edge_ptr = np.cumsum([0, *b.n_nodes]), np.cumsum([0, *b.n_edges])
         for i, s in enumerate(starts):
             got[int(s) + first] = (
@@ -199,7 +199,7 @@ def test_calibrated_detector_graphs_are_the_calibrated_splits(study: tuple[Paths
     graphs = np.flatnonzero(np.asarray(s.file_idx) == f)
     frames = Chunk.join(list(file_chunks(work / "raw" / files[f]["source"], Counts())))
     starts = np.asarray(s.start_row)[graphs].astype(np.int64)
-    b = window_graphs(frames, starts, detector.size, detector.vocab, detector.scalers, detector.expected)
+    b = detector.graphs(frames, starts)
     node_ptr = np.cumsum([0, *b.n_nodes])
     for i, g in enumerate(graphs):
         theirs = s.graph(int(g))

@@ -134,6 +134,9 @@ def _fit_scaler(blocks: list[np.ndarray], names: list[str]) -> dict[str, Any]:
 
 def _apply(a: np.ndarray, scaler: dict[str, Any]) -> None:
     mean = np.asarray(scaler["mean"], dtype=a.dtype)
+    if a.ndim == 2 and a.shape[1] != len(mean):  # e.g. byte ranges in the bundle but not passed
+        names = scaler["features"]
+        raise ValueError(f"{a.shape[1]} feature columns, but the scaler holds {len(mean)}: {names}")
     inv = (1.0 / np.asarray(scaler["std"])).astype(a.dtype)
     for rows, reps in _tiles(a):
         rows -= np.tile(mean, reps)
