@@ -81,6 +81,8 @@ class WindowParams(_Strict):
     # node feature of how far an ID's bytes lie outside their levels in the vehicle's other training
     # captures (kdgat/data/ranges.py); it reads the vehicle profiles of absent_ids
     byte_ranges: bool
+    # each side of a byte range widened by this many times the farthest one capture lies beyond the others
+    range_margin: float = Field(ge=0)
 
     @model_validator(mode="after")
     def _stride_fits(self) -> WindowParams:

@@ -111,7 +111,7 @@ def build(tmp_path: Path, absent_ids: bool) -> Path:
     out = tmp_path / ("on" if absent_ids else "off")
     build_graphs(
         frames,
-        WindowParams(size=20, stride=20, absent_ids=absent_ids, byte_ranges=False),
+        WindowParams(size=20, stride=20, absent_ids=absent_ids, byte_ranges=False, range_margin=0.0),
         STUDY.split,
         STUDY.vocab,
         out,

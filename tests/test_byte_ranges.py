@@ -40,6 +40,27 @@ def test_capture_and_vehicle_ranges_by_hand() -> None:
     np.testing.assert_array_equal(loco[0, 2], both[0, 2])
 
 
+def test_range_margin_widens_each_side_by_the_farthest_leave_one_out_excess() -> None:
+    def one(low: int, high: int, slot2: bool = False) -> np.ndarray:
+        pay = np.zeros((2, 8), dtype=np.uint8)
+        pay[:, 0] = [low, high]
+        slots = np.array([1, 2 if slot2 else 1])
+        return capture_ranges(np.array([5, 6]), pay, slots, 3)
+
+    caps = {0: one(10, 20), 1: one(12, 26), 2: one(4, 22, slot2=True)}
+    # slot 1 byte 0: capture 1 rises 26 - 20 = 6 above the others, capture 2 sinks 10 - 4 = 6 below; byte 1
+    # (always 0) never leaves them; slot 2 is held by capture 2 alone
+    out = vehicle_ranges(caps, dict.fromkeys(caps, 0), 1, 3, margin=2.0)
+    np.testing.assert_array_equal(out[0, 1, :, 0], [4 - 12, 26 + 12])
+    np.testing.assert_array_equal(out[0, 1, :, 1], [0, 0])
+    np.testing.assert_array_equal(out[0, 2], no_ranges(1, 3)[0, 2])  # one capture: no drift known, no bound
+    plain = vehicle_ranges(caps, dict.fromkeys(caps, 0), 1, 3)
+    np.testing.assert_array_equal(plain[0, 1, :, 0], [4, 26])  # margin 0: the union, as before
+    np.testing.assert_array_equal(plain[0, 2, :, 0], [22, 22])
+    # leave capture 2 out: capture 0 sinks 12 - 10 = 2 below capture 1, which rises 6 above it
+    loco = vehicle_ranges(caps, dict.fromkeys(caps, 0), 1, 3, leave_out=2, margin=1.0)
+    np.testing.assert_array_equal(loco[0, 1, :, 0], [10 - 2, 26 + 6])
+
 def test_range_features_by_hand() -> None:
     ranges = no_ranges(2, 3)
     ranges[0, 1, :, 0] = [20, 40]  # profile 0, slot 1, byte 0
@@ -54,7 +75,7 @@ def test_range_features_by_hand() -> None:
 
 def test_byte_ranges_need_the_vehicle_profiles() -> None:
     with pytest.raises(ValueError, match="byte_ranges needs absent_ids"):
-        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=True)
+        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=True, range_margin=0.0)
 
 
 def capture(
@@ -104,7 +125,7 @@ def test_graphs_stage_reads_other_captures_and_the_detector_the_same(tmp_path: P
     out = tmp_path / "g"
     build_graphs(
         frames,
-        WindowParams(size=15, stride=15, absent_ids=True, byte_ranges=True),
+        WindowParams(size=15, stride=15, absent_ids=True, byte_ranges=True, range_margin=0.0),
         STUDY.split,
         STUDY.vocab,
         out,
@@ -119,6 +140,11 @@ def test_graphs_stage_reads_other_captures_and_the_detector_the_same(tmp_path: P
     slot = meta["vocab"]["ids"].index("100") + 1
     (known,) = np.asarray(meta["byte_ranges"])  # one vehicle: all its benign training frames
     np.testing.assert_array_equal(known[slot, :, 0], [10, 30])
+    widened = tmp_path / "widened"
+    windows = WindowParams(size=15, stride=15, absent_ids=True, byte_ranges=True, range_margin=1.0)
+    build_graphs(frames, windows, STUDY.split, STUDY.vocab, widened, progress=False)
+    # c (30) rises 10 above the others, a (10) sinks 5 below the masquerade capture's benign 15
+    np.testing.assert_array_equal(np.asarray(load_meta(widened)["byte_ranges"])[0, slot, :, 0], [5, 40])
 
     def excess(split: str) -> tuple[np.ndarray, np.ndarray]:
         g = load_split(out, split)

@@ -96,7 +96,7 @@ def scaled(meta: dict, kind: str, raw: list) -> np.ndarray:
 def build(frames: pl.DataFrame, out: Path, size: int = 6, stride: int | None = None, **split: object) -> dict:
     return build_graphs(
         frames,
-        WindowParams(size=size, stride=stride or size, absent_ids=False, byte_ranges=False),
+        WindowParams(size=size, stride=stride or size, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split.model_copy(update=split),
         STUDY.vocab,
         out,
@@ -306,7 +306,7 @@ def test_meta_and_shards(tmp_path: Path) -> None:
     assert on_disk == json.loads(json.dumps(meta)) and load_meta(tmp_path / "g") == on_disk
     assert on_disk["schema_version"] == 1
     assert on_disk["params"] == {
-        "windows": {"size": 10, "stride": 5, "absent_ids": False, "byte_ranges": False},
+        "windows": {"size": 10, "stride": 5, "absent_ids": False, "byte_ranges": False, "range_margin": 0.0},
         "split": {"by": "time_block", "val_fraction": 0.2, "seed": 0},
         "vocab": {"min_count": 1},
     }

@@ -44,7 +44,7 @@ def test_time_block_with_test_captures() -> None:
         ["train", "known"],
         [20, 7],
         [False, True],
-        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False),
+        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split.model_copy(update={"val_fraction": 0.2}),
     )
     assert plan.names == ["train", "val", "test_known"] and not plan.heldout_test
@@ -57,7 +57,7 @@ def test_held_out_test_block_when_there_is_no_test_capture() -> None:
         ["train"],
         [20],
         [False],
-        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False),
+        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split.model_copy(update={"val_fraction": 0.2}),
     )
     assert plan.heldout_test and plan.names == ["train", "val", "test_known"]
@@ -67,7 +67,7 @@ def test_held_out_test_block_when_there_is_no_test_capture() -> None:
 
 @pytest.mark.parametrize(("size", "stride"), [(100, 100), (100, 50), (100, 30), (10, 1), (7, 3)])
 def test_embargo_keeps_blocks_frame_disjoint(size: int, stride: int) -> None:
-    windows = WindowParams(size=size, stride=stride, absent_ids=False, byte_ranges=False)
+    windows = WindowParams(size=size, stride=stride, absent_ids=False, byte_ranges=False, range_margin=0.0)
     plan = assign_splits(
         ["train"], [200], [False], windows, STUDY.split.model_copy(update={"val_fraction": 0.25})
     )
@@ -84,7 +84,7 @@ def test_scenarios_get_their_own_splits_in_a_fixed_order() -> None:
         roles,
         [5, 30, 5, 5, 30],
         [True, False, True, True, True],
-        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False),
+        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split,
     )
     assert plan.names == ["train", "val", "test_known", "test_unknown_vehicle", "test_unknown_both"]
@@ -102,7 +102,7 @@ def test_file_split_is_deterministic_stratified_and_whole_file() -> None:
             roles,
             counts,
             has_attack,
-            WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False),
+            WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False, range_margin=0.0),
             SplitParams(by="file", val_fraction=0.3, seed=seed),
         )
         per_file = [set(plan.code[offsets[f] : offsets[f + 1]].tolist()) for f in range(n_files)]
@@ -121,7 +121,7 @@ def test_file_split_with_a_single_capture_of_a_kind_says_so() -> None:
         ["train"] * 3 + ["known"],
         [10, 10, 10, 4],
         [False, False, True, True],
-        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False),
+        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False, range_margin=0.0),
         SplitParams(by="file", val_fraction=0.5, seed=0),
     )
     assert set(plan.code[20:30].tolist()) == {TRAIN} and {0, 1} <= set(plan.code[:20].tolist())
@@ -202,7 +202,7 @@ def test_no_window_content_in_two_splits(tmp_path: Path) -> None:
     by_source = frames.partition_by("source", as_dict=True)
     meta = build_graphs(
         frames,
-        WindowParams(size=8, stride=4, absent_ids=False, byte_ranges=False),
+        WindowParams(size=8, stride=4, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split,
         STUDY.vocab,
         tmp_path / "g",
@@ -232,7 +232,7 @@ def test_segment_split_keeps_the_class_balance() -> None:
     attack = np.zeros(100, bool)
     attack[40:45] = attack[70:] = True
     windows, tail = (
-        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False),
+        WindowParams(size=4, stride=2, absent_ids=False, byte_ranges=False, range_margin=0.0),
         SplitParams(by="time_block", val_fraction=0.2, seed=0),
     )
     by_tail = assign_splits(["train"] * 1 + ["known"], [100, 10], [True, True], windows, tail)
@@ -290,7 +290,7 @@ def test_graphs_command_refuses_an_unworkable_split(tmp_path: Path) -> None:
     pl.concat(frames).write_parquet(tmp_path / "f.parquet")
     params = tmp_path / "params.yaml"
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["windows"] = {"size": 50, "stride": 50, "absent_ids": False, "byte_ranges": False}
+    raw["windows"] = {"size": 50, "stride": 50, "absent_ids": False, "byte_ranges": False, "range_margin": 0.0}
     raw["train"]["batch_size"] = 4
     params.write_text(yaml.safe_dump(raw))
     r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
@@ -339,7 +339,7 @@ def test_calibration_captures_form_their_own_split_after_the_scenarios() -> None
         ["calibration", "train", "unknown_vehicle"],
         [6, 30, 5],
         [False, True, True],
-        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False),
+        WindowParams(size=10, stride=10, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split,
     )
     assert plan.names == ["train", "val", "test_unknown_vehicle", "calibration"] and not plan.heldout_test
@@ -357,7 +357,7 @@ def test_calibration_keeps_its_first_seconds_and_refuses_attacks(tmp_path: Path)
     params = STUDY.calibration.model_copy(update={"seconds": float(ts[399] - ts[0])})
     meta = build_graphs(
         pl.concat([frames, calibration]),
-        WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False),
+        WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split,
         STUDY.vocab,
         tmp_path / "g",
@@ -378,7 +378,7 @@ def test_calibration_keeps_its_first_seconds_and_refuses_attacks(tmp_path: Path)
     )  # windows starting in the first 400 frames
     off = build_graphs(
         pl.concat([frames, calibration]),
-        WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False),
+        WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False, range_margin=0.0),
         STUDY.split,
         STUDY.vocab,
         tmp_path / "off",
@@ -392,7 +392,7 @@ def test_calibration_keeps_its_first_seconds_and_refuses_attacks(tmp_path: Path)
     with pytest.raises(SplitError, match=r"calibration has \d+ windows with attack frames"):
         build_graphs(
             attacked,
-            WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False),
+            WindowParams(size=8, stride=8, absent_ids=False, byte_ranges=False, range_margin=0.0),
             STUDY.split,
             STUDY.vocab,
             tmp_path / "h",

@@ -294,16 +294,21 @@ def _training_ranges(
     n_profiles: int,
     code_vocab: np.ndarray,
     n_vocab: int,
+    margin: float,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """windows.byte_ranges (kdgat/data/ranges.py): each vehicle's byte ranges over all its training
-    captures, for test windows, and per training capture those of its vehicle's other captures."""
+    captures, for test windows, and per training capture those of its vehicle's other captures, each
+    widened by windows.range_margin."""
     per: dict[int, np.ndarray] = {}
     for f in vehicle_of:
         c = cols.rows(int(offsets[f]), int(offsets[f + 1]))
         benign = c.label == 0
         per[f] = capture_ranges(c.key[benign], c.payload[benign], code_vocab[c.code[benign]], n_vocab)
-    known = vehicle_ranges(per, vehicle_of, n_profiles, n_vocab)
-    return known, {f: vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, leave_out=f) for f in vehicle_of}
+    known = vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, margin=margin)
+    return known, {
+        f: vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, leave_out=f, margin=margin)
+        for f in vehicle_of
+    }
 
 
 def _leading(c: Columns, seconds: float) -> Columns:
@@ -417,7 +422,7 @@ def build_graphs(
     if windows.byte_ranges:
         node_features += RANGE_FEATURES
         known_ranges, loco_ranges = _training_ranges(
-            cols, offsets, vehicle_of, len(references), code_vocab, len(voc)
+            cols, offsets, vehicle_of, len(references), code_vocab, len(voc), windows.range_margin
         )
     if windows.absent_ids:
         node_features += ABSENCE_FEATURES
