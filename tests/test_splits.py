@@ -290,7 +290,8 @@ def test_graphs_command_refuses_an_unworkable_split(tmp_path: Path) -> None:
     pl.concat(frames).write_parquet(tmp_path / "f.parquet")
     params = tmp_path / "params.yaml"
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["windows"] = {"size": 50, "stride": 50, "absent_ids": False, "byte_ranges": False, "range_margin": 0.0}
+    raw["windows"] = {"size": 50, "stride": 50, "absent_ids": False, "byte_ranges": False}
+    raw["windows"]["range_margin"] = 0.0
     raw["train"]["batch_size"] = 4
     params.write_text(yaml.safe_dump(raw))
     r = kdgat("graphs", tmp_path / "f.parquet", "-o", tmp_path / "g", "--params", params)
