@@ -61,6 +61,7 @@ def test_range_margin_widens_each_side_by_the_farthest_leave_one_out_excess() ->
     loco = vehicle_ranges(caps, dict.fromkeys(caps, 0), 1, 3, leave_out=2, margin=1.0)
     np.testing.assert_array_equal(loco[0, 1, :, 0], [10 - 2, 26 + 6])
 
+
 def test_range_features_by_hand() -> None:
     ranges = no_ranges(2, 3)
     ranges[0, 1, :, 0] = [20, 40]  # profile 0, slot 1, byte 0
