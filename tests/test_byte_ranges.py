@@ -15,7 +15,7 @@ from kdgat.config import WindowParams
 from kdgat.data.features import ABSENCE_FEATURES, NODE_FEATURES, RANGE_FEATURES, range_features
 from kdgat.data.frames import conform
 from kdgat.data.graphs import build_graphs, expected_of_meta
-from kdgat.data.ranges import capture_ranges, no_ranges, vehicle_ranges
+from kdgat.data.ranges import capture_ranges, no_ranges, recordings, vehicle_ranges
 from kdgat.data.shards import load_meta, load_split
 from kdgat.data.vocab import Vocabulary, id_keys
 from kdgat.edge.stream import Chunk, window_graphs
@@ -62,6 +62,13 @@ def test_range_margin_widens_each_side_by_the_farthest_leave_one_out_excess() ->
     np.testing.assert_array_equal(loco[0, 1, :, 0], [10 - 2, 26 + 6])
 
 
+def test_recordings_join_captures_whose_times_overlap() -> None:
+    # 0 and its attacked copy 2 share their times; 3 starts inside 2's; 1 is another drive; 4 the same
+    # times as 0 on another vehicle
+    span = {0: (0.0, 10.0), 1: (20.0, 30.0), 2: (0.0, 10.0), 3: (9.0, 15.0), 4: (0.0, 10.0)}
+    assert recordings(span, {0: 0, 1: 0, 2: 0, 3: 0, 4: 1}) == {0: 0, 2: 0, 3: 0, 1: 1, 4: 4}
+
+
 def test_range_features_by_hand() -> None:
     ranges = no_ranges(2, 3)
     ranges[0, 1, :, 0] = [20, 40]  # profile 0, slot 1, byte 0
@@ -80,10 +87,11 @@ def test_byte_ranges_need_the_vehicle_profiles() -> None:
 
 
 def capture(
-    source: str, level: int, forged: tuple[float, float] | None = None, value: int = 250
+    source: str, level: int, forged: tuple[float, float] | None = None, value: int = 250, hour: int = 0
 ) -> pl.DataFrame:
-    """6 s of 0x100 every 10 ms with byte 0 at ``level`` (this drive's), 0x200 every 20 ms; with
-    ``forged``, 0x100's byte 0 is ``value`` then and those frames are labelled masquerade."""
+    """6 s of 0x100 every 10 ms with byte 0 at ``level`` (this drive's), 0x200 every 20 ms, recorded in
+    its own ``hour``; with ``forged``, 0x100's byte 0 is ``value`` then and those frames are labelled
+    masquerade."""
     rows = sorted(
         [(t, 0x100) for t in np.arange(0.0, 6.0, 0.01)] + [(t, 0x200) for t in np.arange(0.005, 6.0, 0.02)]
     )
@@ -97,7 +105,7 @@ def capture(
     return conform(
         pl.DataFrame(
             {
-                "timestamp": 1.6e9 + ts,
+                "timestamp": 1.6e9 + 3600 * hour + ts,
                 "can_id": can_id,
                 "extended": np.zeros(n, bool),
                 "dlc": np.full(n, 8),
@@ -115,11 +123,17 @@ def test_graphs_stage_reads_other_captures_and_the_detector_the_same(tmp_path: P
     frames = pl.concat(
         [
             capture("train_01_attack_free/a.log", 10),
-            capture("train_01_attack_free/b.log", 20),
-            capture("train_01_attack_free/c.log", 30),
-            capture("train_02_with_attacks/masquerade-1.csv", 15, forged=(2.0, 4.0)),
+            capture("train_01_attack_free/b.log", 20, hour=1),
+            capture("train_01_attack_free/c.log", 30, hour=2),
+            capture("train_02_with_attacks/masquerade-1.csv", 15, forged=(2.0, 4.0), hour=3),
+            # an attacked copy of drive a (its times): one recording with a, so a never reads its own level
+            capture("train_02_with_attacks/masquerade-2.csv", 10, forged=(1.0, 2.0)),
             capture(
-                "test_03_known_vehicle_unknown_attack/masquerade-1.csv", 25, forged=(2.0, 4.0), value=240
+                "test_03_known_vehicle_unknown_attack/masquerade-1.csv",
+                25,
+                forged=(2.0, 4.0),
+                value=240,
+                hour=4,
             ),
         ]
     )
@@ -161,7 +175,9 @@ def test_graphs_stage_reads_other_captures_and_the_detector_the_same(tmp_path: P
     assert test_x[test_y == 1].max() == pytest.approx(210.0, abs=1e-3)  # 240 against 30
 
     # `kdgat detect` builds the test capture's graphs the same from the bundle's ranges
-    test = capture("test_03_known_vehicle_unknown_attack/masquerade-1.csv", 25, forged=(2.0, 4.0), value=240)
+    test = capture(
+        "test_03_known_vehicle_unknown_attack/masquerade-1.csv", 25, forged=(2.0, 4.0), value=240, hour=4
+    )
     chunk = Chunk(
         test["timestamp"].to_numpy(),
         id_keys(test["can_id"].to_numpy(), test["extended"].to_numpy()),

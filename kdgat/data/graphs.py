@@ -34,7 +34,7 @@ from kdgat.data.features import (
 )
 from kdgat.data.frames import BENIGN, BYTE_COLUMNS, conform
 from kdgat.data.layout import CALIBRATION, TRAIN, role_of
-from kdgat.data.ranges import capture_ranges, no_ranges, vehicle_ranges
+from kdgat.data.ranges import capture_ranges, no_ranges, recordings, union, vehicle_ranges
 from kdgat.data.shards import SCHEMA_VERSION, write_meta, write_split
 from kdgat.data.splits import (
     CALIBRATION_SPLIT,
@@ -297,16 +297,23 @@ def _training_ranges(
     margin: float,
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """windows.byte_ranges (kdgat/data/ranges.py): each vehicle's byte ranges over all its training
-    captures, for test windows, and per training capture those of its vehicle's other captures, each
-    widened by windows.range_margin."""
+    recordings, for test windows, and per training capture those of its vehicle's other recordings, each
+    widened by windows.range_margin. A recording is a set of captures whose benign frames overlap in time:
+    attacked copies of one drive (wrx_inject) are one drive, not several that agree."""
     per: dict[int, np.ndarray] = {}
+    span: dict[int, tuple[float, float]] = {}
     for f in vehicle_of:
         c = cols.rows(int(offsets[f]), int(offsets[f + 1]))
         benign = c.label == 0
         per[f] = capture_ranges(c.key[benign], c.payload[benign], code_vocab[c.code[benign]], n_vocab)
-    known = vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, margin=margin)
+        ts = c.ts[benign]
+        span[f] = (float(ts.min()), float(ts.max())) if len(ts) else (np.inf, -np.inf)
+    rec = recordings(span, vehicle_of)
+    merged = {r: union(np.stack([per[f] for f in vehicle_of if rec[f] == r])) for r in set(rec.values())}
+    profile = {rec[f]: p for f, p in vehicle_of.items()}
+    known = vehicle_ranges(merged, profile, n_profiles, n_vocab, margin=margin)
     return known, {
-        f: vehicle_ranges(per, vehicle_of, n_profiles, n_vocab, leave_out=f, margin=margin)
+        f: vehicle_ranges(merged, profile, n_profiles, n_vocab, leave_out=rec[f], margin=margin)
         for f in vehicle_of
     }
 

@@ -13,7 +13,8 @@ A union of a few drives still does not bound the next one: on the real WRX logs 
 ranges by more than 24 in 31–100 % of its windows (docs/study.md). So each side of a range is widened by
 ``margin`` times the farthest any one of the vehicle's captures lies beyond the others on that side (its
 leave-one-out excess): a byte whose drives agree keeps a tight range, one that drifts from drive to drive
-gets room in proportion, and a slot only one capture sends bounds nothing.
+gets room in proportion, and a slot only one capture sends bounds nothing. The graphs stage counts a
+recording once (`recordings`): attacked copies of one drive share its times and would agree by design.
 
 Arrays are [P, V, 2, 8]: per vehicle profile and vocabulary slot the low and high value of each byte; a
 slot without reference frames spans 0..255 (no excess).
@@ -78,7 +79,7 @@ def vehicle_ranges(
         own = np.stack(
             [r for f, r in captures.items() if f != leave_out and vehicle_of[f] == p] or [_empty(n_vocab)]
         )
-        out[p] = _union(own)
+        out[p] = union(own)
         if margin > 0:
             out[p, :, 0] -= margin * _spread(own, side=0)
             out[p, :, 1] += margin * _spread(own, side=1)
@@ -94,7 +95,7 @@ def _empty(n_vocab: int) -> np.ndarray:
     return out
 
 
-def _union(ranges: np.ndarray) -> np.ndarray:
+def union(ranges: np.ndarray) -> np.ndarray:
     """[V, 2, 8] union of [C, V, 2, 8] ranges (empty slots hold (255, 0) and drop out)."""
     return np.stack([ranges[:, :, 0].min(axis=0), ranges[:, :, 1].max(axis=0)], axis=1)
 
@@ -103,9 +104,24 @@ def _spread(ranges: np.ndarray, side: int) -> np.ndarray:
     """[V, 8] how far the farthest capture of [C, V, 2, 8] lies beyond the union of the others on ``side``
     (0: below the lowest, 1: above the highest), 0 where none does or a slot is empty in it."""
     spread = np.zeros(ranges.shape[1:2] + ranges.shape[3:], dtype=np.float32)
-    for i in range(len(ranges)):
-        others = _union(np.delete(ranges, i, axis=0))
+    for i in range(len(ranges) if len(ranges) > 1 else 0):
+        others = union(np.delete(ranges, i, axis=0))
         beyond = ranges[i, :, 1] - others[:, 1] if side else others[:, 0] - ranges[i, :, 0]
         present = (ranges[i, :, 0] <= ranges[i, :, 1]) & (others[:, 0] <= others[:, 1])
         np.maximum(spread, np.where(present, beyond, 0.0), out=spread)
     return spread
+
+
+def recordings(span: Mapping[int, tuple[float, float]], vehicle_of: Mapping[int, int]) -> dict[int, int]:
+    """Each capture's recording: captures of one vehicle whose (first, last) benign timestamps overlap,
+    chained, share the number of the earliest of them (an attacked copy of a drive keeps its times)."""
+    out: dict[int, int] = {}
+    for p in set(vehicle_of.values()):
+        end, current = -np.inf, -1  # the open recording: its latest end and its number
+        for f in sorted((f for f in vehicle_of if vehicle_of[f] == p), key=lambda f: span[f]):
+            lo, hi = span[f]
+            if lo > end:
+                current = f
+            out[f] = current
+            end = max(end, hi)
+    return out
