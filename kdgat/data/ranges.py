@@ -104,7 +104,9 @@ def _spread(ranges: np.ndarray, side: int) -> np.ndarray:
     """[V, 8] how far the farthest capture of [C, V, 2, 8] lies beyond the union of the others on ``side``
     (0: below the lowest, 1: above the highest), 0 where none does or a slot is empty in it."""
     spread = np.zeros(ranges.shape[1:2] + ranges.shape[3:], dtype=np.float32)
-    for i in range(len(ranges) if len(ranges) > 1 else 0):
+    if len(ranges) < 2:  # a lone capture: nothing to lie beyond
+        return spread
+    for i in range(len(ranges)):
         others = union(np.delete(ranges, i, axis=0))
         beyond = ranges[i, :, 1] - others[:, 1] if side else others[:, 0] - ranges[i, :, 0]
         present = (ranges[i, :, 0] <= ranges[i, :, 1]) & (others[:, 0] <= others[:, 1])
