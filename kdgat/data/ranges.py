@@ -42,8 +42,7 @@ def no_ranges(n_profiles: int, n_vocab: int) -> np.ndarray:
 def capture_ranges(key: np.ndarray, payload: np.ndarray, slots_of: np.ndarray, n_vocab: int) -> np.ndarray:
     """[V, 2, 8] byte ranges of one capture's (benign) frames by vocabulary slot; ``slots_of`` maps each
     frame's key to its slot. Slots without frames hold the empty range (255, 0)."""
-    out = np.empty((n_vocab, 2, 8), dtype=np.float32)
-    out[:, 0], out[:, 1] = _EMPTY
+    out = _empty(n_vocab)
     if not len(key):
         return out
     per = (
@@ -73,7 +72,6 @@ def vehicle_ranges(
     capture ``leave_out``, each side widened by ``margin`` × its largest leave-one-out excess (see above);
     a slot no capture holds (with a margin: fewer than two) bounds nothing."""
     out = np.empty((n_profiles, n_vocab, 2, 8), dtype=np.float32)
-    out[:, :, 0], out[:, :, 1] = _EMPTY
     unbounded = np.zeros((n_profiles, n_vocab), dtype=bool)
     for p in range(n_profiles):
         own = np.stack(
@@ -81,10 +79,9 @@ def vehicle_ranges(
         )
         out[p] = union(own)
         if margin > 0:
-            out[p, :, 0] -= margin * _spread(own, side=0)
-            out[p, :, 1] += margin * _spread(own, side=1)
-            unbounded[p] = (own[:, :, 0, 0] <= own[:, :, 1, 0]).sum(axis=0) < 2
-    empty = (out[:, :, 0] > out[:, :, 1]).any(axis=-1) | unbounded
+            out[p] += margin * _spread(own)
+            unbounded[p] = _present(own)[:, :, 0].sum(axis=0) < 2
+    empty = ~_present(out).all(axis=-1) | unbounded
     out[empty, 0], out[empty, 1] = 0.0, 255.0
     return out
 
@@ -100,18 +97,22 @@ def union(ranges: np.ndarray) -> np.ndarray:
     return np.stack([ranges[:, :, 0].min(axis=0), ranges[:, :, 1].max(axis=0)], axis=1)
 
 
-def _spread(ranges: np.ndarray, side: int) -> np.ndarray:
-    """[V, 8] how far the farthest capture of [C, V, 2, 8] lies beyond the union of the others on ``side``
-    (0: below the lowest, 1: above the highest), 0 where none does or a slot is empty in it."""
-    spread = np.zeros(ranges.shape[1:2] + ranges.shape[3:], dtype=np.float32)
+def _present(ranges: np.ndarray) -> np.ndarray:
+    """[..., 8] whether each byte of [..., 2, 8] ranges holds a value (low <= high)."""
+    return ranges[..., 0, :] <= ranges[..., 1, :]
+
+
+def _spread(ranges: np.ndarray) -> np.ndarray:
+    """[V, 2, 8] how far the farthest capture of [C, V, 2, 8] lies beyond the union of the others, below the
+    lowest (negative, row 0) and above the highest (row 1); 0 where none does or a slot is empty in it."""
+    below = above = np.zeros((ranges.shape[1], 8), dtype=np.float32)
     if len(ranges) < 2:  # a lone capture: nothing to lie beyond
-        return spread
+        return np.stack([below, above], axis=1)
     for i in range(len(ranges)):
         others = union(np.delete(ranges, i, axis=0))
-        beyond = ranges[i, :, 1] - others[:, 1] if side else others[:, 0] - ranges[i, :, 0]
-        present = (ranges[i, :, 0] <= ranges[i, :, 1]) & (others[:, 0] <= others[:, 1])
-        np.maximum(spread, np.where(present, beyond, 0.0), out=spread)
-    return spread
+        beyond = np.where((_present(ranges[i]) & _present(others))[:, None], ranges[i] - others, 0.0)
+        below, above = np.minimum(below, beyond[:, 0]), np.maximum(above, beyond[:, 1])
+    return np.stack([below, above], axis=1)
 
 
 def recordings(span: Mapping[int, tuple[float, float]], vehicle_of: Mapping[int, int]) -> dict[int, int]:
