@@ -137,6 +137,9 @@ class GATScale(_Strict):
     # benign training traffic — an expected ID that went silent shows up directly, where attention
     # layers see only the nodes that are there
     id_profile: int = Field(ge=0)
+    # read the range features of windows.byte_ranges, when the graphs hold them (false: those columns are
+    # skipped, and the GAT sees what it sees without them; docs/study.md)
+    byte_ranges: bool
 
 
 class VGAEScale(_Strict):
@@ -251,6 +254,9 @@ class FusionParams(_Strict):
     prior_cost: float = Field(ge=0)
     # true: the policy is the best fixed α unless the Q-net beats it on the select half (prior rewards)
     fallback: bool
+    # the VGAE alarms on its own, whatever α, above the score only this share of benign validation windows
+    # reach (0: no guard; kdgat/fusion/policy.py); on an unseen vehicle, this share of its calibration windows
+    guard_fpr: float = Field(ge=0, lt=1)
 
 
 class ExportParams(_Strict):

@@ -352,6 +352,7 @@ def test_train_fusion_writes_policy_report_and_predictions(trained: tuple[Path, 
         "gat_attack",
         "action",
         "alpha",
+        "guard",
         "fused",
         "decision",
     ]
@@ -467,11 +468,12 @@ def test_max_inputs_alarms_when_either_input_does() -> None:
     y = np.array([1, 1, 1, 0, 0])
     anomaly, p = np.array([0.9, 0.1, 0.1, 0.6, 0.1]), np.array([0.1, 0.9, 0.1, 0.1, 0.1])
     out = fc.comparison(
-        {"all": np.ones(5, bool)}, {"gat_alone": 1.0}, y, anomaly, p, None, np.array([0.0, 1.0])
+        {"all": np.ones(5, bool)}, {"gat_alone": 1.0}, y, anomaly, p, None, np.array([0.0, 1.0]), p
     )
     m = out["all"]["max_inputs"]
     assert (m["recall"], m["fpr"], m["mean_reward"]) == (pytest.approx(2 / 3), 0.5, None)
     assert out["all"]["gat_alone"]["recall"] == pytest.approx(1 / 3)
+    assert out["all"]["deployed"] == out["all"]["gat_alone"]  # the policy's own scores, as given
 
 
 def test_calibrated_comparison_recentres_the_inputs_on_the_vehicles_calibration(tmp_path: Path) -> None:
@@ -503,7 +505,12 @@ def test_calibrated_comparison_recentres_the_inputs_on_the_vehicles_calibration(
     on_car = g.filter(pl.col("split") == "calibration")["p_attack"].to_numpy()
     assert cal["thresholds"]["gat_p_attack"] == pytest.approx(np.quantile(on_car, 1 - cal["fpr"]))
     vehicle = cal["splits"]["test_unknown_vehicle_calibrated"]
-    assert set(vehicle) == {"dqn", "gat_alone", "vgae_alone", "fixed_alpha", "max_inputs"}
+    assert set(vehicle) == {"dqn", "gat_alone", "vgae_alone", "fixed_alpha", "max_inputs", "deployed"}
+    # the guard too sits on the car's own windows, at fusion.guard_fpr of them
+    car_score = vgae.filter(test)["score"].to_numpy() + 3.0
+    guard_fpr = fusion_params().fusion.guard_fpr
+    assert cal["thresholds"]["guard"] == pytest.approx(np.quantile(car_score, 1 - guard_fpr))
+    assert vehicle["deployed"]["fpr"] < 0.1
     # the plain validation thresholds would flag every benign window of this car; its own do not
     assert report["comparison"]["test_unknown_vehicle_calibrated"]["gat_alone"]["fpr"] == 1.0
     assert vehicle["gat_alone"]["fpr"] < 0.1 and vehicle["vgae_alone"]["fpr"] < 0.1

@@ -5,6 +5,7 @@ the fused scores and the decisions, on random prediction tables and on the commi
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -37,13 +38,17 @@ def _polars_predict(policy: fu.FusionPolicy, joined: pl.DataFrame) -> pl.DataFra
     action = policy.actions(fu.standardise(_polars_state_matrix(joined, anomaly), policy.mean, policy.std))
     p = joined["gat_p_attack"].to_numpy().astype(np.float64)
     calibrated = fu.gat_attack(p, policy.gat_threshold)
-    fused = fu.fuse(anomaly, calibrated, policy.alphas[action])
+    guard = np.zeros(joined.height)
+    if policy.guard_threshold is not None:
+        guard = fu.vgae_anomaly(joined["vgae_score"].to_numpy(), policy.guard_threshold, cal.scale)
+    fused = np.maximum(fu.fuse(anomaly, calibrated, policy.alphas[action]), guard)
     return joined.select(*fu.KEY, "y", "y_type").with_columns(
         pl.Series("vgae_anomaly", anomaly),
         pl.Series("p_attack", p),
         pl.Series("gat_attack", calibrated),
         pl.Series("action", action, dtype=pl.Int32),
         pl.Series("alpha", policy.alphas[action]),
+        pl.Series("guard", guard),
         pl.Series("fused", fused),
         pl.Series("decision", fu.decide(fused).astype(np.int8)),
     )
@@ -103,6 +108,8 @@ def test_signed_log_is_polars_bit_for_bit_on_both_paths() -> None:
 def test_state_and_decisions_equal_the_polars_code_on_random_rows(dtype: str) -> None:
     joined = _random_joined(1, 5_000, dtype)
     policy = _random_policy(1, len(fu.STATE_COLUMNS), _polars_state_matrix(joined, np.zeros(joined.height)))
+    # a VGAE guard that half the rows pass (fusion.guard_fpr)
+    policy = dataclasses.replace(policy, guard_threshold=float(np.median(joined["vgae_score"].to_numpy())))
     anomaly = np.random.default_rng(2).random(joined.height)
     assert fu.state_matrix(joined, anomaly).tobytes() == _polars_state_matrix(joined, anomaly).tobytes()
     want = _polars_predict(policy, joined)

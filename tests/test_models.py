@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import NamedTuple
 
 import pytest
@@ -22,6 +23,8 @@ from kdgat.models import (
     shifted_pairs,
     vgae_loss,
 )
+from kdgat.models.gat import range_columns
+from kdgat.train.weights import load_model, save_model
 
 STUDY = study_params()  # the repository's params.yaml
 
@@ -29,7 +32,15 @@ META = {"vocab_size": 76, "node_features": [f"f{i}" for i in range(23)], "edge_f
 N_VOCAB, N_FEAT, N_EDGE = 76, 23, 3
 SCALES = ["large", "small"]
 TINY_GAT = GATScale(
-    embed_dim=4, hidden=8, heads=2, layers=2, mlp_hidden=8, dropout=0.0, pooling=("mean", "max"), id_profile=0
+    embed_dim=4,
+    hidden=8,
+    heads=2,
+    layers=2,
+    mlp_hidden=8,
+    dropout=0.0,
+    pooling=("mean", "max"),
+    id_profile=0,
+    byte_ranges=True,
 )
 
 
@@ -325,3 +336,24 @@ def test_small_gat_exports_to_onnx(tmp_path: object) -> None:
         (got,) = session.run(None, {k: v.numpy() for k, v in zip(names, b.inputs, strict=True)})
         assert got.shape == (b.num_graphs, 2)
         torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(expected), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("reads", [False, True])
+def test_gat_skips_the_range_features_unless_its_scale_reads_them(reads: bool, tmp_path: Path) -> None:
+    """models.gat.*.byte_ranges: false — the columns windows.byte_ranges adds (before the absence features)
+    do not reach the GAT, in training or from its saved file; true — they do."""
+    meta = {**META, "range_features": ["r0", "r1"], "absence_features": ["a0", "a1", "a2"]}
+    assert range_columns(meta) == (N_FEAT - 5, N_FEAT - 3)
+    assert range_columns(META) == (N_FEAT, N_FEAT)
+    model = build_gat(TINY_GAT.model_copy(update={"byte_ranges": reads}), meta, seed=0).eval()
+    b = collate([random_graph(n, torch.Generator().manual_seed(n)) for n in (3, 5)])
+    moved = b.x.clone()
+    moved[:, N_FEAT - 5 : N_FEAT - 3] += 100.0
+    with torch.no_grad():
+        before = model(*b.inputs, num_graphs=b.num_graphs)
+        after = model(moved, *b.inputs[1:], num_graphs=b.num_graphs)
+    assert torch.equal(before, after) is not reads
+    save_model(model, tmp_path / "gat.ckpt", {})
+    again, _ = load_model(tmp_path / "gat.ckpt")
+    with torch.no_grad():
+        assert torch.equal(again(*b.inputs, num_graphs=b.num_graphs), before)

@@ -135,6 +135,7 @@ def _figures(ds: str) -> dict[str, pl.DataFrame]:
         ).with_columns(
             pl.Series("gat_attack", [0.8, 0.0]),
             pl.Series("alpha", [0.5, 0.5]),
+            pl.Series("guard", [0.0, 0.0]),
             pl.Series("fused", [0.85, 0.05]),
             pl.Series("decision", [1, 0], dtype=pl.Int8),
         ),

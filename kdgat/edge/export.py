@@ -200,6 +200,7 @@ def decision_rule(policy: FusionPolicy) -> dict[str, Any]:
         "vgae_threshold_method": cal.method,
         "vgae_youden_j": cal.youden_j,
         "gat_threshold": policy.gat_threshold,
+        "guard_threshold": policy.guard_threshold,  # fusion.guard_fpr's VGAE cut (null: no guard)
     }
 
 

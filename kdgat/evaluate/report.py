@@ -14,7 +14,7 @@ Files written by ``write_evaluation(tables, metrics_path, plots_dir)`` for datas
     plots/D/pr/<scenario>/<model>.csv        recall, precision, threshold   (≤ 200 points)
     plots/D/confusion/<scenario>/<model>.csv actual, predicted (one row per graph; "benign" | "attack")
     plots/D/figures/dqn_policy.parquet       model, split, index, y, y_type, vgae_anomaly, p_attack,
-                                             gat_attack, alpha, fused, decision (fusion models)
+                                             gat_attack, alpha, guard, fused, decision (fusion models)
     plots/D/figures/recon_errors.parquet     model, split, index, y, y_type, score, feat_mse, id_ce,
                                              nbr_bce, kl (those present), threshold (VGAE models)
     plots/D/figures/model_sizes.csv          model, kind, parameters, state_bytes, file_bytes (weights given)
@@ -62,6 +62,7 @@ from kdgat.fusion.policy import (
     gat_alone,
     gat_attack,
     gat_calibration,
+    guarded,
     vehicle_threshold,
     vgae_alone,
     vgae_anomaly,
@@ -125,6 +126,7 @@ def scored_view(name: str, table: Table) -> pl.DataFrame:
     _need(df, name, ("vgae_anomaly", "gat_attack", "alpha", "fused", "decision"))
     fused = df["fused"].to_numpy()
     again = fuse(df["vgae_anomaly"].to_numpy(), df["gat_attack"].to_numpy(), df["alpha"].to_numpy())
+    again = guarded(again, df["guard"].to_numpy() if "guard" in df.columns else None)
     stored = (df["decision"] == 1).to_numpy()
     if not np.allclose(fused, again, rtol=0, atol=1e-6) or not np.array_equal(decide(fused), stored):
         raise EvaluationError(f"{name}: stored fused scores/decisions disagree with the fusion rule")
@@ -255,6 +257,7 @@ _POLICY_COLS = (
     "p_attack",
     "gat_attack",
     "alpha",
+    "guard",
     "fused",
     "decision",
 )

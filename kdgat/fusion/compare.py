@@ -2,7 +2,8 @@
 
 Contenders, all deciding at 0.5 on inputs that are 0.5 at their own thresholds: the DQN's per-graph α, the
 GAT alone (α = 1), the VGAE alone (α = 0), the best fixed α on validation, and ``max_inputs`` — alarm when
-either input alarms (max of the two calibrated scores; no α, so no reward from the α grid).
+either input alarms (max of the two calibrated scores; no α, so no reward from the α grid), and ``deployed``
+— the policy as it decides, the DQN's α with the VGAE guard (fusion.guard_fpr; the DQN's α without one).
 
 On the unseen vehicle's calibrated splits (``test_*_calibrated``) the inputs are re-centred at thresholds set
 on that vehicle's calibration windows (``vehicle_threshold`` of each input, as the evaluation does for a
@@ -50,9 +51,11 @@ def comparison(
     p: NDArray[np.float64],
     reward: NDArray[np.float64] | None,
     alphas: NDArray[np.float64],
+    deployed: NDArray[np.float64],
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Every contender through the same rule on every group of rows; an α contender's reward read from the
-    [G, A] ``reward`` table (all α lie on the grid), none for ``max_inputs`` or without a table."""
+    [G, A] ``reward`` table (all α lie on the grid), none for ``max_inputs``, ``deployed`` (the policy's
+    fused scores) or without a table."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, rows in groups.items():
         out[name] = {}
@@ -62,6 +65,7 @@ def comparison(
             r = None if reward is None else reward[rows][np.arange(rows.sum()), col]
             out[name][who] = _summary(y[rows], fuse(anomaly[rows], p[rows], a_rows), r)
         out[name]["max_inputs"] = _summary(y[rows], np.maximum(anomaly[rows], p[rows]), None)
+        out[name]["deployed"] = _summary(y[rows], deployed[rows], None)
     return out
 
 
@@ -70,9 +74,10 @@ def calibrated_comparison(
     policy: FusionPolicy,
     fixed_alpha: float,
     fpr: float,
+    guard_fpr: float,
 ) -> dict[str, Any] | None:
-    """The contenders on the calibrated splits, inputs re-centred on the calibration split (None without
-    calibration rows or calibrated splits)."""
+    """The contenders on the calibrated splits, inputs re-centred on the calibration split, the guard (if
+    the policy has one) at ``guard_fpr`` of it (None without calibration rows or calibrated splits)."""
     split = joined["split"].to_numpy()
     calibrated = sorted({s for s in split.tolist() if s.endswith(CALIBRATED_SUFFIX)})
     on_car = split == CALIBRATION_SPLIT
@@ -80,8 +85,12 @@ def calibrated_comparison(
         return None
     score, p_raw = joined["vgae_score"].to_numpy(), joined["gat_p_attack"].to_numpy().astype(np.float64)
     t_vgae, t_gat = vehicle_threshold(score[on_car], fpr), vehicle_threshold(p_raw[on_car], fpr)
+    t_guard = None if policy.guard_threshold is None else vehicle_threshold(score[on_car], guard_fpr)
     car = dataclasses.replace(
-        policy, calibration=dataclasses.replace(policy.calibration, threshold=t_vgae), gat_threshold=t_gat
+        policy,
+        calibration=dataclasses.replace(policy.calibration, threshold=t_vgae),
+        gat_threshold=t_gat,
+        guard_threshold=t_guard,
     )
     table = car.predict(joined)
     anomaly = vgae_anomaly(score, t_vgae, policy.calibration.scale)
@@ -96,6 +105,6 @@ def calibrated_comparison(
     y = joined["y"].to_numpy().astype(np.int64)
     return {
         "fpr": fpr,
-        "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat},
-        "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas),
+        "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat, "guard": t_guard},
+        "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas, table["fused"].to_numpy()),
     }

@@ -2,6 +2,11 @@
 
 The one decision rule, used by training rewards, validation, test, the baselines and evaluation alike:
     fused = fuse(vgae_anomaly, gat_attack, α) = (1 − α)·vgae_anomaly + α·gat_attack;  attack iff fused >= 0.5.
+The deployed policy adds a guard outside the α grid (``fusion.guard_fpr``): fused = max(that, guard), guard
+the VGAE score mapped to 0.5 at a cut only that share of benign validation windows reach. Validation holds
+known attacks only, which the GAT alone separates, so every α it can choose silences the VGAE; the guard
+lets the VGAE alarm on its own where its score is beyond benign traffic, at a false-alarm cost bounded by
+the share, which is set beforehand, like calibration.fpr, not read off any attack.
 Every model's threshold is chosen on validation the same way (``calibrate``: Youden's J, the threshold
 maximising TPR − FPR; the 99th percentile of benign validation scores when validation has no attack or no
 threshold beats chance), and each score is mapped to [0, 1] with 0.5 exactly at its threshold:
@@ -58,6 +63,11 @@ class FusionError(ValueError):
 def fuse(vgae_anomaly: Num, p_attack: Num, alpha: Num) -> Num:
     """THE fusion rule: (1 − α)·vgae_anomaly + α·p_attack (numpy, torch or floats; broadcasts)."""
     return (1.0 - alpha) * vgae_anomaly + alpha * p_attack
+
+
+def guarded(fused: NDArray[np.float64], guard: NDArray[np.float64] | None) -> NDArray[np.float64]:
+    """The deployed score: the α rule's, or the guard's where it is higher (no guard: unchanged)."""
+    return fused if guard is None else np.maximum(fused, guard)
 
 
 def decide(fused: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -230,6 +240,13 @@ class FusionPolicy:
     std: NDArray[np.float64]
     calibration: VGAECalibration
     gat_threshold: float  # the GAT's p_attack threshold on validation (gat_attack)
+    guard_threshold: float | None = None  # the VGAE score beyond fusion.guard_fpr of benign val (None: off)
+
+    def guard(self, score: NDArray[Any]) -> NDArray[np.float64] | None:
+        """The guard's score (0.5 at guard_threshold, the VGAE's scale), None without a guard."""
+        if self.guard_threshold is None:
+            return None
+        return vgae_anomaly(score, self.guard_threshold, self.calibration.scale)
 
     def states(self, columns: Mapping[str, NDArray[Any]]) -> tuple[Tensor, NDArray[np.float64]]:
         """(standardised state tensor, vgae_anomaly) of prediction rows (``columns_of``)."""
@@ -244,27 +261,29 @@ class FusionPolicy:
 
     def decisions(self, columns: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
         """THE policy on prediction rows given as arrays (``columns_of``: vgae_* and gat_* by name): per row
-        vgae_anomaly, p_attack, gat_attack, action, alpha, fused, decision. ``predict`` is this on a table;
-        the detector calls it as it is, once per window on a live bus, where a table would cost it more
-        than its three models (docs/edge.md)."""
+        vgae_anomaly, p_attack, gat_attack, action, alpha, guard (0 without one), fused, decision.
+        ``predict`` is this on a table; the detector calls it as it is, once per window on a live bus, where
+        a table would cost it more than its three models (docs/edge.md)."""
         states, anomaly = self.states(columns)
         action = self.actions(states)
         p = np.asarray(columns["gat_p_attack"]).astype(np.float64)
         calibrated = gat_attack(p, self.gat_threshold)
-        fused = fuse(anomaly, calibrated, self.alphas[action])
+        guard = self.guard(columns["vgae_score"])
+        fused = guarded(fuse(anomaly, calibrated, self.alphas[action]), guard)
         return {
             "vgae_anomaly": anomaly,
             "p_attack": p,
             "gat_attack": calibrated,
             "action": action.astype(np.int32),
             "alpha": self.alphas[action],
+            "guard": np.zeros_like(fused) if guard is None else guard,
             "fused": fused,
             "decision": decide(fused).astype(np.int8),
         }
 
     def predict(self, joined: pl.DataFrame) -> pl.DataFrame:
-        """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, gat_attack, action, alpha, fused,
-        decision."""
+        """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, gat_attack, action, alpha, guard,
+        fused, decision."""
         out = self.decisions(columns_of(joined))
         return joined.select(*KEY, "y", "y_type").with_columns(pl.Series(k, v) for k, v in out.items())
 
@@ -286,6 +305,7 @@ class FusionPolicy:
             "vgae_threshold_method": self.calibration.method,
             "vgae_youden_j": self.calibration.youden_j,
             "gat_threshold": self.gat_threshold,
+            "guard_threshold": self.guard_threshold,
             "decision_threshold": DECISION_THRESHOLD,
             **extra,
         }
@@ -312,4 +332,5 @@ def load_policy(path: Path) -> FusionPolicy:
         np.array(blob["state_std"]),
         cal,
         blob["gat_threshold"],
+        blob.get("guard_threshold"),
     )

@@ -62,6 +62,7 @@ from kdgat.fusion.policy import (
     read_predictions,
     standardise,
     state_matrix,
+    vehicle_threshold,
     vgae_anomaly,
 )
 from kdgat.io import write_csv, write_json, write_parquet
@@ -249,6 +250,8 @@ def train_fusion(
     p_raw = joined["gat_p_attack"].to_numpy().astype(np.float64)
     gat_threshold = gat_calibration(p_raw[is_val], y[is_val])
     p = gat_attack(p_raw, gat_threshold)  # both inputs at 0.5 where their validation thresholds are
+    benign_val = joined["vgae_score"].to_numpy()[is_val & (y == 0)]
+    guard = vehicle_threshold(benign_val, fusion.guard_fpr) if fusion.guard_fpr > 0 else None
     raw = state_matrix(joined, anomaly)
     mean, std = raw[fit_rows].mean(axis=0), raw[fit_rows].std(axis=0)
     std[std < 1e-8] = 1.0  # a constant feature stays constant (zero) instead of blowing up
@@ -269,7 +272,7 @@ def train_fusion(
     chosen = "fixed_alpha" if fusion.fallback and held_out["dqn"] <= held_out["fixed_alpha"] else "dqn"
     if chosen == "fixed_alpha":
         qnet = constant_qnet(dqn, states.shape[1], alphas.size, fixed_action)
-    policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold)
+    policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold, guard)
     table = policy.predict(joined)
 
     alpha_of: dict[str, NDArray[np.float64] | float] = {
@@ -292,6 +295,7 @@ def train_fusion(
         "state_stats": "fit rows",
         "vgae_calibration": "val",
         "gat_threshold": "val",
+        "guard_threshold": "val benign",
         "fixed_alpha": "val",
         "prior": "fixed_alpha",
     }
@@ -307,6 +311,7 @@ def train_fusion(
         "params": sum(w.numel() for w in qnet.parameters()),
         "vgae_calibration": dataclasses.asdict(cal),
         "gat_threshold": gat_threshold,
+        "guard_threshold": guard,  # the VGAE score at fusion.guard_fpr of benign val (None: no guard)
         "epochs_run": len(history),
         "best_epoch": best_epoch,
         "best_select_reward": history[best_epoch]["select_reward"],
@@ -315,9 +320,11 @@ def train_fusion(
         "policy": {"chosen": chosen, "select_reward": held_out},
         "fixed_alpha_val_f1": {f"{a:g}": f for a, f in zip(alphas.tolist(), fixed_f1, strict=True)},
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
-        "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas),
+        "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas, table["fused"].to_numpy()),
         # the unseen vehicle's calibrated splits, inputs on its own thresholds (kdgat/fusion/compare.py)
-        "comparison_calibrated": calibrated_comparison(joined, policy, fixed, params.calibration.fpr),
+        "comparison_calibrated": calibrated_comparison(
+            joined, policy, fixed, params.calibration.fpr, fusion.guard_fpr
+        ),
         "wall_s": round(time.perf_counter() - started, 3),
         "started_at": started_at,  # UTC (the results' run timeline)
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),

@@ -35,6 +35,7 @@ class GAT(nn.Module):
         n_classes: int = 2,
         id_cooccurrence: Tensor | None = None,
         benign_windows: int = 0,
+        skip: tuple[int, int] = (0, 0),
     ) -> None:
         super().__init__()
         if n_vocab < 1 or n_node_features < 0 or n_edge_features < 1 or n_classes < 2:
@@ -47,6 +48,12 @@ class GAT(nn.Module):
         self.n_node_features = n_node_features
         self.n_edge_features = n_edge_features
         self.n_classes = n_classes
+        # node-feature columns [start, stop) it does not read (build_gat: the range features unless the
+        # scale's byte_ranges); the slices are fixed, so the exported graph holds them as constants
+        self.skip = skip
+        if not 0 <= skip[0] <= skip[1] <= n_node_features:
+            raise ValueError(f"GAT: skip {skip} outside 0..{n_node_features}")
+        n_node_features -= skip[1] - skip[0]
         self.encoder = GATEncoder.from_scale(scale, n_vocab, n_node_features, n_edge_features)
         width = self.encoder.width
         # each readout of the concatenation of every layer's node states
@@ -78,6 +85,12 @@ class GAT(nn.Module):
             nn.Linear(scale.mlp_hidden, n_classes),
         )
 
+    def inputs(self, x: Tensor) -> Tensor:
+        """The node-feature columns it reads (all but ``skip``)."""
+        if self.skip[1] == self.skip[0]:
+            return x
+        return torch.cat([x[:, : self.skip[0]], x[:, self.skip[1] :]], dim=-1)
+
     def embed(
         self,
         x: Tensor,
@@ -89,6 +102,7 @@ class GAT(nn.Module):
     ) -> Tensor:
         """Pooled graph embedding [G, graph_embed_dim]: the input of the MLP head. ``num_graphs``, when the
         caller knows it, spares reading it back from the device (a GPU sync per forward)."""
+        x = self.inputs(x)
         jk = torch.cat(self.encoder(x, node_vocab, edge_index, edge_attr), dim=-1)
         if num_graphs is None:
             # .item() rather than int(): the exporter keeps an unknown graph count symbolic instead of failing
@@ -123,16 +137,32 @@ class GAT(nn.Module):
     ) -> list[tuple[Tensor, Tensor]]:
         """Per layer, (edge_index [2, E], alpha [E, heads]) as the layer saw them (dropout as per mode)."""
         del batch  # same arguments as forward, so callers can pass a batch unchanged
-        return self.encoder.attention(x, node_vocab, edge_index, edge_attr)
+        return self.encoder.attention(self.inputs(x), node_vocab, edge_index, edge_attr)
 
 
 def build_gat(scale: GATScale, meta: Mapping[str, Any], n_classes: int = 2, seed: int | None = None) -> GAT:
     """A GAT sized for the dataset; with ``seed`` its initial weights depend on the seed only."""
     n_vocab, n_feat, n_edge = meta_sizes(meta)
+    skip = (0, 0) if scale.byte_ranges else range_columns(meta)
     # datasets made before these were recorded: no absence or unknown ID is surprising
     cooc = meta.get("id_cooccurrence")
     benign = int(meta.get("counts", {}).get("train", {}).get("benign", 0))
     with seeded(seed):
         return GAT(
-            scale, n_vocab, n_feat, n_edge, n_classes, None if cooc is None else torch.tensor(cooc), benign
+            scale,
+            n_vocab,
+            n_feat,
+            n_edge,
+            n_classes,
+            None if cooc is None else torch.tensor(cooc),
+            benign,
+            skip,
         )
+
+
+def range_columns(meta: Mapping[str, Any]) -> tuple[int, int]:
+    """[start, stop) of the graphs' range features (windows.byte_ranges): just before the absence features,
+    which come last (kdgat/data/graphs.py); (n, n) when there are none."""
+    n_feat = len(meta["node_features"])
+    stop = n_feat - len(meta.get("absence_features", []))
+    return stop - len(meta.get("range_features", [])), stop

@@ -258,7 +258,8 @@ DQN_POLICY = Table(
         _c("p_attack", F64, "GAT probability of attack"),
         _c("gat_attack", F64, "p_attack calibrated on validation: 0.5 at the GAT's threshold"),
         _c("alpha", F64, "weight chosen: fused = (1 − α)·vgae_anomaly + α·gat_attack"),
-        _c("fused", F64, "fused score"),
+        _c("guard", F64, "the VGAE alone at fusion.guard_fpr of benign val: 0.5 at that cut (0: no guard)"),
+        _c("fused", F64, "fused score: the α rule's, or the guard's where higher"),
         _c("decision", I8, "1 = flagged as attack"),
     ),
 )

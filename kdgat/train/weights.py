@@ -31,6 +31,7 @@ def save_model(
         "n_edge_features": model.n_edge_features,
         "n_classes": getattr(model, "n_classes", 0),
         "n_inputs": getattr(model, "n_inputs", None),  # VGAE: the node feature columns it reads
+        "skip": list(getattr(model, "skip", ())),  # GAT: the node feature columns it does not read
         "vgae_train": vgae_train.model_dump() if vgae_train is not None else None,
         "info": info,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -50,7 +51,12 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     sizes = (blob["n_vocab"], blob["n_node_features"], blob["n_edge_features"])
     model: nn.Module
     if blob["kind"] == "gat":
-        model = GAT(GATScale(**blob["scale"]), *sizes, n_classes=blob["n_classes"])
+        model = GAT(
+            GATScale(**blob["scale"]),
+            *sizes,
+            n_classes=blob["n_classes"],
+            skip=tuple(blob.get("skip") or (0, 0)),
+        )
     elif blob["kind"] == "vgae":
         model = VGAE(VGAEScale(**blob["scale"]), *sizes, n_inputs=blob.get("n_inputs"))
     else:

@@ -25,7 +25,7 @@ from kdgat.data.synth import generate
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_SIZES: dict[str, Any] = {"embed_dim": 4, "hidden": 8, "heads": 2, "layers": 2, "dropout": 0.1}
-TINY_GAT = {**TINY_SIZES, "mlp_hidden": 16, "pooling": ["mean", "max"], "id_profile": 0}
+TINY_GAT = {**TINY_SIZES, "mlp_hidden": 16, "pooling": ["mean", "max"], "id_profile": 0, "byte_ranges": True}
 TINY_VGAE = {**TINY_SIZES, "latent": 8, "absent_ids": False}
 
 

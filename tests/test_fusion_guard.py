@@ -1,0 +1,113 @@
+"""The fusion's VGAE guard (fusion.guard_fpr): the VGAE alarms on its own, whatever α the policy chose, beyond
+the score that only that share of benign validation windows reach — set on benign validation only, applied
+in the deployed score, the evaluation's check, the comparison and the bundle's decision rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from test_fusion import fusion_params, two_region_tables
+
+import kdgat.evaluate.report as ev
+import kdgat.fusion.policy as fu
+import kdgat.fusion.train as ft
+from kdgat.config import DQNScale
+from kdgat.edge.export import decision_rule
+from kdgat.fusion.dqn import constant_qnet
+
+
+def _fit(tmp_path: Path, guard_fpr: float) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+    vgae, gat = two_region_tables()
+    # one unknown attack the VGAE scores far beyond benign traffic while the GAT sees nothing
+    novel = (vgae["split"] == "test_unknown_attack") & (vgae["y"] == 1)
+    vgae = vgae.with_columns(
+        pl.when(novel).then(pl.col("score") + 10.0).otherwise(pl.col("score")).alias("score")
+    )
+    vgae.write_parquet(tmp_path / "vgae.parquet")
+    gat.write_parquet(tmp_path / "gat.parquet")
+    report = ft.train_fusion(
+        fusion_params(guard_fpr=guard_fpr),
+        tmp_path / "vgae.parquet",
+        tmp_path / "gat.parquet",
+        "small",
+        tmp_path / "fusion.ckpt",
+        report=tmp_path / "fusion.json",
+        predictions=tmp_path / "fusion.parquet",
+    )
+    return report, pl.read_parquet(tmp_path / "fusion.parquet"), vgae
+
+
+@pytest.mark.slow
+def test_guard_is_set_on_benign_validation_and_alarms_whatever_alpha(tmp_path: Path) -> None:
+    report, table, vgae = _fit(tmp_path, 0.01)
+    val = vgae.filter((pl.col("split") == "val") & (pl.col("y") == 0))["score"].to_numpy()
+    assert report["guard_threshold"] == pytest.approx(float(np.quantile(val, 0.99)))
+    score = vgae.sort("split", "index")["score"].to_numpy()
+    table = table.sort("split", "index")
+    beyond = score >= report["guard_threshold"]
+    assert (table["guard"].to_numpy()[beyond] >= 0.5).all() and (
+        table["guard"].to_numpy()[~beyond] < 0.5
+    ).all()
+    rule = fu.fuse(
+        table["vgae_anomaly"].to_numpy(), table["gat_attack"].to_numpy(), table["alpha"].to_numpy()
+    )
+    np.testing.assert_allclose(table["fused"].to_numpy(), np.maximum(rule, table["guard"].to_numpy()))
+    # every window beyond the guard alarms, whatever α; the evaluation accepts the stored scores
+    assert (table["decision"].to_numpy()[beyond] == 1).all()
+    ev.scored_view("fusion_small", table)
+    novel = report["comparison"]["test_unknown_attack"]
+    assert novel["deployed"]["recall"] == 1.0 > novel["gat_alone"]["recall"]
+    # the same policy file and the bundle's decision rule carry it
+    policy = fu.load_policy(tmp_path / "fusion.ckpt")
+    assert policy.guard_threshold == report["guard_threshold"]
+    assert decision_rule(policy)["guard_threshold"] == report["guard_threshold"]
+
+
+@pytest.mark.slow
+def test_no_guard_leaves_the_alpha_rule(tmp_path: Path) -> None:
+    report, table, _ = _fit(tmp_path, 0.0)
+    assert report["guard_threshold"] is None and (table["guard"] == 0).all()
+    rule = fu.fuse(
+        table["vgae_anomaly"].to_numpy(), table["gat_attack"].to_numpy(), table["alpha"].to_numpy()
+    )
+    np.testing.assert_array_equal(table["fused"].to_numpy(), rule)
+    for split in report["comparison"].values():
+        assert split["deployed"] == {**split["dqn"], "mean_reward": None}
+
+
+def test_evaluation_rejects_a_guard_column_the_scores_disagree_with() -> None:
+    table = pl.DataFrame(
+        {
+            "split": ["val", "val"],
+            "index": [0, 1],
+            "y": [0, 1],
+            "vgae_anomaly": [0.1, 0.2],
+            "gat_attack": [0.1, 0.2],
+            "alpha": [1.0, 1.0],
+            "guard": [0.0, 0.9],
+            "fused": [0.1, 0.9],
+            "decision": [0, 1],
+        }
+    )
+    ev.scored_view("fusion_small", table)
+    with pytest.raises(ev.EvaluationError, match="disagree"):
+        ev.scored_view("fusion_small", table.with_columns(pl.Series("fused", [0.1, 0.2]), decision=pl.lit(0)))
+
+
+def test_policy_without_guard_reads_as_before(tmp_path: Path) -> None:
+    vgae, gat = two_region_tables(splits={"val": 40})
+    joined = fu.join_predictions(vgae, gat)
+    cal = fu.calibrate_vgae(joined["vgae_score"].to_numpy(), joined["y"].to_numpy())
+    qnet = constant_qnet(DQNScale(hidden=4, layers=1), len(fu.STATE_COLUMNS), 11, 10)
+    mean, std = np.zeros(len(fu.STATE_COLUMNS)), np.ones(len(fu.STATE_COLUMNS))
+    plain = fu.FusionPolicy(qnet, fu.alpha_grid(11), mean, std, cal, 0.5)
+    out = plain.decisions(fu.columns_of(joined))
+    np.testing.assert_array_equal(out["fused"], out["gat_attack"])  # α = 1, no guard
+    guarded = dataclasses.replace(plain, guard_threshold=float(joined["vgae_score"].min()))
+    assert (guarded.decisions(fu.columns_of(joined))["decision"] == 1).all()
+    plain.save(tmp_path / "p.ckpt", "small", {})
+    assert fu.load_policy(tmp_path / "p.ckpt").guard_threshold is None
