@@ -107,7 +107,7 @@ def test_policy_without_guard_reads_as_before(tmp_path: Path) -> None:
     plain = fu.FusionPolicy(qnet, fu.alpha_grid(11), mean, std, cal, 0.5)
     out = plain.decisions(fu.columns_of(joined))
     np.testing.assert_array_equal(out["fused"], out["gat_attack"])  # α = 1, no guard
-    guarded = dataclasses.replace(plain, guard_threshold=float(joined["vgae_score"].min()))
+    guarded = dataclasses.replace(plain, guard_threshold=float(joined["vgae_score"].to_numpy().min()))
     assert (guarded.decisions(fu.columns_of(joined))["decision"] == 1).all()
     plain.save(tmp_path / "p.ckpt", "small", {})
     assert fu.load_policy(tmp_path / "p.ckpt").guard_threshold is None
