@@ -111,3 +111,31 @@ def test_policy_without_guard_reads_as_before(tmp_path: Path) -> None:
     assert (guarded.decisions(fu.columns_of(joined))["decision"] == 1).all()
     plain.save(tmp_path / "p.ckpt", "small", {})
     assert fu.load_policy(tmp_path / "p.ckpt").guard_threshold is None
+
+
+def test_a_new_vehicles_rows_get_the_guard_recut_on_its_calibration_windows() -> None:
+    """On a car whose benign windows all score above validation's guard, a guard cut on validation would
+    decide every window; ``predict`` re-cuts it at ``guard_fpr`` of the car's calibration windows."""
+    vgae, gat = two_region_tables(
+        splits={"val": 200, "calibration": 400, "test_unknown_vehicle_calibrated": 100}
+    )
+    on_car = pl.col("split") != "val"
+    vgae = vgae.with_columns(pl.when(on_car).then(pl.col("score") + 50.0).otherwise(pl.col("score")))
+    joined = fu.join_predictions(vgae, gat)
+    val = joined.filter(pl.col("split") == "val")
+    cal = fu.calibrate_vgae(val["vgae_score"].to_numpy(), val["y"].to_numpy())
+    qnet = constant_qnet(DQNScale(hidden=4, layers=1), len(fu.STATE_COLUMNS), 11, 10)
+    mean, std = np.zeros(len(fu.STATE_COLUMNS)), np.ones(len(fu.STATE_COLUMNS))
+    guard = float(np.quantile(val.filter(pl.col("y") == 0)["vgae_score"].to_numpy(), 0.99))
+    policy = fu.FusionPolicy(qnet, fu.alpha_grid(11), mean, std, cal, 0.5, guard, 0.01)
+    table = policy.predict(joined)
+    car_scores = joined.filter(pl.col("split") == "calibration")["vgae_score"].to_numpy()
+    recut = policy.for_vehicle(car_scores).guard_threshold
+    assert recut is not None and recut > guard + 40
+    assert recut == pytest.approx(float(np.quantile(car_scores, 0.99)))
+    # re-cut: about one of the car's windows in 100 passes it; on validation's cut every window would
+    assert (table.filter(on_car)["guard"].to_numpy() >= 0.5).mean() < 0.05
+    assert fu.decide(policy.decisions(fu.columns_of(joined.filter(on_car)))["fused"]).all()
+    assert table.filter(~on_car).equals(policy.predict(joined.filter(~on_car)))  # validation's rows as before
+    unguarded = dataclasses.replace(policy, guard_threshold=None)
+    assert unguarded.for_vehicle(car_scores) is unguarded

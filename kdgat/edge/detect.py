@@ -85,7 +85,7 @@ class Detector:
         self.fused_threshold: float | None = (
             None  # set by ``calibrate``: fused >= it alarms, not the policy's 0.5
         )
-        self._fused: list[float] | None = None  # the fused scores seen, while calibrating
+        self._seen: dict[str, list[float]] | None = None  # VGAE and fused scores seen, while calibrating
         self._reset()
 
     def _reset(self) -> None:
@@ -116,13 +116,21 @@ class Detector:
             out["expected_ids"] = len(car["slots"])
         if self.ranges is not None:
             self.ranges = no_ranges(1, len(self.known))
-        self._fused = []
-        for _ in self.windows_of(iter([frames])):
-            pass
-        fused, self._fused = np.asarray(self._fused), None
+        # the fusion's VGAE guard is re-cut on the car's windows first (FusionPolicy.for_vehicle); the fused
+        # scores of the same windows, through it, then set the alarm threshold
+        self.models.policy = self.models.policy.for_vehicle(self._calibration_scores(frames)["vgae_score"])
+        fused = self._calibration_scores(frames)["fused"]
         self.fused_threshold = vehicle_threshold(fused, float(cal["fpr"]))
         self._reset()
         return out | {"windows": len(fused), "fused_threshold": self.fused_threshold}
+
+    def _calibration_scores(self, frames: Chunk) -> dict[str, np.ndarray]:
+        """The VGAE and fused scores of every window of ``frames``."""
+        self._seen = {"vgae_score": [], "fused": []}
+        for _ in self.windows_of(iter([frames])):
+            pass
+        seen, self._seen = self._seen, None
+        return {k: np.asarray(v) for k, v in seen.items()}
 
     def windows_of(self, chunks: Iterator[Chunk]) -> Iterator[dict[str, Any]]:
         """One record per complete window, in order."""
@@ -162,8 +170,9 @@ class Detector:
         self.latency.extend([t2 - arrived] * len(starts))
         node_ptr = np.concatenate([[0], np.cumsum(batch.n_nodes)])
         fused, decision = table["fused"].tolist(), table["decision"].tolist()
-        if self._fused is not None:
-            self._fused.extend(fused)
+        if self._seen is not None:
+            self._seen["fused"].extend(fused)
+            self._seen["vgae_score"].extend(table["vgae_score"].tolist())
         alpha, p_attack = table["alpha"].tolist(), table["p_attack"].tolist()
         vgae_score, anomaly = table["vgae_score"].tolist(), table["vgae_anomaly"].tolist()
         for i in range(len(starts)):

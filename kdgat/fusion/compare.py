@@ -21,6 +21,8 @@ import polars as pl
 from numpy.typing import NDArray
 
 from kdgat.fusion.policy import (
+    CALIBRATED_SUFFIX,
+    CALIBRATION_SPLIT,
     FusionPolicy,
     decide,
     fuse,
@@ -31,8 +33,6 @@ from kdgat.fusion.policy import (
 from kdgat.metrics import binary_metrics
 
 _SUMMARY = ("n", "n_attack", "f1", "precision", "recall", "fpr", "mcc", "roc_auc")
-CALIBRATION_SPLIT = "calibration"
-CALIBRATED_SUFFIX = "_calibrated"
 
 
 def _summary(
@@ -74,10 +74,10 @@ def calibrated_comparison(
     policy: FusionPolicy,
     fixed_alpha: float,
     fpr: float,
-    guard_fpr: float,
 ) -> dict[str, Any] | None:
     """The contenders on the calibrated splits, inputs re-centred on the calibration split, the guard (if
-    the policy has one) at ``guard_fpr`` of it (None without calibration rows or calibrated splits)."""
+    the policy has one) re-cut there (``for_vehicle``; None without calibration rows or calibrated
+    splits)."""
     split = joined["split"].to_numpy()
     calibrated = sorted({s for s in split.tolist() if s.endswith(CALIBRATED_SUFFIX)})
     on_car = split == CALIBRATION_SPLIT
@@ -85,13 +85,9 @@ def calibrated_comparison(
         return None
     score, p_raw = joined["vgae_score"].to_numpy(), joined["gat_p_attack"].to_numpy().astype(np.float64)
     t_vgae, t_gat = vehicle_threshold(score[on_car], fpr), vehicle_threshold(p_raw[on_car], fpr)
-    t_guard = None if policy.guard_threshold is None else vehicle_threshold(score[on_car], guard_fpr)
     car = dataclasses.replace(
-        policy,
-        calibration=dataclasses.replace(policy.calibration, threshold=t_vgae),
-        gat_threshold=t_gat,
-        guard_threshold=t_guard,
-    )
+        policy, calibration=dataclasses.replace(policy.calibration, threshold=t_vgae), gat_threshold=t_gat
+    ).for_vehicle(score[on_car])
     table = car.predict(joined)
     anomaly = vgae_anomaly(score, t_vgae, policy.calibration.scale)
     p = gat_attack(p_raw, t_gat)
@@ -105,6 +101,6 @@ def calibrated_comparison(
     y = joined["y"].to_numpy().astype(np.int64)
     return {
         "fpr": fpr,
-        "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat, "guard": t_guard},
+        "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat, "guard": car.guard_threshold},
         "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas, table["fused"].to_numpy()),
     }

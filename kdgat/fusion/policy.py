@@ -6,7 +6,9 @@ The deployed policy adds a guard outside the α grid (``fusion.guard_fpr``): fus
 the VGAE score mapped to 0.5 at a cut only that share of benign validation windows reach. Validation holds
 known attacks only, which the GAT alone separates, so every α it can choose silences the VGAE; the guard
 lets the VGAE alarm on its own where its score is beyond benign traffic, at a false-alarm cost bounded by
-the share, which is set beforehand, like calibration.fpr, not read off any attack.
+the share, which is set beforehand, like calibration.fpr, not read off any attack. On a vehicle the models
+never saw the guard is re-cut at the same share of that vehicle's calibration windows (``for_vehicle``):
+cut on validation, it would sit under most of a foreign car's VGAE scores and decide every window.
 Every model's threshold is chosen on validation the same way (``calibrate``: Youden's J, the threshold
 maximising TPR − FPR; the 99th percentile of benign validation scores when validation has no attack or no
 threshold beats chance), and each score is mapped to [0, 1] with 0.5 exactly at its threshold:
@@ -23,6 +25,7 @@ fitted on and why) lives in kdgat/fusion/train.py.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,10 @@ from kdgat.metrics import youden_threshold
 
 DECISION_THRESHOLD = 0.5
 KEY = ("split", "index")
+# the unseen vehicle's rows in a prediction table: its benign calibration windows and its test windows
+# scored through its ID alignment (kdgat/data/splits.py, kdgat/evaluate/report.py)
+CALIBRATION_SPLIT = "calibration"
+CALIBRATED_SUFFIX = "_calibrated"
 # the columns kdgat/train/infer.py writes
 VGAE_COLUMNS = ("score", "feat_mse", "id_ce", "nbr_bce", "kl", "latent_mean", "latent_std", "latent_norm")
 GAT_COLUMNS = ("p_attack", "logit", "confidence", "entropy", "emb_norm", "emb_mean", "emb_std")
@@ -241,6 +248,14 @@ class FusionPolicy:
     calibration: VGAECalibration
     gat_threshold: float  # the GAT's p_attack threshold on validation (gat_attack)
     guard_threshold: float | None = None  # the VGAE score beyond fusion.guard_fpr of benign val (None: off)
+    guard_fpr: float = 0.0  # that share (fusion.guard_fpr), for re-cutting the guard on a new vehicle
+
+    def for_vehicle(self, score_calibration: NDArray[Any]) -> FusionPolicy:
+        """This policy on a vehicle it never saw: the guard re-cut at ``guard_fpr`` of the VGAE scores of
+        that vehicle's calibration windows (unchanged without a guard)."""
+        if self.guard_threshold is None:
+            return self
+        return dataclasses.replace(self, guard_threshold=vehicle_threshold(score_calibration, self.guard_fpr))
 
     def guard(self, score: NDArray[Any]) -> NDArray[np.float64] | None:
         """The guard's score (0.5 at guard_threshold, the VGAE's scale), None without a guard."""
@@ -283,8 +298,16 @@ class FusionPolicy:
 
     def predict(self, joined: pl.DataFrame) -> pl.DataFrame:
         """Per graph: split, index, y, y_type, vgae_anomaly, p_attack, gat_attack, action, alpha, guard,
-        fused, decision."""
-        out = self.decisions(columns_of(joined))
+        fused, decision; the unseen vehicle's rows (``CALIBRATION_SPLIT``, ``*CALIBRATED_SUFFIX``) through
+        ``for_vehicle`` on its calibration rows, when the table holds them."""
+        columns = columns_of(joined)
+        out = self.decisions(columns)
+        split = joined["split"].to_numpy()
+        on_car = split == CALIBRATION_SPLIT
+        if self.guard_threshold is not None and on_car.any():
+            rows = on_car | np.char.endswith(split.astype(str), CALIBRATED_SUFFIX)
+            car = self.for_vehicle(columns["vgae_score"][on_car]).decisions(columns)
+            out = {k: np.where(rows, car[k], v) for k, v in out.items()}
         return joined.select(*KEY, "y", "y_type").with_columns(pl.Series(k, v) for k, v in out.items())
 
     def save(self, dest: Path, scale_name: str, extra: dict[str, Any]) -> None:
@@ -306,6 +329,7 @@ class FusionPolicy:
             "vgae_youden_j": self.calibration.youden_j,
             "gat_threshold": self.gat_threshold,
             "guard_threshold": self.guard_threshold,
+            "guard_fpr": self.guard_fpr,
             "decision_threshold": DECISION_THRESHOLD,
             **extra,
         }
@@ -333,4 +357,5 @@ def load_policy(path: Path) -> FusionPolicy:
         cal,
         blob["gat_threshold"],
         blob.get("guard_threshold"),
+        blob.get("guard_fpr", 0.0),
     )
