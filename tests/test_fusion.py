@@ -96,14 +96,12 @@ def fusion_params(**fusion: object) -> Params:
     )
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    d = tmp_path_factory.mktemp("fusion")
-    vgae, gat = two_region_tables()
+def fit_tables(d: Path, vgae: pl.DataFrame, gat: pl.DataFrame, params: Params) -> dict[str, Any]:
+    """``train_fusion`` (small) on these tables, every file in ``d``: fusion.ckpt, .json, .parquet."""
     vgae.write_parquet(d / "vgae.parquet")
     gat.write_parquet(d / "gat.parquet")
-    report = ft.train_fusion(
-        fusion_params(),
+    return ft.train_fusion(
+        params,
         d / "vgae.parquet",
         d / "gat.parquet",
         "small",
@@ -111,7 +109,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         report=d / "fusion.json",
         predictions=d / "fusion.parquet",
     )
-    return d, report
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    d = tmp_path_factory.mktemp("fusion")
+    return d, fit_tables(d, *two_region_tables(), fusion_params())
 
 
 # --- the rule -------------------------------------------------------------------------------------

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from test_fusion import fusion_params, two_region_tables
+from test_fusion import fit_tables, fusion_params, two_region_tables
 
 import kdgat.evaluate.report as ev
 import kdgat.fusion.policy as fu
-import kdgat.fusion.train as ft
 from kdgat.config import DQNScale
 from kdgat.edge.export import decision_rule
 from kdgat.fusion.dqn import constant_qnet
@@ -27,17 +26,7 @@ def _fit(tmp_path: Path, guard_fpr: float) -> tuple[dict, pl.DataFrame, pl.DataF
     vgae = vgae.with_columns(
         pl.when(novel).then(pl.col("score") + 10.0).otherwise(pl.col("score")).alias("score")
     )
-    vgae.write_parquet(tmp_path / "vgae.parquet")
-    gat.write_parquet(tmp_path / "gat.parquet")
-    report = ft.train_fusion(
-        fusion_params(guard_fpr=guard_fpr),
-        tmp_path / "vgae.parquet",
-        tmp_path / "gat.parquet",
-        "small",
-        tmp_path / "fusion.ckpt",
-        report=tmp_path / "fusion.json",
-        predictions=tmp_path / "fusion.parquet",
-    )
+    report = fit_tables(tmp_path, vgae, gat, fusion_params(guard_fpr=guard_fpr))
     return report, pl.read_parquet(tmp_path / "fusion.parquet"), vgae
 
 
@@ -98,13 +87,18 @@ def test_evaluation_rejects_a_guard_column_the_scores_disagree_with() -> None:
         ev.scored_view("fusion_small", table.with_columns(pl.Series("fused", [0.1, 0.2]), decision=pl.lit(0)))
 
 
+def _gat_alone(cal: fu.VGAECalibration) -> fu.FusionPolicy:
+    """A policy at α = 1 whatever the state (GAT threshold 0.5), without a guard."""
+    n = len(fu.STATE_COLUMNS)
+    qnet = constant_qnet(DQNScale(hidden=4, layers=1), n, 11, 10)
+    return fu.FusionPolicy(qnet, fu.alpha_grid(11), np.zeros(n), np.ones(n), cal, 0.5)
+
+
 def test_policy_without_guard_reads_as_before(tmp_path: Path) -> None:
     vgae, gat = two_region_tables(splits={"val": 40})
     joined = fu.join_predictions(vgae, gat)
     cal = fu.calibrate_vgae(joined["vgae_score"].to_numpy(), joined["y"].to_numpy())
-    qnet = constant_qnet(DQNScale(hidden=4, layers=1), len(fu.STATE_COLUMNS), 11, 10)
-    mean, std = np.zeros(len(fu.STATE_COLUMNS)), np.ones(len(fu.STATE_COLUMNS))
-    plain = fu.FusionPolicy(qnet, fu.alpha_grid(11), mean, std, cal, 0.5)
+    plain = _gat_alone(cal)
     out = plain.decisions(fu.columns_of(joined))
     np.testing.assert_array_equal(out["fused"], out["gat_attack"])  # α = 1, no guard
     guarded = dataclasses.replace(plain, guard_threshold=float(joined["vgae_score"].to_numpy().min()))
@@ -124,10 +118,8 @@ def test_a_new_vehicles_rows_get_the_guard_recut_on_its_calibration_windows() ->
     joined = fu.join_predictions(vgae, gat)
     val = joined.filter(pl.col("split") == "val")
     cal = fu.calibrate_vgae(val["vgae_score"].to_numpy(), val["y"].to_numpy())
-    qnet = constant_qnet(DQNScale(hidden=4, layers=1), len(fu.STATE_COLUMNS), 11, 10)
-    mean, std = np.zeros(len(fu.STATE_COLUMNS)), np.ones(len(fu.STATE_COLUMNS))
     guard = float(np.quantile(val.filter(pl.col("y") == 0)["vgae_score"].to_numpy(), 0.99))
-    policy = fu.FusionPolicy(qnet, fu.alpha_grid(11), mean, std, cal, 0.5, guard, 0.01)
+    policy = dataclasses.replace(_gat_alone(cal), guard_threshold=guard, guard_fpr=0.01)
     table = policy.predict(joined)
     car_scores = joined.filter(pl.col("split") == "calibration")["vgae_score"].to_numpy()
     recut = policy.for_vehicle(car_scores).guard_threshold

@@ -306,8 +306,9 @@ class FusionPolicy:
         on_car = split == CALIBRATION_SPLIT
         if self.guard_threshold is not None and on_car.any():
             rows = on_car | np.char.endswith(split.astype(str), CALIBRATED_SUFFIX)
-            car = self.for_vehicle(columns["vgae_score"][on_car]).decisions(columns)
-            out = {k: np.where(rows, car[k], v) for k, v in out.items()}
+            car = self.for_vehicle(columns["vgae_score"][on_car])
+            for k, v in car.decisions({c: a[rows] for c, a in columns.items()}).items():
+                out[k][rows] = v
         return joined.select(*KEY, "y", "y_type").with_columns(pl.Series(k, v) for k, v in out.items())
 
     def save(self, dest: Path, scale_name: str, extra: dict[str, Any]) -> None:

@@ -245,13 +245,13 @@ def train_fusion(
     if include_train:
         fit_rows |= is_train
 
-    cal = calibrate_vgae(joined["vgae_score"].to_numpy()[is_val], y[is_val])
-    anomaly = vgae_anomaly(joined["vgae_score"].to_numpy(), cal.threshold, cal.scale)
+    score = joined["vgae_score"].to_numpy()
+    cal = calibrate_vgae(score[is_val], y[is_val])
+    anomaly = vgae_anomaly(score, cal.threshold, cal.scale)
     p_raw = joined["gat_p_attack"].to_numpy().astype(np.float64)
     gat_threshold = gat_calibration(p_raw[is_val], y[is_val])
     p = gat_attack(p_raw, gat_threshold)  # both inputs at 0.5 where their validation thresholds are
-    benign_val = joined["vgae_score"].to_numpy()[is_val & (y == 0)]
-    guard = vehicle_threshold(benign_val, fusion.guard_fpr) if fusion.guard_fpr > 0 else None
+    guard = vehicle_threshold(score[is_val & (y == 0)], fusion.guard_fpr) if fusion.guard_fpr > 0 else None
     raw = state_matrix(joined, anomaly)
     mean, std = raw[fit_rows].mean(axis=0), raw[fit_rows].std(axis=0)
     std[std < 1e-8] = 1.0  # a constant feature stays constant (zero) instead of blowing up
