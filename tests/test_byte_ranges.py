@@ -12,7 +12,7 @@ import pytest
 from support.tiny_project import study_params
 
 from kdgat.config import WindowParams
-from kdgat.data.features import ABSENCE_FEATURES, NODE_FEATURES, RANGE_FEATURES, range_features
+from kdgat.data.features import ABSENCE_FEATURES, NODE_FEATURES, RANGE_FEATURES, RANGE_FLOOR, range_features
 from kdgat.data.frames import conform
 from kdgat.data.graphs import build_graphs, expected_of_meta
 from kdgat.data.ranges import capture_ranges, no_ranges, recordings, vehicle_ranges
@@ -77,8 +77,10 @@ def test_range_features_by_hand() -> None:
     means[1, 0], means[2, 2] = 45.0, 13.5
     out = range_features(np.array([2, 1]), np.array([1, 1, 1]), means, ranges, np.array([0, 1]))
     assert out.shape == (3, len(RANGE_FEATURES))
-    np.testing.assert_allclose(out[:, 0], [0.0, 5.0, 3.5])  # window 1 (profile 1): byte 2 at 13.5 vs ≤ 10
-    np.testing.assert_allclose(out[:, 1], [5.0, 5.0, 3.5])  # the window's largest, on each of its nodes
+    # in widths of the range + RANGE_FLOOR: 5 beyond [20, 40]; window 1 (profile 1): byte 2 at 13.5 vs ≤ 10
+    w0, w1 = 5.0 / (20 + RANGE_FLOOR), 3.5 / (10 + RANGE_FLOOR)
+    np.testing.assert_allclose(out[:, 0], [0.0, w0, w1], rtol=1e-6)
+    np.testing.assert_allclose(out[:, 1], [w0, w0, w1], rtol=1e-6)  # the window's largest, on each node
 
 
 def test_byte_ranges_need_the_vehicle_profiles() -> None:
@@ -167,12 +169,13 @@ def test_graphs_stage_reads_other_captures_and_the_detector_the_same(tmp_path: P
         node = np.asarray(g.node_vocab) == slot
         return x[node], np.asarray(g.y)[np.repeat(np.arange(len(g.y)), np.diff(np.asarray(g.node_ptr)))][node]
 
-    # capture a (level 10) reads b, c and the masquerade capture's benign frames (15..30): 5 below
+    # capture a (level 10) reads b, c and the masquerade capture's benign frames (15..30): 5 below, in widths
     train_x, train_y = excess("train")
-    assert set(np.round(train_x[train_y == 0], 3)) >= {5.0, 0.0}
+    benign = train_x[train_y == 0]
+    assert np.isclose(benign, 5.0 / (15 + RANGE_FLOOR)).any() and np.isclose(benign, 0.0, atol=1e-6).any()
     test_x, test_y = excess("test_unknown_attack")
     np.testing.assert_allclose(test_x[test_y == 0], 0.0, atol=1e-4)  # 25 lies within 10..30
-    assert test_x[test_y == 1].max() == pytest.approx(210.0, abs=1e-3)  # 240 against 30
+    assert test_x[test_y == 1].max() == pytest.approx(210.0 / (20 + RANGE_FLOOR), abs=1e-4)  # 240 vs 10..30
 
     # `kdgat detect` builds the test capture's graphs the same from the bundle's ranges
     test = capture(

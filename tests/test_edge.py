@@ -106,7 +106,11 @@ def test_exported_files_decide_as_the_study(study: tuple[Paths, dict, Path]) -> 
         r = report["models"][m]
         assert r["decision_flips_test"] == 0 and r["decision_flips_val"] == 0, m
         assert r["metrics_equal"] or r["metrics_max_abs_diff"] < 1e-6, m
-        assert max(r["max_abs_diff"].values()) < 1e-4, m
+        # float32 rounding: within 1e-4 of each column's own size (an untrained VGAE's KL runs to thousands)
+        table = pl.read_parquet(paths.predictions(Model.parse(m)))
+        for c, diff in r["max_abs_diff"].items():
+            size = float(table[c].abs().max()) if c in table.columns else 1.0
+            assert diff < 1e-4 * max(1.0, size), (m, c, diff, size)
     bundle = json.loads((bundle_dir(paths) / "detector.json").read_text())
     assert bundle["detector"] == {"fusion": "fusion_small_kd", "vgae": "vgae_small_kd", "gat": "gat_small_kd"}
     assert set(bundle) >= {"vocab", "scalers", "windows", "thresholds", "policy", "models"}

@@ -509,10 +509,10 @@ def test_calibrated_comparison_recentres_the_inputs_on_the_vehicles_calibration(
     assert cal["thresholds"]["gat_p_attack"] == pytest.approx(np.quantile(on_car, 1 - cal["fpr"]))
     vehicle = cal["splits"]["test_unknown_vehicle_calibrated"]
     assert set(vehicle) == {"dqn", "gat_alone", "vgae_alone", "fixed_alpha", "max_inputs", "deployed"}
-    # the guard too sits on the car's own windows, at fusion.guard_fpr of them
+    # the guard too sits on the car's own windows, at the VGAE's cut there (calibration.fpr of them)
     car_score = vgae.filter(test)["score"].to_numpy() + 3.0
-    guard_fpr = fusion_params().fusion.guard_fpr
-    assert cal["thresholds"]["guard"] == pytest.approx(np.quantile(car_score, 1 - guard_fpr))
+    assert cal["thresholds"]["guard"] == cal["thresholds"]["vgae_score"]
+    assert cal["thresholds"]["guard"] == pytest.approx(np.quantile(car_score, 1 - cal["fpr"]))
     assert vehicle["deployed"]["fpr"] < 0.1
     # the plain validation thresholds would flag every benign window of this car; its own do not
     assert report["comparison"]["test_unknown_vehicle_calibrated"]["gat_alone"]["fpr"] == 1.0

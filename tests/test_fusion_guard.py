@@ -107,9 +107,10 @@ def test_policy_without_guard_reads_as_before(tmp_path: Path) -> None:
     assert fu.load_policy(tmp_path / "p.ckpt").guard_threshold is None
 
 
-def test_a_new_vehicles_rows_get_the_guard_recut_on_its_calibration_windows() -> None:
+def test_a_new_vehicles_rows_get_inputs_and_guard_recut_on_its_calibration_windows() -> None:
     """On a car whose benign windows all score above validation's guard, a guard cut on validation would
-    decide every window; ``predict`` re-cuts it at ``guard_fpr`` of the car's calibration windows."""
+    decide every window; ``predict`` re-cuts both inputs and the guard at ``vehicle_fpr`` of the car's
+    calibration windows."""
     vgae, gat = two_region_tables(
         splits={"val": 200, "calibration": 400, "test_unknown_vehicle_calibrated": 100}
     )
@@ -119,15 +120,20 @@ def test_a_new_vehicles_rows_get_the_guard_recut_on_its_calibration_windows() ->
     val = joined.filter(pl.col("split") == "val")
     cal = fu.calibrate_vgae(val["vgae_score"].to_numpy(), val["y"].to_numpy())
     guard = float(np.quantile(val.filter(pl.col("y") == 0)["vgae_score"].to_numpy(), 0.99))
-    policy = dataclasses.replace(_gat_alone(cal), guard_threshold=guard, guard_fpr=0.01)
+    policy = dataclasses.replace(_gat_alone(cal), guard_threshold=guard, vehicle_fpr=0.01)
     table = policy.predict(joined)
-    car_scores = joined.filter(pl.col("split") == "calibration")["vgae_score"].to_numpy()
-    recut = policy.for_vehicle(car_scores).guard_threshold
-    assert recut is not None and recut > guard + 40
-    assert recut == pytest.approx(float(np.quantile(car_scores, 0.99)))
+    car_rows = joined.filter(pl.col("split") == "calibration")
+    car_scores, car_p = car_rows["vgae_score"].to_numpy(), car_rows["gat_p_attack"].to_numpy()
+    car = policy.for_vehicle(car_scores, car_p)
+    assert car.guard_threshold is not None and car.guard_threshold > guard + 40
+    assert car.guard_threshold == car.calibration.threshold == pytest.approx(np.quantile(car_scores, 0.99))
+    assert car.gat_threshold == pytest.approx(np.quantile(car_p, 0.99))
+    assert car.calibration.scale == policy.calibration.scale  # the VGAE's spread is validation's
     # re-cut: about one of the car's windows in 100 passes it; on validation's cut every window would
     assert (table.filter(on_car)["guard"].to_numpy() >= 0.5).mean() < 0.05
     assert fu.decide(policy.decisions(fu.columns_of(joined.filter(on_car)))["fused"]).all()
     assert table.filter(~on_car).equals(policy.predict(joined.filter(~on_car)))  # validation's rows as before
-    unguarded = dataclasses.replace(policy, guard_threshold=None)
-    assert unguarded.for_vehicle(car_scores) is unguarded
+    unguarded = dataclasses.replace(policy, guard_threshold=None).for_vehicle(car_scores, car_p)
+    assert unguarded.guard_threshold is None and unguarded.gat_threshold == car.gat_threshold
+    with pytest.raises(fu.FusionError, match=r"calibration\.fpr"):
+        dataclasses.replace(policy, vehicle_fpr=0.0).for_vehicle(car_scores, car_p)

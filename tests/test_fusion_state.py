@@ -34,22 +34,27 @@ def _polars_state_matrix(joined: pl.DataFrame, anomaly: np.ndarray) -> np.ndarra
 
 def _polars_predict(policy: fu.FusionPolicy, joined: pl.DataFrame) -> pl.DataFrame:
     cal = policy.calibration
-    anomaly = fu.vgae_anomaly(joined["vgae_score"].to_numpy(), cal.threshold, cal.scale)
-    action = policy.actions(fu.standardise(_polars_state_matrix(joined, anomaly), policy.mean, policy.std))
+    score = joined["vgae_score"].to_numpy().astype(np.float64)
     p = joined["gat_p_attack"].to_numpy().astype(np.float64)
+    # the unseen vehicle's rows: both inputs and the guard re-cut at vehicle_fpr of its calibration windows
+    split = joined["split"].to_numpy().astype(str)
+    on_car = split == "calibration"
+    car = (on_car | np.char.endswith(split, "_calibrated")) & on_car.any()
+    t_vgae = np.full(joined.height, cal.threshold)
+    t_guard = None if policy.guard_threshold is None else np.full(joined.height, policy.guard_threshold)
+    if on_car.any():
+        t_vgae[car] = np.quantile(score[on_car], 1.0 - policy.vehicle_fpr)
+        t_gat_car = float(np.quantile(p[on_car], 1.0 - policy.vehicle_fpr))
+        if t_guard is not None:
+            t_guard[car] = t_vgae[car]
+    anomaly = 0.5 * (1.0 + np.tanh(0.5 * ((score - t_vgae) / cal.scale)))
+    action = policy.actions(fu.standardise(_polars_state_matrix(joined, anomaly), policy.mean, policy.std))
     calibrated = fu.gat_attack(p, policy.gat_threshold)
+    if on_car.any():
+        calibrated = np.where(car, fu.gat_attack(p, t_gat_car), calibrated)
     guard = np.zeros(joined.height)
-    if policy.guard_threshold is not None:
-        # the unseen vehicle's rows: the guard re-cut at guard_fpr of its calibration windows
-        score, split = (
-            joined["vgae_score"].to_numpy().astype(np.float64),
-            joined["split"].to_numpy().astype(str),
-        )
-        on_car = split == "calibration"
-        car = on_car | np.char.endswith(split, "_calibrated")
-        recut = float(np.quantile(score[on_car], 1.0 - policy.guard_fpr)) if on_car.any() else 0.0
-        threshold = np.where(car & on_car.any(), recut, policy.guard_threshold)
-        guard = 0.5 * (1.0 + np.tanh(0.5 * ((score - threshold) / cal.scale)))
+    if t_guard is not None:
+        guard = 0.5 * (1.0 + np.tanh(0.5 * ((score - t_guard) / cal.scale)))
     fused = np.maximum(fu.fuse(anomaly, calibrated, policy.alphas[action]), guard)
     return joined.select(*fu.KEY, "y", "y_type").with_columns(
         pl.Series("vgae_anomaly", anomaly),
@@ -153,7 +158,8 @@ def test_committed_study_fusion_is_reproduced_bit_for_bit(variant: str) -> None:
     assert table.equals(pl.read_parquet(PREDICTIONS / f"fusion_{variant}.parquet"))
     assert table.equals(_polars_predict(policy, joined))
     decided = table.drop(*fu.KEY, "y", "y_type")
-    car = policy.for_vehicle(joined.filter(pl.col("split") == "calibration")["vgae_score"].to_numpy())
+    on_car = joined.filter(pl.col("split") == "calibration")
+    car = policy.for_vehicle(on_car["vgae_score"].to_numpy(), on_car["gat_p_attack"].to_numpy())
     for i in range(0, joined.height, 100):
         split = joined["split"][i]
         alone = car if split == "calibration" or split.endswith("_calibrated") else policy

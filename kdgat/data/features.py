@@ -34,9 +34,12 @@ NODE_FEATURES = [
 ]
 # With windows.byte_ranges: how far the node's bytes lie outside its ID's levels in reference traffic
 RANGE_FEATURES = [
-    "range_excess",  # the largest distance (byte values) of a byte mean outside the ID's reference range
+    "range_excess",  # the largest distance of a byte mean outside the ID's reference range, in range widths
     "window_range_excess",  # the largest range_excess in the window (the same on every node of it)
 ]
+# range_excess is a distance over (the range's width + this): a byte every drive holds at one value is not
+# out by a whole width when a new drive sends the next value (an eighth of a byte's 256 levels)
+RANGE_FLOOR = 32.0
 # With windows.absent_ids: what the window lacks of its vehicle's steady traffic (absence_features)
 ABSENCE_FEATURES = [
     "absent_expected",  # expected IDs (period ≤ window duration / EXPECT_FRAMES) absent from the window
@@ -215,7 +218,9 @@ def range_features(
     """[N, 2] RANGE_FEATURES: how far each node's byte means [N, 8] lie outside its slot's ranges in the
     window's vehicle profile (``profile`` [W], window_profiles), and the window's largest such distance on
     every node (as the absence counts: one forged ID then weighs on the whole graph, not on one node of
-    thirty); ``ranges`` [P, V, 2, 8] holds each profile's lowest and highest value of every byte per
+    thirty). A distance counts in widths of its range (+ RANGE_FLOOR): a byte whose levels move from
+    drive to drive over a hundred values steps further out on a new drive than one whose every drive
+    keeps to a few; ``ranges`` [P, V, 2, 8] holds each profile's lowest and highest value of every byte per
     vocabulary slot (kdgat/data/ranges.py)."""
     out = np.zeros((len(node_vocab), len(RANGE_FEATURES)), dtype=np.float32)
     if not len(node_vocab):
@@ -223,7 +228,8 @@ def range_features(
     graph = np.repeat(np.arange(len(n_nodes)), n_nodes)
     bounds = ranges[profile[graph], node_vocab]  # [N, 2, 8]
     excess = np.maximum(bounds[:, 0] - byte_mean, byte_mean - bounds[:, 1])
-    out[:, 0] = np.maximum(excess.max(axis=1), 0.0)
+    width = bounds[:, 1] - bounds[:, 0] + RANGE_FLOOR
+    out[:, 0] = np.maximum((excess / width).max(axis=1), 0.0)
     starts = np.cumsum(n_nodes) - n_nodes
     out[:, 1] = np.repeat(np.maximum.reduceat(out[:, 0], starts), n_nodes)
     return out

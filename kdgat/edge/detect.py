@@ -85,7 +85,7 @@ class Detector:
         self.fused_threshold: float | None = (
             None  # set by ``calibrate``: fused >= it alarms, not the policy's 0.5
         )
-        self._seen: dict[str, list[float]] | None = None  # VGAE and fused scores seen, while calibrating
+        self._seen: dict[str, list[float]] | None = None  # VGAE, GAT and fused scores seen, while calibrating
         self._reset()
 
     def _reset(self) -> None:
@@ -116,17 +116,18 @@ class Detector:
             out["expected_ids"] = len(car["slots"])
         if self.ranges is not None:
             self.ranges = no_ranges(1, len(self.known))
-        # the fusion's VGAE guard is re-cut on the car's windows first (FusionPolicy.for_vehicle); the fused
-        # scores of the same windows, through it, then set the alarm threshold
-        self.models.policy = self.models.policy.for_vehicle(self._calibration_scores(frames)["vgae_score"])
+        # the fusion's inputs and guard are re-cut on the car's windows first (FusionPolicy.for_vehicle); the
+        # fused scores of the same windows, through it, then set the alarm threshold
+        seen = self._calibration_scores(frames)
+        self.models.policy = self.models.policy.for_vehicle(seen["vgae_score"], seen["p_attack"])
         fused = self._calibration_scores(frames)["fused"]
         self.fused_threshold = vehicle_threshold(fused, float(cal["fpr"]))
         self._reset()
         return out | {"windows": len(fused), "fused_threshold": self.fused_threshold}
 
     def _calibration_scores(self, frames: Chunk) -> dict[str, np.ndarray]:
-        """The VGAE and fused scores of every window of ``frames``."""
-        self._seen = {"vgae_score": [], "fused": []}
+        """The VGAE, GAT (p_attack) and fused scores of every window of ``frames``."""
+        self._seen = {"vgae_score": [], "p_attack": [], "fused": []}
         for _ in self.windows_of(iter([frames])):
             pass
         seen, self._seen = self._seen, None
@@ -173,6 +174,7 @@ class Detector:
         if self._seen is not None:
             self._seen["fused"].extend(fused)
             self._seen["vgae_score"].extend(table["vgae_score"].tolist())
+            self._seen["p_attack"].extend(table["p_attack"].tolist())
         alpha, p_attack = table["alpha"].tolist(), table["p_attack"].tolist()
         vgae_score, anomaly = table["vgae_score"].tolist(), table["vgae_anomaly"].tolist()
         for i in range(len(starts)):

@@ -201,7 +201,7 @@ def decision_rule(policy: FusionPolicy) -> dict[str, Any]:
         "vgae_youden_j": cal.youden_j,
         "gat_threshold": policy.gat_threshold,
         "guard_threshold": policy.guard_threshold,  # fusion.guard_fpr's VGAE cut (null: no guard)
-        "guard_fpr": policy.guard_fpr,  # `--calibrate` re-cuts the guard at this share of the car's windows
+        "vehicle_fpr": policy.vehicle_fpr,  # `--calibrate` re-cuts inputs and guard at this share of a car
     }
 
 

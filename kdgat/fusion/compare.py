@@ -13,7 +13,6 @@ thresholds.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from kdgat.fusion.policy import (
     decide,
     fuse,
     gat_attack,
-    vehicle_threshold,
     vgae_anomaly,
 )
 from kdgat.metrics import binary_metrics
@@ -73,10 +71,9 @@ def calibrated_comparison(
     joined: pl.DataFrame,
     policy: FusionPolicy,
     fixed_alpha: float,
-    fpr: float,
 ) -> dict[str, Any] | None:
-    """The contenders on the calibrated splits, inputs re-centred on the calibration split, the guard (if
-    the policy has one) re-cut there (``for_vehicle``; None without calibration rows or calibrated
+    """The contenders on the calibrated splits, inputs re-centred and the guard (if the policy has one)
+    re-cut on the calibration split (``for_vehicle``; None without calibration rows or calibrated
     splits)."""
     split = joined["split"].to_numpy()
     calibrated = sorted({s for s in split.tolist() if s.endswith(CALIBRATED_SUFFIX)})
@@ -84,11 +81,9 @@ def calibrated_comparison(
     if not on_car.any() or not calibrated:
         return None
     score, p_raw = joined["vgae_score"].to_numpy(), joined["gat_p_attack"].to_numpy().astype(np.float64)
-    t_vgae, t_gat = vehicle_threshold(score[on_car], fpr), vehicle_threshold(p_raw[on_car], fpr)
-    car = dataclasses.replace(
-        policy, calibration=dataclasses.replace(policy.calibration, threshold=t_vgae), gat_threshold=t_gat
-    ).for_vehicle(score[on_car])
-    table = car.predict(joined)
+    car = policy.for_vehicle(score[on_car], p_raw[on_car])
+    t_vgae, t_gat = car.calibration.threshold, car.gat_threshold
+    table = policy.predict(joined)
     anomaly = vgae_anomaly(score, t_vgae, policy.calibration.scale)
     p = gat_attack(p_raw, t_gat)
     alpha_of: dict[str, NDArray[np.float64] | float] = {
@@ -100,7 +95,7 @@ def calibrated_comparison(
     groups = {s: split == s for s in calibrated}
     y = joined["y"].to_numpy().astype(np.int64)
     return {
-        "fpr": fpr,
+        "fpr": policy.vehicle_fpr,
         "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat, "guard": car.guard_threshold},
         "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas, table["fused"].to_numpy()),
     }

@@ -7,8 +7,9 @@ the VGAE score mapped to 0.5 at a cut only that share of benign validation windo
 known attacks only, which the GAT alone separates, so every α it can choose silences the VGAE; the guard
 lets the VGAE alarm on its own where its score is beyond benign traffic, at a false-alarm cost bounded by
 the share, which is set beforehand, like calibration.fpr, not read off any attack. On a vehicle the models
-never saw the guard is re-cut at the same share of that vehicle's calibration windows (``for_vehicle``):
-cut on validation, it would sit under most of a foreign car's VGAE scores and decide every window.
+never saw, both inputs and the guard are re-cut at calibration.fpr of that vehicle's calibration windows
+(``for_vehicle``): cut on validation, the guard would sit under most of a foreign car's VGAE scores and
+decide every window, and the α rule would weigh a VGAE that reads the car's benign traffic as anomalous.
 Every model's threshold is chosen on validation the same way (``calibrate``: Youden's J, the threshold
 maximising TPR − FPR; the 99th percentile of benign validation scores when validation has no attack or no
 threshold beats chance), and each score is mapped to [0, 1] with 0.5 exactly at its threshold:
@@ -248,14 +249,23 @@ class FusionPolicy:
     calibration: VGAECalibration
     gat_threshold: float  # the GAT's p_attack threshold on validation (gat_attack)
     guard_threshold: float | None = None  # the VGAE score beyond fusion.guard_fpr of benign val (None: off)
-    guard_fpr: float = 0.0  # that share (fusion.guard_fpr), for re-cutting the guard on a new vehicle
+    vehicle_fpr: float = 0.0  # calibration.fpr: the share of a new vehicle's windows for_vehicle cuts at
 
-    def for_vehicle(self, score_calibration: NDArray[Any]) -> FusionPolicy:
-        """This policy on a vehicle it never saw: the guard re-cut at ``guard_fpr`` of the VGAE scores of
-        that vehicle's calibration windows (unchanged without a guard)."""
-        if self.guard_threshold is None:
-            return self
-        return dataclasses.replace(self, guard_threshold=vehicle_threshold(score_calibration, self.guard_fpr))
+    def for_vehicle(self, score_calibration: NDArray[Any], p_calibration: NDArray[Any]) -> FusionPolicy:
+        """This policy on a vehicle it never saw: both inputs re-centred on that vehicle's calibration
+        windows (the VGAE's and the GAT's thresholds at ``vehicle_fpr`` of their scores there,
+        ``vehicle_threshold``), and the guard, if any, at the VGAE's new cut. Left on validation's cuts,
+        the α rule mixes a VGAE that scores a foreign car's benign windows high with a GAT it does not:
+        the car's own cut on the fused score then lands above what the GAT gives its attacks."""
+        if self.vehicle_fpr <= 0:
+            raise FusionError("the policy holds no calibration.fpr to cut a new vehicle's windows at")
+        t_vgae = vehicle_threshold(score_calibration, self.vehicle_fpr)
+        return dataclasses.replace(
+            self,
+            calibration=dataclasses.replace(self.calibration, threshold=t_vgae),
+            gat_threshold=vehicle_threshold(p_calibration, self.vehicle_fpr),
+            guard_threshold=None if self.guard_threshold is None else t_vgae,
+        )
 
     def guard(self, score: NDArray[Any]) -> NDArray[np.float64] | None:
         """The guard's score (0.5 at guard_threshold, the VGAE's scale), None without a guard."""
@@ -304,9 +314,9 @@ class FusionPolicy:
         out = self.decisions(columns)
         split = joined["split"].to_numpy()
         on_car = split == CALIBRATION_SPLIT
-        if self.guard_threshold is not None and on_car.any():
+        if on_car.any():
             rows = on_car | np.char.endswith(split.astype(str), CALIBRATED_SUFFIX)
-            car = self.for_vehicle(columns["vgae_score"][on_car])
+            car = self.for_vehicle(columns["vgae_score"][on_car], columns["gat_p_attack"][on_car])
             for k, v in car.decisions({c: a[rows] for c, a in columns.items()}).items():
                 out[k][rows] = v
         return joined.select(*KEY, "y", "y_type").with_columns(pl.Series(k, v) for k, v in out.items())
@@ -330,7 +340,7 @@ class FusionPolicy:
             "vgae_youden_j": self.calibration.youden_j,
             "gat_threshold": self.gat_threshold,
             "guard_threshold": self.guard_threshold,
-            "guard_fpr": self.guard_fpr,
+            "vehicle_fpr": self.vehicle_fpr,
             "decision_threshold": DECISION_THRESHOLD,
             **extra,
         }
@@ -358,5 +368,5 @@ def load_policy(path: Path) -> FusionPolicy:
         cal,
         blob["gat_threshold"],
         blob.get("guard_threshold"),
-        blob.get("guard_fpr", 0.0),
+        blob.get("vehicle_fpr", 0.0),
     )

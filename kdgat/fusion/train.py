@@ -272,7 +272,7 @@ def train_fusion(
     chosen = "fixed_alpha" if fusion.fallback and held_out["dqn"] <= held_out["fixed_alpha"] else "dqn"
     if chosen == "fixed_alpha":
         qnet = constant_qnet(dqn, states.shape[1], alphas.size, fixed_action)
-    policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold, guard, fusion.guard_fpr)
+    policy = FusionPolicy(qnet, alphas, mean, std, cal, gat_threshold, guard, params.calibration.fpr)
     table = policy.predict(joined)
 
     alpha_of: dict[str, NDArray[np.float64] | float] = {
@@ -322,7 +322,7 @@ def train_fusion(
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
         "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas, table["fused"].to_numpy()),
         # the unseen vehicle's calibrated splits, inputs on its own thresholds (kdgat/fusion/compare.py)
-        "comparison_calibrated": calibrated_comparison(joined, policy, fixed, params.calibration.fpr),
+        "comparison_calibrated": calibrated_comparison(joined, policy, fixed),
         "wall_s": round(time.perf_counter() - started, 3),
         "started_at": started_at,  # UTC (the results' run timeline)
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
