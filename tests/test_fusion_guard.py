@@ -129,6 +129,7 @@ def test_a_new_vehicles_rows_get_inputs_and_guard_recut_on_its_calibration_windo
     assert car.guard_threshold == car.calibration.threshold == pytest.approx(np.quantile(car_scores, 0.99))
     assert car.gat_threshold == pytest.approx(np.quantile(car_p, 0.99))
     assert car.calibration.scale == policy.calibration.scale  # the VGAE's spread is validation's
+    assert (car.alphas == 1.0).all()  # the larger of the two re-centred inputs decides
     # re-cut: about one of the car's windows in 100 passes it; on validation's cut every window would
     assert (table.filter(on_car)["guard"].to_numpy() >= 0.5).mean() < 0.05
     assert fu.decide(policy.decisions(fu.columns_of(joined.filter(on_car)))["fused"]).all()

@@ -55,13 +55,14 @@ def _polars_predict(policy: fu.FusionPolicy, joined: pl.DataFrame) -> pl.DataFra
     guard = np.zeros(joined.height)
     if t_guard is not None:
         guard = 0.5 * (1.0 + np.tanh(0.5 * ((score - t_guard) / cal.scale)))
-    fused = np.maximum(fu.fuse(anomaly, calibrated, policy.alphas[action]), guard)
+    alpha = np.where(car, 1.0, policy.alphas[action])  # on the unseen vehicle α = 1 whatever the action
+    fused = np.maximum(fu.fuse(anomaly, calibrated, alpha), guard)
     return joined.select(*fu.KEY, "y", "y_type").with_columns(
         pl.Series("vgae_anomaly", anomaly),
         pl.Series("p_attack", p),
         pl.Series("gat_attack", calibrated),
         pl.Series("action", action, dtype=pl.Int32),
-        pl.Series("alpha", policy.alphas[action]),
+        pl.Series("alpha", alpha),
         pl.Series("guard", guard),
         pl.Series("fused", fused),
         pl.Series("decision", fu.decide(fused).astype(np.int8)),

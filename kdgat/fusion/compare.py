@@ -13,6 +13,7 @@ thresholds.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from kdgat.fusion.policy import (
     CALIBRATED_SUFFIX,
     CALIBRATION_SPLIT,
     FusionPolicy,
+    columns_of,
     decide,
     fuse,
     gat_attack,
@@ -84,10 +86,12 @@ def calibrated_comparison(
     car = policy.for_vehicle(score[on_car], p_raw[on_car])
     t_vgae, t_gat = car.calibration.threshold, car.gat_threshold
     table = policy.predict(joined)
+    # the Q-net's own α on the car's re-centred inputs (the deployed policy sets α = 1 there)
+    mixed = dataclasses.replace(car, alphas=policy.alphas).decisions(columns_of(joined))
     anomaly = vgae_anomaly(score, t_vgae, policy.calibration.scale)
     p = gat_attack(p_raw, t_gat)
     alpha_of: dict[str, NDArray[np.float64] | float] = {
-        "dqn": table["alpha"].to_numpy(),
+        "dqn": mixed["alpha"],
         "gat_alone": 1.0,
         "vgae_alone": 0.0,
         "fixed_alpha": fixed_alpha,

@@ -8,8 +8,9 @@ known attacks only, which the GAT alone separates, so every α it can choose sil
 lets the VGAE alarm on its own where its score is beyond benign traffic, at a false-alarm cost bounded by
 the share, which is set beforehand, like calibration.fpr, not read off any attack. On a vehicle the models
 never saw, both inputs and the guard are re-cut at calibration.fpr of that vehicle's calibration windows
-(``for_vehicle``): cut on validation, the guard would sit under most of a foreign car's VGAE scores and
-decide every window, and the α rule would weigh a VGAE that reads the car's benign traffic as anomalous.
+and α is 1 (``for_vehicle``: the larger of the two re-centred inputs decides): cut on validation, the guard
+would sit under most of a foreign car's VGAE scores and decide every window, and validation's α would mix
+in a VGAE that lacks, on that car, the byte ranges it was trained with.
 Every model's threshold is chosen on validation the same way (``calibrate``: Youden's J, the threshold
 maximising TPR − FPR; the 99th percentile of benign validation scores when validation has no attack or no
 threshold beats chance), and each score is mapped to [0, 1] with 0.5 exactly at its threshold:
@@ -254,14 +255,18 @@ class FusionPolicy:
     def for_vehicle(self, score_calibration: NDArray[Any], p_calibration: NDArray[Any]) -> FusionPolicy:
         """This policy on a vehicle it never saw: both inputs re-centred on that vehicle's calibration
         windows (the VGAE's and the GAT's thresholds at ``vehicle_fpr`` of their scores there,
-        ``vehicle_threshold``), and the guard, if any, at the VGAE's new cut. Left on validation's cuts,
-        the α rule mixes a VGAE that scores a foreign car's benign windows high with a GAT it does not:
-        the car's own cut on the fused score then lands above what the GAT gives its attacks."""
+        ``vehicle_threshold``), the guard, if any, at the VGAE's new cut, and α = 1 whatever the action:
+        the fused score is then the larger of the two re-centred inputs (the GAT alone without a guard).
+        Validation's α weighed a VGAE that read the byte ranges of the cars it was chosen on; on this car
+        it reads none and its IDs through an alignment, and a mix ranks benign calibration windows above
+        attacks its GAT alone ranks first (docs/study.md, the seeds). Left on validation's cuts, the VGAE
+        would score the car's benign windows high and the guard would decide every window."""
         if self.vehicle_fpr <= 0:
             raise FusionError("the policy holds no calibration.fpr to cut a new vehicle's windows at")
         t_vgae = vehicle_threshold(score_calibration, self.vehicle_fpr)
         return dataclasses.replace(
             self,
+            alphas=np.ones_like(self.alphas),
             calibration=dataclasses.replace(self.calibration, threshold=t_vgae),
             gat_threshold=vehicle_threshold(p_calibration, self.vehicle_fpr),
             guard_threshold=None if self.guard_threshold is None else t_vgae,
