@@ -74,8 +74,8 @@ def policy_of(data: dict[str, Any], sess: ort.InferenceSession) -> FusionPolicy:
     )
     q: QNet = OnnxQNet(sess)  # type: ignore[assignment]
     alphas, mean, std = (np.array(p[k]) for k in ("alphas", "state_mean", "state_std"))
-    guard = t.get("guard_threshold"), t.get("vehicle_fpr", 0.0)
-    return FusionPolicy(q, alphas, mean, std, cal, t["gat_threshold"], *guard)
+    gat, guard, vehicle_fpr = t["gat_threshold"], t.get("guard_threshold"), t.get("vehicle_fpr", 0.0)
+    return FusionPolicy(q, alphas, mean, std, cal, gat, guard, vehicle_fpr)
 
 
 def joined_rows(vgae: Any, gat: Any, key: pl.DataFrame) -> pl.DataFrame:

@@ -262,7 +262,9 @@ class FusionPolicy:
         attacks its GAT alone ranks first (docs/study.md, the seeds). Left on validation's cuts, the VGAE
         would score the car's benign windows high and the guard would decide every window."""
         if self.vehicle_fpr <= 0:
-            raise FusionError("the policy holds no calibration.fpr to cut a new vehicle's windows at")
+            raise FusionError(
+                "the policy holds no calibration.fpr to cut a new car's windows at (refit or re-export it)"
+            )
         t_vgae = vehicle_threshold(score_calibration, self.vehicle_fpr)
         return dataclasses.replace(
             self,
