@@ -73,10 +73,11 @@ def calibrated_comparison(
     joined: pl.DataFrame,
     policy: FusionPolicy,
     fixed_alpha: float,
+    deployed: NDArray[np.float64],
 ) -> dict[str, Any] | None:
     """The contenders on the calibrated splits, inputs re-centred and the guard (if the policy has one)
     re-cut on the calibration split (``for_vehicle``; None without calibration rows or calibrated
-    splits)."""
+    splits); ``deployed``: the fused scores of ``policy.predict(joined)``, which re-cuts the same way."""
     split = joined["split"].to_numpy()
     calibrated = sorted({s for s in split.tolist() if s.endswith(CALIBRATED_SUFFIX)})
     on_car = split == CALIBRATION_SPLIT
@@ -85,7 +86,6 @@ def calibrated_comparison(
     score, p_raw = joined["vgae_score"].to_numpy(), joined["gat_p_attack"].to_numpy().astype(np.float64)
     car = policy.for_vehicle(score[on_car], p_raw[on_car])
     t_vgae, t_gat = car.calibration.threshold, car.gat_threshold
-    table = policy.predict(joined)
     # the Q-net's own α on the car's re-centred inputs (the deployed policy sets α = 1 there)
     mixed = dataclasses.replace(car, alphas=policy.alphas).decisions(columns_of(joined))
     anomaly = vgae_anomaly(score, t_vgae, policy.calibration.scale)
@@ -101,5 +101,5 @@ def calibrated_comparison(
     return {
         "fpr": policy.vehicle_fpr,
         "thresholds": {"vgae_score": t_vgae, "gat_p_attack": t_gat, "guard": car.guard_threshold},
-        "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas, table["fused"].to_numpy()),
+        "splits": comparison(groups, alpha_of, y, anomaly, p, None, policy.alphas, deployed),
     }

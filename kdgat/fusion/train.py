@@ -322,7 +322,7 @@ def train_fusion(
         "alpha_counts": {s: {f"{a:g}": n for s2, a, n in counts if s2 == s} for s in splits},
         "comparison": comparison(groups, alpha_of, y, anomaly, p, reward, alphas, table["fused"].to_numpy()),
         # the unseen vehicle's calibrated splits, inputs on its own thresholds (kdgat/fusion/compare.py)
-        "comparison_calibrated": calibrated_comparison(joined, policy, fixed),
+        "comparison_calibrated": calibrated_comparison(joined, policy, fixed, table["fused"].to_numpy()),
         "wall_s": round(time.perf_counter() - started, 3),
         "started_at": started_at,  # UTC (the results' run timeline)
         "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
